@@ -1,0 +1,439 @@
+// The statechart of one supervised process: the only truth about it. Pure: every effect is a
+// named actor or action implemented in src/supervisor and supplied with `.provide()`.
+import { assign, cancel, raise, sendTo, setup, fromCallback, fromPromise, type AnyEventObject } from 'xstate';
+
+export interface RestartPolicy {
+  initialDelayMs: number;
+  maxDelayMs: number;
+  jitter: number;
+  stableAfterMs: number;
+  maxRestarts: number;
+  windowMs: number;
+}
+
+export interface NodePolicy {
+  restart: RestartPolicy;
+  probe: { failureThreshold: number; startTimeoutMs: number };
+}
+
+export type Wanted = 'running' | 'stopped';
+
+export interface LastExit {
+  code: number | null;
+  signal: string | null;
+  at: number;
+  cause: string;
+  detail: string;
+  logTail: string[];
+}
+
+export interface NodeContext {
+  nodeId: string;
+  policy: NodePolicy;
+  wanted: Wanted;
+  pid: number | null;
+  /** True when the process is not our child (found running at node-mgr start). */
+  adopted: boolean;
+  /** Automatic restarts since the node was registered (persisted by the supervisor). */
+  restarts: number;
+  /** Crash times (ms) inside the restart window: more than maxRestarts → failed. */
+  crashTimes: number[];
+  /** Consecutive restarts since the last stable run: the backoff exponent. */
+  attempt: number;
+  backoffMs: number | null;
+  /** Epoch ms when the current backoff ends (for "delay remaining" displays). */
+  backoffUntil: number | null;
+  lastExit: LastExit | null;
+  /** The last thing that went wrong, as one sentence (preflight refusal, init failure, …). */
+  lastError: string | null;
+  /** Why we asked the process to go away, so its exit is not taken for a crash. */
+  intent: 'stop' | 'restart' | 'drop' | null;
+  /** Set when node-mgr itself killed the process (hung, start timeout): the crash cause. */
+  killReason: 'health_probe_failed' | 'start_timeout' | null;
+  probeFailures: number;
+  /** auto_pullup pause: no automatic restarts while true. */
+  paused: boolean;
+  /** True while a start was triggered by the backoff timer rather than an operator. */
+  autoRestart: boolean;
+}
+
+export interface NodeInput {
+  nodeId: string;
+  policy: NodePolicy;
+  wanted: Wanted;
+  restarts?: number;
+}
+
+export type NodeEvent =
+  | { type: 'START' }
+  | { type: 'STOP' }
+  | { type: 'RESTART' }
+  | { type: 'CREATE' }
+  | { type: 'DROP' }
+  | { type: 'RESET' }
+  | { type: 'PAUSE'; minutes: number }
+  | { type: 'RESUME' }
+  | { type: 'PROCESS_STARTED'; pid: number }
+  | { type: 'PROCESS_READY' }
+  | { type: 'PROCESS_EXITED'; code: number | null; signal: string | null; at: number }
+  | { type: 'PROBE_OK' }
+  | { type: 'PROBE_FAILED'; error: string };
+
+/** Commands the machine sends to its process handle. */
+export type ProcessCommand = { type: 'STOP' } | { type: 'KILL' };
+
+export interface ProcessHandleInput {
+  nodeId: string;
+  /** Adopt this pid instead of spawning. */
+  adoptPid: number | null;
+}
+
+export interface Diagnosis {
+  cause: string;
+  detail: string;
+  logTail: string[];
+}
+
+/**
+ * Exponential backoff with jitter: attempt 0 waits about initialDelayMs, each further attempt
+ * doubles, never beyond maxDelayMs. `random` is in [0, 1).
+ */
+export function backoffDelay(policy: RestartPolicy, attempt: number, random: number): number {
+  const base = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** attempt);
+  const jittered = base * (1 + policy.jitter * (2 * random - 1));
+  return Math.max(0, Math.min(policy.maxDelayMs, Math.round(jittered)));
+}
+
+const PAUSE_TIMER = 'auto-pullup-pause';
+
+export const nodeMachine = setup({
+  types: {
+    context: {} as NodeContext,
+    events: {} as NodeEvent,
+    input: {} as NodeInput,
+  },
+  actors: {
+    /** Looks for a server already running on this node's data dir; resolves its pid or null. */
+    adopt: fromPromise<{ pid: number | null }, { nodeId: string }>(async () => ({ pid: null })),
+    /** Creates the data dir and server config of a new node. */
+    initialize: fromPromise<void, { nodeId: string }>(async () => {}),
+    /** Refuses to start when the port or data dir is in use, the disk is full, …; rejects with a sentence. */
+    preflight: fromPromise<void, { nodeId: string }>(async () => {}),
+    /** Spawns (or adopts) the server; reports PROCESS_STARTED, PROCESS_READY, PROCESS_EXITED; obeys STOP/KILL. */
+    process: fromCallback<ProcessCommand, ProcessHandleInput>(() => () => {}),
+    /** Periodic health probe of a running server: PROBE_OK / PROBE_FAILED. */
+    probe: fromCallback<AnyEventObject, { nodeId: string }>(() => () => {}),
+    /** Reads the error log and classifies the exit. */
+    diagnose: fromPromise<Diagnosis, { nodeId: string; code: number | null; signal: string | null; killReason: string | null }>(
+      async () => ({ cause: 'unknown', detail: 'no diagnosis', logTail: [] }),
+    ),
+    /** Moves the node's directories to the trash. */
+    drop: fromPromise<void, { nodeId: string }>(async () => {}),
+  },
+  delays: {
+    backoff: ({ context }) => context.backoffMs ?? context.policy.restart.initialDelayMs,
+    startTimeout: ({ context }) => context.policy.probe.startTimeoutMs,
+    stableRun: ({ context }) => context.policy.restart.stableAfterMs,
+  },
+  guards: {
+    hasPid: (_, params: { pid: number | null }) => params.pid !== null,
+    wantsRunning: ({ context }) => context.wanted === 'running',
+    wantsStopped: ({ context }) => context.wanted === 'stopped',
+    isPaused: ({ context }) => context.paused,
+    isAutoRestart: ({ context }) => context.autoRestart,
+    intentIs: ({ context }, params: { intent: NodeContext['intent'] }) => context.intent === params.intent,
+    tooManyRestarts: ({ context }) => context.crashTimes.length > context.policy.restart.maxRestarts,
+    pauseIsTimed: ({ event }) => event.type === 'PAUSE' && event.minutes > 0,
+    pauseIsIndefinite: ({ event }) => event.type === 'PAUSE' && event.minutes < 0,
+    probeThresholdReached: ({ context }) => context.probeFailures + 1 >= context.policy.probe.failureThreshold,
+  },
+  actions: {
+    wantRunning: assign({ wanted: 'running', lastError: null }),
+    wantStopped: assign({ wanted: 'stopped' }),
+    setIntent: assign((_, params: { intent: NodeContext['intent'] }) => ({ intent: params.intent })),
+    clearProcess: assign({ pid: null, adopted: false, intent: null, killReason: null, probeFailures: 0 }),
+    recordPid: assign(({ event }) => (event.type === 'PROCESS_STARTED' ? { pid: event.pid } : {})),
+    recordAdopted: assign((_, params: { pid: number | null }) => ({ pid: params.pid, adopted: true })),
+    recordError: assign((_, params: { error: unknown }) => ({ lastError: errorSentence(params.error) })),
+    recordExit: assign(({ context, event }) => {
+      if (event.type !== 'PROCESS_EXITED') return {};
+      const windowStart = event.at - context.policy.restart.windowMs;
+      return {
+        pid: null,
+        lastExit: { code: event.code, signal: event.signal, at: event.at, cause: 'unknown', detail: '', logTail: [] },
+        crashTimes: [...context.crashTimes.filter((t) => t > windowStart), event.at],
+      };
+    }),
+    // A restart that preflight refused counts as one more crash, at the moment the backoff ended.
+    recordPreflightFailure: assign(({ context }, params: { error: unknown }) => ({
+      lastError: errorSentence(params.error),
+      crashTimes: [...context.crashTimes, context.backoffUntil ?? context.lastExit?.at ?? 0],
+    })),
+    recordDiagnosis: assign(({ context }, params: { diagnosis: Diagnosis }) => ({
+      lastExit: context.lastExit ? { ...context.lastExit, ...params.diagnosis } : null,
+      lastError: params.diagnosis.detail || context.lastError,
+    })),
+    planBackoff: assign(({ context }) => {
+      const delay = backoffDelay(context.policy.restart, context.attempt, Math.random());
+      return {
+        backoffMs: delay,
+        backoffUntil: (context.lastExit?.at ?? 0) + delay,
+        attempt: context.attempt + 1,
+        restarts: context.restarts + 1,
+      };
+    }),
+    clearBackoff: assign({ backoffMs: null, backoffUntil: null }),
+    markAutoRestart: assign({ autoRestart: true }),
+    markStable: assign({ attempt: 0, crashTimes: [] }),
+    markRunning: assign({ autoRestart: false, probeFailures: 0, lastError: null }),
+    countProbeFailure: assign(({ context }) => ({ probeFailures: context.probeFailures + 1 })),
+    resetProbeFailures: assign({ probeFailures: 0 }),
+    killForReason: assign((_, params: { reason: NonNullable<NodeContext['killReason']> }) => ({ killReason: params.reason })),
+    sendKill: sendTo('process', { type: 'KILL' } satisfies ProcessCommand),
+    sendStop: sendTo('process', { type: 'STOP' } satisfies ProcessCommand),
+    resetRestartWindow: assign({ attempt: 0, crashTimes: [] }),
+    pause: assign(({ event }) => {
+      if (event.type !== 'PAUSE') return {};
+      return { paused: event.minutes !== 0 };
+    }),
+    cancelPauseTimer: cancel(PAUSE_TIMER),
+    schedulePauseEnd: raise({ type: 'RESUME' } as NodeEvent, {
+      id: PAUSE_TIMER,
+      delay: ({ event }) => (event.type === 'PAUSE' && event.minutes > 0 ? event.minutes * 60_000 : 0),
+    }),
+    resume: assign({ paused: false }),
+  },
+}).createMachine({
+  id: 'node',
+  context: ({ input }) => ({
+    nodeId: input.nodeId,
+    policy: input.policy,
+    wanted: input.wanted,
+    pid: null,
+    adopted: false,
+    restarts: input.restarts ?? 0,
+    crashTimes: [],
+    attempt: 0,
+    backoffMs: null,
+    backoffUntil: null,
+    lastExit: null,
+    lastError: null,
+    intent: null,
+    killReason: null,
+    probeFailures: 0,
+    paused: false,
+    autoRestart: false,
+  }),
+  initial: 'adopting',
+  on: {
+    PAUSE: [
+      { guard: 'pauseIsTimed', actions: ['cancelPauseTimer', 'pause', 'schedulePauseEnd'] },
+      { guard: 'pauseIsIndefinite', actions: ['cancelPauseTimer', 'pause'] },
+      { actions: ['cancelPauseTimer', 'resume'] },
+    ],
+    RESUME: { actions: ['cancelPauseTimer', 'resume'] },
+  },
+  states: {
+    adopting: {
+      invoke: {
+        src: 'adopt',
+        input: ({ context }) => ({ nodeId: context.nodeId }),
+        onDone: [
+          {
+            guard: { type: 'hasPid', params: ({ event }) => ({ pid: event.output.pid }) },
+            target: 'up.running',
+            actions: { type: 'recordAdopted', params: ({ event }) => ({ pid: event.output.pid }) },
+          },
+          { guard: 'wantsRunning', target: 'preflight' },
+          { target: 'stopped' },
+        ],
+        onError: { target: 'stopped', actions: { type: 'recordError', params: ({ event }) => ({ error: event.error }) } },
+      },
+    },
+    stopped: {
+      entry: ['clearProcess', 'clearBackoff'],
+      on: {
+        START: { target: 'preflight', actions: ['wantRunning', 'resetRestartWindow'] },
+        RESTART: { target: 'preflight', actions: ['wantRunning', 'resetRestartWindow'] },
+        CREATE: { target: 'initializing', actions: 'wantRunning' },
+        DROP: { target: 'dropping', actions: 'wantStopped' },
+      },
+    },
+    initializing: {
+      invoke: {
+        src: 'initialize',
+        input: ({ context }) => ({ nodeId: context.nodeId }),
+        onDone: { target: 'preflight' },
+        onError: { target: 'stopped', actions: { type: 'recordError', params: ({ event }) => ({ error: event.error }) } },
+      },
+    },
+    preflight: {
+      invoke: {
+        src: 'preflight',
+        input: ({ context }) => ({ nodeId: context.nodeId }),
+        onDone: { target: 'up' },
+        onError: [
+          {
+            guard: 'isAutoRestart',
+            target: 'deciding',
+            actions: { type: 'recordPreflightFailure', params: ({ event }) => ({ error: event.error }) },
+          },
+          { target: 'stopped', actions: { type: 'recordError', params: ({ event }) => ({ error: event.error }) } },
+        ],
+      },
+      on: {
+        STOP: { target: 'stopped', actions: 'wantStopped' },
+      },
+    },
+    up: {
+      invoke: {
+        id: 'process',
+        src: 'process',
+        input: ({ context }) => ({ nodeId: context.nodeId, adoptPid: context.adopted ? context.pid : null }),
+      },
+      on: {
+        PROCESS_STARTED: { actions: 'recordPid' },
+        PROCESS_EXITED: [
+          { guard: { type: 'intentIs', params: { intent: 'stop' } }, target: 'stopped' },
+          { guard: { type: 'intentIs', params: { intent: 'restart' } }, target: 'preflight', actions: 'clearProcess' },
+          { guard: { type: 'intentIs', params: { intent: 'drop' } }, target: 'dropping' },
+          { target: 'crashed', actions: 'recordExit' },
+        ],
+      },
+      initial: 'starting',
+      states: {
+        starting: {
+          on: {
+            PROCESS_READY: { target: 'running' },
+            RESTART: { target: 'stopping', actions: ['wantRunning', { type: 'setIntent', params: { intent: 'restart' } }] },
+            STOP: { target: 'stopping', actions: ['wantStopped', { type: 'setIntent', params: { intent: 'stop' } }] },
+            DROP: { target: 'stopping', actions: ['wantStopped', { type: 'setIntent', params: { intent: 'drop' } }] },
+          },
+          after: {
+            startTimeout: { actions: [{ type: 'killForReason', params: { reason: 'start_timeout' } }, 'sendKill'] },
+          },
+        },
+        running: {
+          entry: ['markRunning', 'clearBackoff'],
+          invoke: { src: 'probe', input: ({ context }) => ({ nodeId: context.nodeId }) },
+          after: { stableRun: { actions: 'markStable' } },
+          on: {
+            PROBE_OK: { actions: 'resetProbeFailures' },
+            PROBE_FAILED: [
+              {
+                guard: 'probeThresholdReached',
+                actions: ['countProbeFailure', { type: 'killForReason', params: { reason: 'health_probe_failed' } }, 'sendKill'],
+              },
+              { actions: 'countProbeFailure' },
+            ],
+            STOP: { target: 'stopping', actions: ['wantStopped', { type: 'setIntent', params: { intent: 'stop' } }] },
+            RESTART: { target: 'stopping', actions: ['wantRunning', { type: 'setIntent', params: { intent: 'restart' } }] },
+            DROP: { target: 'stopping', actions: ['wantStopped', { type: 'setIntent', params: { intent: 'drop' } }] },
+          },
+        },
+        stopping: {
+          entry: 'sendStop',
+          on: {
+            // An operator who changes their mind while a stop is under way gets a restart.
+            START: {
+              guard: { type: 'intentIs', params: { intent: 'stop' } },
+              actions: ['wantRunning', { type: 'setIntent', params: { intent: 'restart' } }],
+            },
+          },
+        },
+      },
+    },
+    crashed: {
+      invoke: {
+        src: 'diagnose',
+        input: ({ context }) => ({
+          nodeId: context.nodeId,
+          code: context.lastExit?.code ?? null,
+          signal: context.lastExit?.signal ?? null,
+          killReason: context.killReason,
+        }),
+        onDone: {
+          target: 'deciding',
+          actions: { type: 'recordDiagnosis', params: ({ event }) => ({ diagnosis: event.output }) },
+        },
+        onError: { target: 'deciding' },
+      },
+      on: {
+        STOP: { target: 'stopped', actions: 'wantStopped' },
+      },
+    },
+    /** Transient: picks what follows a crash from the policy, the pause flag and `wanted`. */
+    deciding: {
+      always: [
+        { guard: 'wantsStopped', target: 'stopped' },
+        { guard: 'tooManyRestarts', target: 'failed' },
+        { guard: 'isPaused', target: 'held' },
+        { target: 'backoff' },
+      ],
+    },
+    backoff: {
+      entry: 'planBackoff',
+      after: {
+        backoff: [
+          { guard: 'isPaused', target: 'held' },
+          { target: 'preflight', actions: 'markAutoRestart' },
+        ],
+      },
+      on: {
+        START: { target: 'preflight', actions: 'wantRunning' },
+        STOP: { target: 'stopped', actions: 'wantStopped' },
+        DROP: { target: 'dropping', actions: 'wantStopped' },
+        PAUSE: [
+          { guard: 'pauseIsTimed', target: 'held', actions: ['cancelPauseTimer', 'pause', 'schedulePauseEnd'] },
+          { guard: 'pauseIsIndefinite', target: 'held', actions: ['cancelPauseTimer', 'pause'] },
+          { actions: ['cancelPauseTimer', 'resume'] },
+        ],
+      },
+    },
+    /** Crashed while auto_pullup is paused: waits for RESUME or an operator. */
+    held: {
+      entry: 'clearBackoff',
+      on: {
+        RESUME: { target: 'preflight', actions: ['cancelPauseTimer', 'resume', 'markAutoRestart'] },
+        START: { target: 'preflight', actions: ['wantRunning', 'resetRestartWindow'] },
+        STOP: { target: 'stopped', actions: 'wantStopped' },
+        DROP: { target: 'dropping', actions: 'wantStopped' },
+      },
+    },
+    failed: {
+      on: {
+        START: { target: 'preflight', actions: ['wantRunning', 'resetRestartWindow'] },
+        RESTART: { target: 'preflight', actions: ['wantRunning', 'resetRestartWindow'] },
+        RESET: { target: 'stopped', actions: ['wantStopped', 'resetRestartWindow'] },
+        STOP: { target: 'stopped', actions: ['wantStopped', 'resetRestartWindow'] },
+        DROP: { target: 'dropping', actions: 'wantStopped' },
+      },
+    },
+    dropping: {
+      entry: 'clearProcess',
+      invoke: {
+        src: 'drop',
+        input: ({ context }) => ({ nodeId: context.nodeId }),
+        onDone: { target: 'dropped' },
+        onError: { target: 'stopped', actions: { type: 'recordError', params: ({ event }) => ({ error: event.error }) } },
+      },
+    },
+    dropped: { type: 'final' },
+  },
+});
+
+function errorSentence(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+/** The flat state name used on the wire (`running`, `backoff`, …). */
+export function stateName(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value && typeof value === 'object') {
+    const [parent, child] = Object.entries(value)[0] ?? [];
+    if (parent === 'up') return stateName(child);
+    return `${parent}.${stateName(child)}`;
+  }
+  return String(value);
+}

@@ -1,0 +1,147 @@
+// The one config file of node-mgr, parsed once at the edge into typed values.
+import { z } from 'zod';
+
+export const NODE_KINDS = ['mysql', 'postgres', 'cluster_mgr'] as const;
+export const NODE_ROLES = ['meta', 'storage', 'computer', 'cluster_mgr'] as const;
+
+export const restartPolicySchema = z.strictObject({
+  /** First backoff delay after a crash. */
+  initialDelayMs: z.number().int().positive().default(1000),
+  /** Upper bound of the exponential backoff. */
+  maxDelayMs: z.number().int().positive().default(60_000),
+  /** Jitter as a fraction of the delay (0.2 = ±20 %). */
+  jitter: z.number().min(0).max(1).default(0.2),
+  /** A run at least this long resets the backoff and the restart window. */
+  stableAfterMs: z.number().int().positive().default(60_000),
+  /** More than this many restarts within windowMs → `failed`. */
+  maxRestarts: z.number().int().nonnegative().default(5),
+  windowMs: z.number().int().positive().default(300_000),
+});
+
+export const stopPolicySchema = z.strictObject({
+  /** Time allowed to each rung of the stop ladder before the next, harsher one. */
+  gracefulTimeoutMs: z.number().int().positive().default(30_000),
+  forcefulTimeoutMs: z.number().int().positive().default(10_000),
+});
+
+export const probePolicySchema = z.strictObject({
+  intervalMs: z.number().int().positive().default(5000),
+  timeoutMs: z.number().int().positive().default(3000),
+  /** This many failed probes in a row make a running node a crash (the hung process is killed). */
+  failureThreshold: z.number().int().positive().default(3),
+  /** Time a starting server gets to accept SQL before it counts as a failed start. */
+  startTimeoutMs: z.number().int().positive().default(60_000),
+});
+
+export const policySchema = z.strictObject({
+  restart: restartPolicySchema.prefault({}),
+  stop: stopPolicySchema.prefault({}),
+  probe: probePolicySchema.prefault({}),
+});
+
+const partialPolicySchema = z.strictObject({
+  restart: restartPolicySchema.partial().optional(),
+  stop: stopPolicySchema.partial().optional(),
+  probe: probePolicySchema.partial().optional(),
+});
+
+export const nodeEntrySchema = z.strictObject({
+  kind: z.enum(NODE_KINDS),
+  role: z.enum(NODE_ROLES),
+  /** The port the server listens on; also the node's identity on this host. */
+  port: z.number().int().min(1).max(65535),
+  ip: z.string().default('127.0.0.1'),
+  /** Node directory: data dir, config, socket, logs live under it unless given. */
+  dir: z.string().min(1),
+  dataDir: z.string().optional(),
+  cluster: z.string().optional(),
+  shard: z.string().optional(),
+  user: z.string().default('root'),
+  password: z.string().default(''),
+  /** Extra server options written into the generated config file (name → value). */
+  serverOptions: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+  /** cluster_mgr only: the program and its arguments (no shell), pidfile and health URL. */
+  command: z.array(z.string()).optional(),
+  pidFile: z.string().optional(),
+  healthUrl: z.string().optional(),
+  policy: partialPolicySchema.optional(),
+});
+
+export const binariesSchema = z.strictObject({
+  /** `mariadb` or `mysql8`: the differences live in the MySQL engine, chosen here. */
+  mysqlFlavor: z.enum(['mariadb', 'mysql8']).default('mariadb'),
+  mysqld: z.string().default('/usr/sbin/mariadbd'),
+  mysqlInstallDb: z.string().default('/usr/bin/mariadb-install-db'),
+  mysqlBackup: z.string().default('/usr/bin/mariabackup'),
+  mysqlStreamUnpack: z.string().default('/usr/bin/mbstream'),
+  mysqlBaseDir: z.string().default('/usr'),
+  postgresBinDir: z.string().default('/usr/lib/postgresql/15/bin'),
+});
+
+export const configSchema = z.strictObject({
+  listen: z
+    .strictObject({
+      host: z.string().default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(9998),
+    })
+    .prefault({}),
+  /** SQLite state, trash, uploads; default ./var/node-mgr. */
+  stateDir: z.string().default('./var/node-mgr'),
+  /** OS user the database processes run as (postgres refuses root). */
+  runAs: z.string().default('nodemgr'),
+  binaries: binariesSchema.prefault({}),
+  policy: policySchema.prefault({}),
+  nodes: z.array(nodeEntrySchema).default([]),
+  /** Stop the databases when node-mgr itself stops (default: they outlive it). */
+  stopNodesOnExit: z.boolean().default(false),
+  serverLog: z
+    .strictObject({
+      maxBytes: z.number().int().positive().default(10 * 1024 * 1024),
+      keep: z.number().int().nonnegative().default(3),
+    })
+    .prefault({}),
+  security: z
+    .strictObject({
+      token: z.string().optional(),
+      allowFrom: z.array(z.string()).default([]),
+      openReads: z.boolean().default(true),
+      exposeSecrets: z.boolean().default(false),
+      bodyLimitBytes: z.number().int().positive().default(1024 * 1024),
+      uploadLimitBytes: z.number().int().positive().default(16 * 1024 * 1024),
+    })
+    .prefault({}),
+  discovery: z
+    .strictObject({
+      source: z.enum(['static', 'cluster_mgr', 'metadata_db']).default('static'),
+      clusterMgrUrl: z.string().optional(),
+      metadataDb: z
+        .strictObject({
+          host: z.string(),
+          port: z.number().int(),
+          user: z.string(),
+          password: z.string().default(''),
+          database: z.string().default('kunlun_metadata_db'),
+        })
+        .optional(),
+      /** Where nodes discovered remotely live on this host (data dirs are <baseDir>/<port>). */
+      baseDir: z.string().optional(),
+    })
+    .prefault({}),
+  /** Programs an operator allows `*_cmd` to run (absolute paths), beyond the recognised commands. */
+  commandAllowList: z.array(z.string()).default([]),
+  backup: z
+    .strictObject({
+      store: z.enum(['local', 'webhdfs']).default('local'),
+      localDir: z.string().default('./var/backups'),
+      webhdfs: z.strictObject({ url: z.string(), user: z.string().default('root') }).optional(),
+      stagingDir: z.string().optional(),
+    })
+    .prefault({}),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type NodeEntry = z.infer<typeof nodeEntrySchema>;
+export type Policy = z.infer<typeof policySchema>;
+export type RestartPolicy = z.infer<typeof restartPolicySchema>;
+export type NodeKind = (typeof NODE_KINDS)[number];
+export type NodeRole = (typeof NODE_ROLES)[number];

@@ -1,0 +1,92 @@
+// One interface for every process kind node-mgr supervises. A difference between MySQL,
+// PostgreSQL and cluster_mgr lives behind it, never in an `if (kind === …)` elsewhere.
+import type { NodeEntry, NodeKind, Policy, Config } from '../config/schema.ts';
+
+/** The OS identity database processes run as. */
+export interface RunAs {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+/** Everything an engine needs to know about one node, resolved from config. */
+export interface NodeSpec {
+  /** Stable id on this host: `<kind>-<port>`. */
+  id: string;
+  kind: NodeKind;
+  role: NodeEntry['role'];
+  port: number;
+  ip: string;
+  /** Node directory; everything of the node lives under it. */
+  dir: string;
+  dataDir: string;
+  /** Directory for the server's own log files (error log, stdout/stderr capture). */
+  logDir: string;
+  /** Unix socket directory (MySQL socket file, PostgreSQL -k dir). */
+  runDir: string;
+  cluster?: string;
+  shard?: string;
+  user: string;
+  password: string;
+  serverOptions: Record<string, string | number | boolean>;
+  /** cluster_mgr: program + args (no shell), its pidfile and health URL. */
+  command?: string[];
+  pidFile?: string;
+  healthUrl?: string;
+  policy: Policy;
+  runAs: RunAs;
+  binaries: Config['binaries'];
+}
+
+/** How to launch a server as node-mgr's direct child. */
+export interface LaunchPlan {
+  file: string;
+  args: string[];
+  cwd: string;
+  env?: Record<string, string>;
+}
+
+export type ExitCause =
+  | 'bad_config_option'
+  | 'port_in_use'
+  | 'data_dir_locked'
+  | 'disk_full'
+  | 'permission'
+  | 'killed_by_signal'
+  | 'health_probe_failed'
+  | 'start_timeout'
+  | 'unknown';
+
+export interface ExitDiagnosis {
+  cause: ExitCause;
+  /** One sentence an operator can act on, e.g. "unknown option '--bogus-option'". */
+  detail: string;
+  /** The last lines of the server's error log. */
+  logTail: string[];
+}
+
+export interface Engine {
+  readonly kind: NodeKind;
+  /** Creates the data dir (mariadb-install-db / initdb as runAs) and sets the admin password. Idempotent: refuses a non-empty data dir that is not a finished init. */
+  initDataDir(spec: NodeSpec, signal?: AbortSignal): Promise<void>;
+  /** Writes the server's own config file (my.cnf / postgresql.auto settings) under the node dir. */
+  writeServerConfig(spec: NodeSpec): Promise<void>;
+  /** True when the data dir holds an initialised server. */
+  isInitialised(spec: NodeSpec): Promise<boolean>;
+  /** argv to start the server in the foreground (no daemonising), to be spawned as runAs. */
+  launchPlan(spec: NodeSpec): LaunchPlan;
+  /** Resolves once the server accepts SQL (or, for cluster_mgr, its HTTP port answers). */
+  waitReady(spec: NodeSpec, pid: number, signal: AbortSignal): Promise<void>;
+  /** One health probe; throws with a sentence when the server does not answer. */
+  probe(spec: NodeSpec, signal: AbortSignal): Promise<void>;
+  /** The pid of a server already running on this node's data dir, after proving its identity; null if none. */
+  findRunning(spec: NodeSpec): Promise<number | null>;
+  /** Proves that pid is this node's server (cmdline, data dir, start time vs pidfile). */
+  isOwnProcess(spec: NodeSpec, pid: number): Promise<boolean>;
+  /** The stop ladder. Resolves when the process is gone; escalates by spec.policy.stop timeouts. */
+  stop(spec: NodeSpec, pid: number, signal?: AbortSignal): Promise<void>;
+  /** Reads the error log and classifies why the server exited. */
+  diagnoseExit(spec: NodeSpec, exit: { code: number | null; signal: string | null }): Promise<ExitDiagnosis>;
+  /** Files and dirs that belong to the node (moved to the trash on DROP). */
+  ownedPaths(spec: NodeSpec): string[];
+}

@@ -1,0 +1,337 @@
+// The node statechart driven with fake actors and XState's simulated clock: no processes, no waiting.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createActor, fromCallback, fromPromise, SimulatedClock, type AnyEventObject } from 'xstate';
+import { backoffDelay, nodeMachine, stateName, type NodePolicy, type ProcessCommand, type Diagnosis } from '../../machines/node.machine.ts';
+
+const policy: NodePolicy = {
+  restart: { initialDelayMs: 1000, maxDelayMs: 60_000, jitter: 0, stableAfterMs: 60_000, maxRestarts: 5, windowMs: 300_000 },
+  probe: { failureThreshold: 3, startTimeoutMs: 30_000 },
+};
+
+interface Harness {
+  actor: ReturnType<typeof createActor<typeof nodeMachine>>;
+  clock: SimulatedClock;
+  commands: ProcessCommand[];
+  spawned: Array<{ adoptPid: number | null }>;
+  state(): string;
+  /** Lets promise-based fake actors settle. */
+  settle(): Promise<void>;
+  crash(code?: number | null, signal?: string | null): Promise<void>;
+  advance(ms: number): Promise<void>;
+}
+
+function harness(opts: {
+  wanted?: 'running' | 'stopped';
+  adoptPid?: number | null;
+  preflight?: () => Promise<void>;
+  diagnosis?: Diagnosis;
+  policy?: Partial<NodePolicy['restart']>;
+  probe?: Partial<NodePolicy['probe']>;
+  autoReady?: boolean;
+} = {}): Harness {
+  const clock = new SimulatedClock();
+  const commands: ProcessCommand[] = [];
+  const spawned: Array<{ adoptPid: number | null }> = [];
+  let nextPid = 100;
+  const machine = nodeMachine.provide({
+    actors: {
+      adopt: fromPromise(async () => ({ pid: opts.adoptPid ?? null })),
+      preflight: fromPromise(opts.preflight ?? (async () => {})),
+      process: fromCallback<ProcessCommand, { nodeId: string; adoptPid: number | null }>(({ input, sendBack, receive }) => {
+        spawned.push({ adoptPid: input.adoptPid });
+        if (input.adoptPid === null) {
+          sendBack({ type: 'PROCESS_STARTED', pid: nextPid++ });
+          if (opts.autoReady !== false) sendBack({ type: 'PROCESS_READY' });
+        }
+        receive((cmd) => {
+          commands.push(cmd);
+          sendBack({ type: 'PROCESS_EXITED', code: cmd.type === 'KILL' ? null : 0, signal: cmd.type === 'KILL' ? 'SIGKILL' : null, at: clock.now() });
+        });
+        return () => {};
+      }),
+      probe: fromCallback<AnyEventObject, { nodeId: string }>(() => () => {}),
+      diagnose: fromPromise(async () => opts.diagnosis ?? { cause: 'killed_by_signal', detail: 'killed by SIGKILL', logTail: [] }),
+      drop: fromPromise(async () => {}),
+    },
+  });
+  const actor = createActor(machine, {
+    clock,
+    input: {
+      nodeId: 'mysql-6001',
+      wanted: opts.wanted ?? 'running',
+      policy: { restart: { ...policy.restart, ...opts.policy }, probe: { ...policy.probe, ...opts.probe } },
+    },
+  });
+  const settle = async () => {
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+  };
+  actor.start();
+  return {
+    actor,
+    clock,
+    commands,
+    spawned,
+    state: () => stateName(actor.getSnapshot().value),
+    settle,
+    async crash(code = null, signal = 'SIGKILL') {
+      actor.send({ type: 'PROCESS_EXITED', code, signal, at: clock.now() });
+      await settle();
+    },
+    async advance(ms) {
+      clock.increment(ms);
+      await settle();
+    },
+  };
+}
+
+describe('node statechart', () => {
+  it('starts a node that is wanted running and not found, and reaches running', async () => {
+    const h = harness();
+    await h.settle();
+    assert.equal(h.state(), 'running');
+    assert.equal(h.actor.getSnapshot().context.pid, 100);
+  });
+
+  it('stays stopped when the node is wanted stopped and not found', async () => {
+    const h = harness({ wanted: 'stopped' });
+    await h.settle();
+    assert.equal(h.state(), 'stopped');
+    assert.equal(h.spawned.length, 0);
+  });
+
+  it('adopts a running server without spawning a new one', async () => {
+    const h = harness({ adoptPid: 4242, wanted: 'stopped' });
+    await h.settle();
+    assert.equal(h.state(), 'running');
+    assert.deepEqual(h.spawned, [{ adoptPid: 4242 }]);
+    assert.equal(h.actor.getSnapshot().context.adopted, true);
+  });
+
+  it('restarts a crashed node after the backoff delay', async () => {
+    const h = harness();
+    await h.settle();
+    await h.crash();
+    assert.equal(h.state(), 'backoff');
+    const ctx = h.actor.getSnapshot().context;
+    assert.equal(ctx.backoffMs, 1000);
+    assert.equal(ctx.lastExit?.cause, 'killed_by_signal');
+    await h.advance(999);
+    assert.equal(h.state(), 'backoff');
+    await h.advance(1);
+    assert.equal(h.state(), 'running');
+    assert.equal(h.actor.getSnapshot().context.restarts, 1);
+  });
+
+  it('doubles the backoff on each consecutive crash up to the 60 s cap', async () => {
+    const h = harness({ policy: { maxRestarts: 100 } });
+    await h.settle();
+    const delays: number[] = [];
+    for (let i = 0; i < 9; i++) {
+      await h.crash();
+      const d = h.actor.getSnapshot().context.backoffMs!;
+      delays.push(d);
+      await h.advance(d);
+      assert.equal(h.state(), 'running');
+    }
+    assert.deepEqual(delays, [1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000]);
+  });
+
+  it('resets the backoff after a stable run', async () => {
+    const h = harness();
+    await h.settle();
+    await h.crash();
+    await h.advance(1000);
+    await h.crash();
+    assert.equal(h.actor.getSnapshot().context.backoffMs, 2000);
+    await h.advance(2000);
+    await h.advance(60_000);
+    await h.crash();
+    assert.equal(h.actor.getSnapshot().context.backoffMs, 1000);
+  });
+
+  it('keeps the jittered delay within ±jitter and under the cap', () => {
+    const p = { ...policy.restart, jitter: 0.2 };
+    for (const r of [0, 0.25, 0.5, 0.999]) {
+      const d = backoffDelay(p, 0, r);
+      assert.ok(d >= 800 && d <= 1200, `attempt 0 delay ${d}`);
+      assert.ok(backoffDelay(p, 10, r) <= 60_000);
+    }
+    assert.equal(backoffDelay(p, 0, 0), 800);
+    assert.equal(backoffDelay(p, 0, 0.5), 1000);
+  });
+
+  it('goes to failed after more than maxRestarts crashes in the window, keeping the reason', async () => {
+    const h = harness({
+      policy: { maxRestarts: 2 },
+      diagnosis: { cause: 'bad_config_option', detail: "unknown variable 'bogus=1'", logTail: ['[ERROR] unknown variable'] },
+    });
+    await h.settle();
+    for (let i = 0; i < 2; i++) {
+      await h.crash(1, null);
+      assert.equal(h.state(), 'backoff');
+      await h.advance(h.actor.getSnapshot().context.backoffMs!);
+    }
+    await h.crash(1, null);
+    assert.equal(h.state(), 'failed');
+    const ctx = h.actor.getSnapshot().context;
+    assert.equal(ctx.lastExit?.cause, 'bad_config_option');
+    assert.match(ctx.lastError ?? '', /bogus/);
+    assert.equal(ctx.restarts, 2);
+  });
+
+  it('does not count crashes older than the window', async () => {
+    const h = harness({ policy: { maxRestarts: 1, windowMs: 10_000, stableAfterMs: 1_000_000 } });
+    await h.settle();
+    await h.crash();
+    await h.advance(1000);
+    await h.advance(20_000);
+    await h.crash();
+    assert.equal(h.state(), 'backoff');
+  });
+
+  it('STOP during backoff stops the node and cancels the restart', async () => {
+    const h = harness();
+    await h.settle();
+    await h.crash();
+    h.actor.send({ type: 'STOP' });
+    await h.advance(5000);
+    assert.equal(h.state(), 'stopped');
+    assert.equal(h.actor.getSnapshot().context.wanted, 'stopped');
+    assert.equal(h.spawned.length, 1);
+  });
+
+  it('START from failed brings the node back with a fresh restart window', async () => {
+    const h = harness({ policy: { maxRestarts: 0 } });
+    await h.settle();
+    await h.crash();
+    assert.equal(h.state(), 'failed');
+    h.actor.send({ type: 'START' });
+    await h.settle();
+    assert.equal(h.state(), 'running');
+    assert.deepEqual(h.actor.getSnapshot().context.crashTimes, []);
+  });
+
+  it('STOP of a running node sends STOP to the process and ends stopped, not crashed', async () => {
+    const h = harness();
+    await h.settle();
+    h.actor.send({ type: 'STOP' });
+    await h.settle();
+    assert.deepEqual(h.commands, [{ type: 'STOP' }]);
+    assert.equal(h.state(), 'stopped');
+    assert.equal(h.actor.getSnapshot().context.restarts, 0);
+  });
+
+  it('RESTART stops and starts again without counting a crash', async () => {
+    const h = harness();
+    await h.settle();
+    h.actor.send({ type: 'RESTART' });
+    await h.settle();
+    assert.equal(h.state(), 'running');
+    assert.equal(h.spawned.length, 2);
+    assert.equal(h.actor.getSnapshot().context.restarts, 0);
+  });
+
+  it('a preflight refusal on START leaves the node stopped with the reason', async () => {
+    const h = harness({ wanted: 'stopped', preflight: async () => { throw new Error('port 6001 is held by pid 77 (nc)'); } });
+    await h.settle();
+    h.actor.send({ type: 'START' });
+    await h.settle();
+    assert.equal(h.state(), 'stopped');
+    assert.match(h.actor.getSnapshot().context.lastError ?? '', /pid 77/);
+    assert.equal(h.spawned.length, 0);
+  });
+
+  it('pause (auto_pullup -1) holds a crashed node until RESUME', async () => {
+    const h = harness();
+    await h.settle();
+    h.actor.send({ type: 'PAUSE', minutes: -1 });
+    await h.crash();
+    assert.equal(h.state(), 'held');
+    await h.advance(3_600_000);
+    assert.equal(h.state(), 'held');
+    h.actor.send({ type: 'RESUME' });
+    await h.settle();
+    assert.equal(h.state(), 'running');
+  });
+
+  it('a timed pause ends by itself', async () => {
+    const h = harness();
+    await h.settle();
+    h.actor.send({ type: 'PAUSE', minutes: 2 });
+    await h.crash();
+    assert.equal(h.state(), 'held');
+    await h.advance(119_000);
+    assert.equal(h.state(), 'held');
+    await h.advance(1_000);
+    assert.equal(h.state(), 'running');
+    assert.equal(h.actor.getSnapshot().context.paused, false);
+  });
+
+  it('pausing during backoff holds the node when the timer ends', async () => {
+    const h = harness();
+    await h.settle();
+    await h.crash();
+    assert.equal(h.state(), 'backoff');
+    h.actor.send({ type: 'PAUSE', minutes: -1 });
+    await h.advance(10_000);
+    assert.equal(h.state(), 'held');
+    h.actor.send({ type: 'PAUSE', minutes: 0 });
+    await h.settle();
+    assert.equal(h.state(), 'held');
+    h.actor.send({ type: 'RESUME' });
+    await h.settle();
+    assert.equal(h.state(), 'running');
+  });
+
+  it('kills a hung server after N failed probes and treats it as a crash', async () => {
+    const h = harness({ diagnosis: { cause: 'health_probe_failed', detail: 'no answer to 3 probes', logTail: [] } });
+    await h.settle();
+    h.actor.send({ type: 'PROBE_FAILED', error: 'timeout' });
+    h.actor.send({ type: 'PROBE_FAILED', error: 'timeout' });
+    assert.deepEqual(h.commands, []);
+    h.actor.send({ type: 'PROBE_FAILED', error: 'timeout' });
+    await h.settle();
+    assert.deepEqual(h.commands, [{ type: 'KILL' }]);
+    assert.equal(h.state(), 'backoff');
+    assert.equal(h.actor.getSnapshot().context.lastExit?.cause, 'health_probe_failed');
+  });
+
+  it('a successful probe resets the failure count', async () => {
+    const h = harness();
+    await h.settle();
+    h.actor.send({ type: 'PROBE_FAILED', error: 'x' });
+    h.actor.send({ type: 'PROBE_FAILED', error: 'x' });
+    h.actor.send({ type: 'PROBE_OK' });
+    h.actor.send({ type: 'PROBE_FAILED', error: 'x' });
+    await h.settle();
+    assert.deepEqual(h.commands, []);
+    assert.equal(h.state(), 'running');
+  });
+
+  it('kills a server that does not become ready within the start timeout', async () => {
+    const h = harness({ autoReady: false, probe: { startTimeoutMs: 5000 } });
+    await h.settle();
+    assert.equal(h.state(), 'starting');
+    await h.advance(5000);
+    assert.deepEqual(h.commands, [{ type: 'KILL' }]);
+    assert.equal(h.state(), 'backoff');
+    assert.equal(h.actor.getSnapshot().context.killReason, 'start_timeout');
+  });
+
+  it('DROP of a running node stops it then drops it', async () => {
+    const h = harness();
+    await h.settle();
+    h.actor.send({ type: 'DROP' });
+    await h.settle();
+    assert.equal(h.state(), 'dropped');
+    assert.equal(h.actor.getSnapshot().status, 'done');
+  });
+
+  it('a crash of a node wanted stopped (adopted) does not restart it', async () => {
+    const h = harness({ adoptPid: 55, wanted: 'stopped' });
+    await h.settle();
+    await h.crash();
+    assert.equal(h.state(), 'stopped');
+  });
+});
