@@ -1,0 +1,647 @@
+// Runs every long operation of node-mgr as a job: an actor of machines/job.machine.ts whose `work`
+// is the registered handler, persisted in the state store so that `get_status` survives a restart.
+// A bounded pool runs them; jobs on the same node run one at a time unless both declare each other
+// compatible, and wait in FIFO order otherwise.
+import { randomBytes } from 'node:crypto';
+import { createActor, fromPromise, type Actor, type SnapshotFrom } from 'xstate';
+import type { Logger } from 'pino';
+import { jobMachine, type JobState, type JobWorkInput } from '../../machines/job.machine.ts';
+import {
+  SECRET_KEY,
+  REDACTED,
+  StateStoreError,
+  paramsHash,
+  redactSecrets,
+  type JobListQuery,
+  type JobProgress,
+  type JobRecord,
+  type JobStatus,
+  type JobUpdate,
+  type StateStore,
+} from '../state/store.ts';
+
+export const INTERRUPTED_INFO = 'interrupted by node-mgr restart';
+export const CANCELLED_INFO = 'cancelled by request';
+
+// ---------------------------------------------------------------------------------------------
+// Public types
+
+export interface JobProgressReport {
+  phase: string;
+  bytesDone?: number;
+  bytesTotal?: number;
+}
+
+/** What a handler gets. `params` are unredacted and live only in memory: never log them. */
+export interface JobContext {
+  id: string;
+  type: string;
+  params: unknown;
+  nodeId?: string;
+  /** Aborted when the job is cancelled: stop, clean up (unlock tables, remove temp files), then throw or return. */
+  signal: AbortSignal;
+  progress(p: JobProgressReport): void;
+  log: Logger;
+}
+
+export type JobHandler = (ctx: JobContext) => Promise<unknown>;
+
+export interface JobTypeOptions {
+  /** Job types that may run on the same node at the same time as this one (both must list each other). */
+  compatibleWith?: string[];
+}
+
+export interface JobSubmission {
+  /** The caller's job id (idempotency key); generated when absent. */
+  id?: string;
+  type: string;
+  params: unknown;
+  nodeId?: string;
+  /** Overrides the type's registered `compatibleWith` for this job. */
+  compatibleWith?: string[];
+}
+
+export interface JobRetention {
+  /** Finished jobs older than this (since they finished) are deleted. */
+  maxAgeMs: number;
+  /** At most this many finished jobs are kept. */
+  maxCount: number;
+  /** How often the runner prunes; default 10 minutes. */
+  intervalMs?: number;
+}
+
+export interface JobRunnerOptions {
+  store: StateStore;
+  log: Logger;
+  /** Jobs running at once, all nodes together; default 4. */
+  maxConcurrent?: number;
+  /** Minimum interval between two progress writes of one job; default 250 ms (≤ 4 writes/s). */
+  progressWriteIntervalMs?: number;
+  /** Default: 7 days, 1000 jobs, every 10 minutes. `false` disables the timer (prune() still works). */
+  retention?: JobRetention | false;
+}
+
+/** PROTOCOL §2 `get_status` reply. */
+export interface LegacyJobStatus {
+  job_id: string;
+  job_type?: string;
+  /** `queued`, the phase while running, `succeed`, or the error text. */
+  job_status: string;
+  result: 'busy' | 'succeed' | 'error';
+  info: string;
+  progress?: JobProgress | null;
+  /** ISO times. */
+  created?: string;
+  updated?: string;
+  /** The job's result value (redacted), when it has one: e.g. the backup file's path. */
+  output?: unknown;
+}
+
+export type JobUpdateListener = (job: JobRecord) => void;
+
+// ---------------------------------------------------------------------------------------------
+// Errors (each carries the HTTP status the edge should answer with)
+
+/** Same job id, different body: PROTOCOL §3 says 409. */
+export class JobConflictError extends Error {
+  readonly statusCode = 409;
+  constructor(readonly jobId: string, readonly existing: JobRecord) {
+    super(`job ${jobId} already exists with different parameters (a ${existing.type} job created ${new Date(existing.createdAt).toISOString()}); use a new job_id`);
+    this.name = 'JobConflictError';
+  }
+}
+
+export class JobSubmissionError extends Error {
+  readonly statusCode = 400;
+  constructor(message: string) {
+    super(message);
+    this.name = 'JobSubmissionError';
+  }
+}
+
+/** The runner is draining for shutdown and accepts no new job. */
+export class JobRunnerClosedError extends Error {
+  readonly statusCode = 503;
+  constructor() {
+    super('node-mgr is shutting down and accepts no new job');
+    this.name = 'JobRunnerClosedError';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// get_status
+
+function isFinished(status: JobStatus): boolean {
+  return status !== 'queued' && status !== 'running';
+}
+
+export function noSuchJobStatus(jobId: string): LegacyJobStatus {
+  return { job_id: jobId, job_status: 'none', result: 'error', info: 'no such job' };
+}
+
+/** The PROTOCOL §2 `get_status` reply for a job record. */
+export function toLegacyStatus(job: JobRecord): LegacyJobStatus {
+  const base = {
+    job_id: job.id,
+    job_type: job.type,
+    progress: job.progress,
+    created: new Date(job.createdAt).toISOString(),
+    updated: new Date(job.updatedAt).toISOString(),
+  };
+  switch (job.status) {
+    case 'queued':
+      return { ...base, job_status: 'queued', result: 'busy', info: job.info ?? 'waiting for a free worker or for the node to be free' };
+    case 'running':
+      return { ...base, job_status: job.phase ?? 'working', result: 'busy', info: job.info ?? 'running' };
+    case 'succeeded':
+      return {
+        ...base,
+        job_status: 'succeed',
+        result: 'succeed',
+        info: job.info ?? 'done',
+        ...(job.result !== null && job.result !== undefined ? { output: job.result } : {}),
+      };
+    case 'interrupted':
+      return { ...base, job_status: INTERRUPTED_INFO, result: 'error', info: INTERRUPTED_INFO };
+    case 'failed':
+    case 'cancelled': {
+      const text = job.info ?? job.status;
+      return { ...base, job_status: text, result: 'error', info: text };
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secret values
+
+/** The string values of secret-keyed params, to scrub from error texts and results (a DSN in a message…). */
+function secretValues(params: unknown, found: Set<string> = new Set()): Set<string> {
+  if (Array.isArray(params)) params.forEach((p) => secretValues(p, found));
+  else if (params !== null && typeof params === 'object') {
+    for (const [key, value] of Object.entries(params)) {
+      if (SECRET_KEY.test(key) && typeof value === 'string' && value.length > 0) found.add(value);
+      else secretValues(value, found);
+    }
+  }
+  return found;
+}
+
+function scrubText(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) out = out.split(secret).join(REDACTED);
+  return out;
+}
+
+function scrubValue(value: unknown, secrets: readonly string[]): unknown {
+  if (secrets.length === 0) return value;
+  if (typeof value === 'string') return scrubText(value, secrets);
+  if (Array.isArray(value)) return value.map((v) => scrubValue(v, secrets));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, scrubValue(v, secrets)]));
+  }
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runner
+
+interface LiveJob {
+  id: string;
+  type: string;
+  nodeId: string | null;
+  compatibleWith: ReadonlySet<string>;
+  params: unknown;
+  secrets: string[];
+  log: Logger;
+  actor: Actor<typeof jobMachine>;
+  /** What get()/list()/listeners see: always at least as fresh as the stored row. */
+  record: JobRecord;
+  state: JobState;
+  /** STARTed and not yet released: it counts against the pool and the node. */
+  holdsSlot: boolean;
+  /** The handler's promise has not settled (a cancelled handler may still be cleaning up). */
+  handlerActive: boolean;
+  phaseStartedAt: number;
+  phaseStartBytes: number | null;
+  lastProgressWriteAt: number;
+  /** The in-memory progress is newer than the stored one. */
+  progressDirty: boolean;
+  progressTimer: NodeJS.Timeout | null;
+  progressLogged: boolean;
+  released: Promise<void>;
+  release: () => void;
+}
+
+const DEFAULT_RETENTION: Required<JobRetention> = {
+  maxAgeMs: 7 * 24 * 3600_000,
+  maxCount: 1000,
+  intervalMs: 10 * 60_000,
+};
+
+export class JobRunner {
+  /** Ids of the jobs a previous node-mgr left queued or running, now `interrupted`. */
+  readonly interruptedAtStart: readonly string[];
+
+  private readonly store: StateStore;
+  private readonly log: Logger;
+  private readonly maxConcurrent: number;
+  private readonly progressWriteIntervalMs: number;
+  private readonly handlers = new Map<string, { handler: JobHandler; compatibleWith: ReadonlySet<string> }>();
+  private readonly live = new Map<string, LiveJob>();
+  /** Ids of queued jobs, oldest first. */
+  private readonly queue: string[] = [];
+  private readonly listeners = new Set<JobUpdateListener>();
+  private readonly pruneTimer: NodeJS.Timeout | null = null;
+  private closing = false;
+  private pumping = false;
+  private pumpAgain = false;
+
+  constructor(opts: JobRunnerOptions) {
+    this.store = opts.store;
+    this.log = opts.log;
+    this.maxConcurrent = Math.max(1, opts.maxConcurrent ?? 4);
+    this.progressWriteIntervalMs = opts.progressWriteIntervalMs ?? 250;
+
+    // Nothing of a previous process runs any more: its unfinished jobs are over (PROTOCOL §2).
+    this.interruptedAtStart = this.store.interruptUnfinishedJobs(INTERRUPTED_INFO);
+    if (this.interruptedAtStart.length > 0) {
+      this.log.warn({ jobs: this.interruptedAtStart }, `${this.interruptedAtStart.length} job(s) were ${INTERRUPTED_INFO}`);
+    }
+
+    if (opts.retention !== false) {
+      const retention = { ...DEFAULT_RETENTION, ...opts.retention };
+      this.pruneTimer = setInterval(() => {
+        try {
+          this.prune(retention);
+        } catch (err) {
+          this.log.error({ err }, 'pruning finished jobs failed');
+        }
+      }, retention.intervalMs);
+      this.pruneTimer.unref();
+    }
+  }
+
+  register(type: string, handler: JobHandler, options: JobTypeOptions = {}): void {
+    if (this.handlers.has(type)) throw new Error(`job type ${type} is already registered`);
+    this.handlers.set(type, { handler, compatibleWith: new Set(options.compatibleWith ?? []) });
+  }
+
+  /** Whether a handler is registered for `type` (the edge answers 501 for valid but unimplemented types). */
+  hasHandler(type: string): boolean {
+    return this.handlers.has(type);
+  }
+
+  /**
+   * Records and queues a job, or returns the existing one for a repeated id with the same body.
+   * The record is in the state file before this returns.
+   */
+  submit(submission: JobSubmission): { job: JobRecord; created: boolean } {
+    const registered = this.handlers.get(submission.type);
+    if (!registered) throw new JobSubmissionError(`unknown job type ${JSON.stringify(submission.type)}`);
+    if (submission.id !== undefined && !/^[^\s\x00-\x1f\x7f/]{1,128}$/.test(submission.id)) {
+      throw new JobSubmissionError(`job_id must be 1 to 128 characters without spaces, slashes or control characters`);
+    }
+    const hash = paramsHash({ type: submission.type, nodeId: submission.nodeId ?? null, params: submission.params ?? null });
+    if (submission.id !== undefined) {
+      const existing = this.get(submission.id);
+      if (existing) {
+        if (existing.paramsHash !== hash) throw new JobConflictError(submission.id, existing);
+        return { job: existing, created: false };
+      }
+    }
+    if (this.closing) throw new JobRunnerClosedError();
+
+    const id = submission.id ?? `job_${Date.now()}_${randomBytes(4).toString('hex')}`;
+    const record = this.store.insertJob({
+      id,
+      type: submission.type,
+      nodeId: submission.nodeId ?? null,
+      params: submission.params,
+      paramsHash: hash,
+    });
+    const job = this.createLiveJob(record, submission, registered.handler, registered.compatibleWith);
+    this.live.set(id, job);
+    this.queue.push(id);
+    job.log.info('job queued');
+    this.notify(job.record);
+    job.actor.start();
+    this.pump();
+    return { job: job.record, created: true };
+  }
+
+  get(id: string): JobRecord | undefined {
+    return this.live.get(id)?.record ?? this.store.getJob(id);
+  }
+
+  /** Newest first. */
+  list(query: JobListQuery = {}): JobRecord[] {
+    return this.store.listJobs(query).map((row) => this.live.get(row.id)?.record ?? row);
+  }
+
+  /** The `get_status` reply for a job id, known or not. */
+  legacyStatus(jobId: string): LegacyJobStatus {
+    const job = this.get(jobId);
+    return job ? toLegacyStatus(job) : noSuchJobStatus(jobId);
+  }
+
+  /**
+   * Cancels a queued or running job (a running handler sees its signal abort). Returns the job as
+   * it is afterwards (unchanged if it had already finished), or undefined for an unknown id.
+   */
+  cancel(id: string, reason = CANCELLED_INFO): JobRecord | undefined {
+    const job = this.live.get(id);
+    if (!job || isFinished(job.record.status)) return this.get(id);
+    job.actor.send({ type: 'CANCEL', reason });
+    return job.record;
+  }
+
+  /** Called after each persisted change of any job; returns the unsubscribe function. */
+  onUpdate(listener: JobUpdateListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Deletes finished jobs past the retention; queued and running jobs are never deleted. */
+  prune(retention: { maxAgeMs: number; maxCount: number }): number {
+    const deleted = this.store.pruneJobs({ finishedBefore: Date.now() - retention.maxAgeMs, keep: retention.maxCount });
+    if (deleted > 0) this.log.info({ deleted }, 'pruned finished jobs');
+    return deleted;
+  }
+
+  /** How many jobs run and wait now. */
+  counts(): { running: number; queued: number } {
+    let running = 0;
+    for (const job of this.live.values()) if (job.holdsSlot) running++;
+    return { running, queued: this.queue.length };
+  }
+
+  /**
+   * Shutdown: accepts no new job, starts no queued one, and waits up to `timeoutMs` for the running
+   * handlers. Jobs still queued or running stay so in the state file; the next node-mgr reports
+   * them interrupted.
+   */
+  async drain(timeoutMs: number): Promise<{ drained: boolean; running: string[] }> {
+    this.closing = true;
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    const active = [...this.live.values()].filter((job) => job.holdsSlot);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    const outcome = await Promise.race([Promise.all(active.map((job) => job.released)).then(() => 'drained' as const), timedOut]);
+    clearTimeout(timer);
+    const running = [...this.live.values()].filter((job) => job.holdsSlot);
+    // Whatever progress is pending reaches the file before node-mgr exits.
+    for (const job of this.live.values()) this.flushProgress(job);
+    return { drained: outcome === 'drained', running: running.map((job) => job.id) };
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private createLiveJob(
+    record: JobRecord,
+    submission: JobSubmission,
+    handler: JobHandler,
+    defaultCompatible: ReadonlySet<string>,
+  ): LiveJob {
+    const log = this.log.child({ jobId: record.id, jobType: record.type, ...(record.nodeId ? { nodeId: record.nodeId } : {}) });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const job: LiveJob = {
+      id: record.id,
+      type: record.type,
+      nodeId: record.nodeId,
+      compatibleWith: submission.compatibleWith ? new Set(submission.compatibleWith) : defaultCompatible,
+      params: submission.params,
+      secrets: [...secretValues(submission.params)].sort((a, b) => b.length - a.length),
+      log,
+      record,
+      state: 'queued',
+      holdsSlot: false,
+      handlerActive: false,
+      phaseStartedAt: 0,
+      phaseStartBytes: null,
+      lastProgressWriteAt: 0,
+      progressDirty: false,
+      progressTimer: null,
+      progressLogged: false,
+      released,
+      release,
+      actor: undefined as unknown as Actor<typeof jobMachine>, // set just below; the work needs `job`
+    };
+
+    const work = fromPromise<unknown, JobWorkInput>(async ({ signal, self }) => {
+      job.handlerActive = true;
+      const parent = self._parent;
+      const ctx: JobContext = {
+        id: job.id,
+        type: job.type,
+        params: job.params,
+        ...(job.nodeId ? { nodeId: job.nodeId } : {}),
+        signal,
+        log,
+        progress: (p) => {
+          if (signal.aborted) return;
+          parent?.send({ type: 'PROGRESS', phase: p.phase, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal });
+        },
+      };
+      try {
+        return await handler(ctx);
+      } finally {
+        job.handlerActive = false;
+        this.releaseIfDone(job);
+      }
+    });
+
+    job.actor = createActor(jobMachine.provide({ actors: { work } }), {
+      input: { jobId: record.id, jobType: record.type },
+    });
+    job.actor.subscribe({
+      next: (snapshot) => this.onSnapshot(job, snapshot),
+      error: (err) => log.error({ err }, 'job actor failed'),
+    });
+    return job;
+  }
+
+  /** Every state change is written at once; byte progress within a phase at most every progressWriteIntervalMs. */
+  private onSnapshot(job: LiveJob, snapshot: SnapshotFrom<typeof jobMachine>): void {
+    const state = snapshot.value as JobState;
+    const ctx = snapshot.context;
+    const now = Date.now();
+
+    if (state !== job.state) {
+      job.state = state;
+      const update: JobUpdate = { status: state };
+      if (state === 'running') {
+        job.log.info('job started');
+      } else if (state === 'succeeded') {
+        // Redacted here as the store would, so that memory and file hold the same result.
+        update.result = redactSecrets(scrubValue(ctx.result ?? null, job.secrets));
+        update.finishedAt = now;
+      } else if (state === 'failed' || state === 'cancelled') {
+        update.info = scrubText(ctx.error ?? state, job.secrets);
+        update.finishedAt = now;
+      }
+      if (job.progressTimer) clearTimeout(job.progressTimer);
+      job.progressTimer = null;
+      if (isFinished(update.status!)) {
+        update.progress = job.record.progress;
+        update.phase = job.record.phase;
+      }
+      this.write(job, update, now, true);
+      if (state === 'succeeded') job.log.info('job succeeded');
+      else if (state === 'failed') job.log.warn({ error: update.info }, 'job failed');
+      else if (state === 'cancelled') job.log.info({ reason: update.info }, 'job cancelled');
+      if (isFinished(update.status!)) this.onFinished(job);
+      return;
+    }
+
+    if (state !== 'running') return;
+    const phase = ctx.phase;
+    if (phase === null) return;
+    const phaseChanged = phase !== job.record.phase;
+    if (phaseChanged) {
+      job.phaseStartedAt = now;
+      job.phaseStartBytes = ctx.bytesDone;
+    }
+    const progress = this.progressOf(job, ctx.phase!, ctx.bytesDone, ctx.bytesTotal, now);
+    if (phaseChanged || now - job.lastProgressWriteAt >= this.progressWriteIntervalMs) {
+      if (job.progressTimer) clearTimeout(job.progressTimer);
+      job.progressTimer = null;
+      this.write(job, { phase, progress }, now, phaseChanged);
+    } else {
+      // Keep the newest figures in memory; the timer writes whatever is newest when it fires.
+      job.record = { ...job.record, progress, updatedAt: now };
+      job.progressDirty = true;
+      this.notify(job.record);
+      job.progressTimer ??= setTimeout(() => {
+        job.progressTimer = null;
+        this.flushProgress(job);
+      }, this.progressWriteIntervalMs - (now - job.lastProgressWriteAt));
+      job.progressTimer.unref();
+    }
+  }
+
+  private progressOf(job: LiveJob, phase: string, done: number | null, total: number | null, now: number): JobProgress {
+    const progress: JobProgress = { phase };
+    if (done !== null) progress.bytes_done = done;
+    if (total !== null) progress.bytes_total = total;
+    if (done !== null && total !== null && total > 0) {
+      progress.pct = Math.min(100, Math.round((done / total) * 1000) / 10);
+      const elapsedS = (now - job.phaseStartedAt) / 1000;
+      const moved = done - (job.phaseStartBytes ?? 0);
+      // An estimate from less than a second of data is noise.
+      if (elapsedS >= 1 && moved > 0) progress.eta_s = Math.max(0, Math.round((total - done) / (moved / elapsedS)));
+    }
+    return progress;
+  }
+
+  private flushProgress(job: LiveJob): void {
+    if (job.progressTimer) clearTimeout(job.progressTimer);
+    job.progressTimer = null;
+    if (job.record.status !== 'running' || !job.progressDirty) return;
+    this.write(job, { phase: job.record.phase, progress: job.record.progress }, Date.now(), false);
+  }
+
+  /**
+   * Writes first, then updates what get() returns and tells the listeners. A failed write is
+   * logged (status changes always, progress once per job) and the job goes on in memory: a full
+   * disk must not kill a backup that is nearly done.
+   */
+  private write(job: LiveJob, update: JobUpdate, now: number, isStateChange: boolean): void {
+    job.lastProgressWriteAt = now;
+    job.progressDirty = false;
+    try {
+      this.store.updateJob(job.id, update);
+    } catch (err) {
+      if (!(err instanceof StateStoreError)) throw err;
+      if (isStateChange || !job.progressLogged) job.log.error({ err }, err.message);
+      if (!isStateChange) job.progressLogged = true;
+    }
+    const { status, phase, progress, result, info, finishedAt } = update;
+    job.record = {
+      ...job.record,
+      ...(status !== undefined ? { status } : {}),
+      ...(phase !== undefined ? { phase } : {}),
+      ...(progress !== undefined ? { progress } : {}),
+      ...(result !== undefined ? { result } : {}),
+      ...(info !== undefined ? { info } : {}),
+      ...(finishedAt !== undefined ? { finishedAt } : {}),
+      updatedAt: now,
+    };
+    this.notify(job.record);
+  }
+
+  private onFinished(job: LiveJob): void {
+    const queued = this.queue.indexOf(job.id);
+    if (queued >= 0) this.queue.splice(queued, 1);
+    this.releaseIfDone(job);
+    // A cancelled queued job may have been what held a later job on the same node back.
+    this.pump();
+  }
+
+  /** A job leaves the pool and its node only when it is finished and its handler has returned. */
+  private releaseIfDone(job: LiveJob): void {
+    if (!isFinished(job.record.status) || job.handlerActive) return;
+    if (!this.live.has(job.id)) return;
+    job.holdsSlot = false;
+    this.live.delete(job.id);
+    job.release();
+    this.pump();
+  }
+
+  private compatible(a: LiveJob, b: LiveJob): boolean {
+    return a.compatibleWith.has(b.type) && b.compatibleWith.has(a.type);
+  }
+
+  /** Starts queued jobs in FIFO order while the pool has room and their node is free for them. */
+  private pump(): void {
+    // START runs handlers synchronously up to their first await; one may submit or cancel a job.
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        this.pumpOnce();
+      } while (this.pumpAgain);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private pumpOnce(): void {
+    if (this.closing) return;
+    const occupying = [...this.live.values()].filter((job) => job.holdsSlot);
+    const waitingAhead: LiveJob[] = [];
+    for (const id of [...this.queue]) {
+      if (occupying.length >= this.maxConcurrent) return;
+      const job = this.live.get(id);
+      if (!job) continue;
+      // A job also waits behind an earlier waiting job on its node, so that a node's queue stays FIFO.
+      const blocked =
+        job.nodeId !== null &&
+        [...occupying, ...waitingAhead].some((other) => other.nodeId === job.nodeId && !this.compatible(job, other));
+      if (blocked) {
+        waitingAhead.push(job);
+        continue;
+      }
+      this.queue.splice(this.queue.indexOf(id), 1);
+      job.holdsSlot = true;
+      occupying.push(job);
+      job.actor.send({ type: 'START' });
+    }
+  }
+
+  private notify(job: JobRecord): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(job);
+      } catch (err) {
+        this.log.error({ err, jobId: job.id }, 'a job update listener threw');
+      }
+    }
+  }
+}
