@@ -29,6 +29,8 @@ export function parseConfig(raw: unknown, baseDir = process.cwd(), source = 'con
   const abs = (p: string) => path.resolve(baseDir, p);
   config.stateDir = abs(config.stateDir);
   config.backup.localDir = abs(config.backup.localDir);
+  config.nodesDir = abs(config.nodesDir);
+  config.uploadDir = abs(config.uploadDir ?? path.join(config.stateDir, 'uploads'));
   for (const node of config.nodes) {
     node.dir = abs(node.dir);
     if (node.dataDir) node.dataDir = abs(node.dataDir);

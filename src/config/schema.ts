@@ -87,6 +87,17 @@ export const configSchema = z.strictObject({
     .prefault({}),
   /** SQLite state, trash, uploads; default ./var/node-mgr. */
   stateDir: z.string().default('./var/node-mgr'),
+  /** Where nodes created from uploaded install configs live when their paths are relative. */
+  nodesDir: z.string().default('./var/nodes'),
+  /** Uploaded install configs (PROTOCOL §7): <uploadDir>/<file_type>/<name>. */
+  uploadDir: z.string().optional(),
+  /** Admin credentials given to nodes created from the seed's install configs. */
+  createDefaults: z
+    .strictObject({
+      user: z.string().default('pgx'),
+      password: z.string().default('pgx_pwd'),
+    })
+    .prefault({}),
   /** OS user the database processes run as (postgres refuses root). */
   runAs: z.string().default('nodemgr'),
   binaries: binariesSchema.prefault({}),
@@ -129,6 +140,13 @@ export const configSchema = z.strictObject({
     .prefault({}),
   /** Programs an operator allows `*_cmd` to run (absolute paths), beyond the recognised commands. */
   commandAllowList: z.array(z.string()).default([]),
+  jobs: z
+    .strictObject({
+      maxConcurrent: z.number().int().positive().default(4),
+      keepDays: z.number().positive().default(30),
+      keepCount: z.number().int().positive().default(10_000),
+    })
+    .prefault({}),
   backup: z
     .strictObject({
       store: z.enum(['local', 'webhdfs']).default('local'),

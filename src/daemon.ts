@@ -1,0 +1,84 @@
+// One running node-mgr: state store, job runner, supervisor, background samplers and HTTP.
+import { mkdirSync } from 'node:fs';
+import pino, { type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config/schema.ts';
+import { openStateStore, type StateStore } from './state/store.ts';
+import { JobRunner } from './jobs/runner.ts';
+import { Supervisor } from './supervisor/supervisor.ts';
+import { HostInfo } from './host/info.ts';
+import { NodeUsage } from './host/node-usage.ts';
+import { buildHttpServer } from './http/app.ts';
+import { checkBindAllowed } from './http/security.ts';
+import { registerCommandJobs } from './jobs/node-commands.ts';
+import { registerUpdateNodeJob } from './cluster/update-node-job.ts';
+
+export interface NodeMgr {
+  config: Config;
+  log: Logger;
+  store: StateStore;
+  jobs: JobRunner;
+  supervisor: Supervisor;
+  http: FastifyInstance;
+  /** The address the API listens on, e.g. http://127.0.0.1:9998. */
+  url: string;
+  /** Stops node-mgr. The databases keep running unless stopNodes (or config.stopNodesOnExit). */
+  close(opts?: { stopNodes?: boolean }): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  adoptPollMs?: number;
+}
+
+export async function startNodeMgr(config: Config, opts: StartOptions = {}): Promise<NodeMgr> {
+  checkBindAllowed(config);
+  const log = opts.log ?? pino({ name: 'node-mgr', redact: { paths: ['*.password', '*.pwd', '*.s_pwd', '*.d_pwd', 'password'], censor: '******' } });
+  mkdirSync(config.stateDir, { recursive: true });
+  const store = openStateStore(config.stateDir);
+  const jobs = new JobRunner({
+    store,
+    log: log.child({ component: 'jobs' }),
+    maxConcurrent: config.jobs.maxConcurrent,
+    retention: { maxAgeMs: config.jobs.keepDays * 86_400_000, maxCount: config.jobs.keepCount },
+  });
+  const supervisor = new Supervisor({ config, store, log: log.child({ component: 'supervisor' }), adoptPollMs: opts.adoptPollMs });
+  registerCommandJobs(jobs, config, supervisor);
+  registerUpdateNodeJob(jobs, config, supervisor);
+
+  const host = new HostInfo();
+  host.start();
+  const usage = new NodeUsage(() => supervisor.list().map((n) => ({ id: n.id, dataDir: n.dataDir, pid: n.pid })));
+
+  // The API answers while the actors adopt or start: get_node shows `adopting` meanwhile.
+  const http = await buildHttpServer({ config, supervisor, jobs, store, host, usage, log });
+  const loading = supervisor.load();
+  await http.listen({ host: config.listen.host, port: config.listen.port });
+  const address = http.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.listen.port;
+  const url = `http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;
+  await loading;
+  usage.start();
+  log.info({ url, nodes: supervisor.list().length }, 'node-mgr is serving');
+
+  let closed = false;
+  return {
+    config,
+    log,
+    store,
+    jobs,
+    supervisor,
+    http,
+    url,
+    async close(closeOpts = {}) {
+      if (closed) return;
+      closed = true;
+      host.stop();
+      usage.stop();
+      await http.close();
+      await jobs.drain(5_000);
+      await supervisor.shutdown(closeOpts.stopNodes ?? config.stopNodesOnExit);
+      store.close();
+    },
+  };
+}

@@ -1,0 +1,86 @@
+// Machine facts for get_info, sampled in the background so a request never waits for them.
+import os from 'node:os';
+import si from 'systeminformation';
+import { humanSize, megabytes } from './format.ts';
+
+export interface HostSample {
+  cpuPct: number;
+  memUsed: number;
+  memFree: number;
+  disks: { mount: string; fs: string; size: number; used: number; available: number }[];
+  sampledAt: number;
+}
+
+export class HostInfo {
+  private sample: HostSample | null = null;
+  private first: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly intervalMs = 5000) {}
+
+  /** Starts background sampling; the first sample is taken at once. */
+  start(): void {
+    if (this.timer) return;
+    this.first = this.refresh();
+    this.timer = setInterval(() => void this.refresh(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private async refresh(): Promise<void> {
+    try {
+      const [load, mem, fsSize] = await Promise.all([si.currentLoad(), si.mem(), si.fsSize()]);
+      this.sample = {
+        cpuPct: load.currentLoad,
+        memUsed: mem.active,
+        memFree: mem.available,
+        disks: fsSize.map((d) => ({ mount: d.mount, fs: d.fs, size: d.size, used: d.used, available: d.available })),
+        sampledAt: Date.now(),
+      };
+    } catch {
+      // Keep the previous sample; the next tick tries again.
+    }
+  }
+
+  /** The latest sample; the first call after start waits for it, never longer than 2 s. */
+  async current(): Promise<HostSample | null> {
+    if (!this.sample && this.first) await Promise.race([this.first, new Promise((r) => setTimeout(r, 2000))]);
+    return this.sample;
+  }
+
+  /** The filesystem (longest mount prefix) holding a path. */
+  diskOf(p: string): HostSample['disks'][number] | undefined {
+    const disks = this.sample?.disks ?? [];
+    return disks
+      .filter((d) => p === d.mount || p.startsWith(d.mount.endsWith('/') ? d.mount : `${d.mount}/`))
+      .sort((a, b) => b.mount.length - a.mount.length)[0];
+  }
+
+  /** The PROTOCOL §2 get_info reply (original fields first). */
+  async legacyInfo(counts: { meta_node: number; storage_node: number; computer_node: number }, dataDirs: string[]) {
+    const s = await this.current();
+    const root = this.diskOf('/');
+    const disks = [...new Set(dataDirs.map((d) => this.diskOf(d)).filter((d) => d !== undefined))];
+    return {
+      cpu_used: `${(s?.cpuPct ?? 0).toFixed(2)}%`,
+      mem_used: megabytes(s?.memUsed ?? os.totalmem() - os.freemem()),
+      mem_free: megabytes(s?.memFree ?? os.freemem()),
+      disk_used: humanSize(root?.used ?? 0),
+      disk_free: humanSize(root?.available ?? 0),
+      ...counts,
+      host: {
+        hostname: os.hostname(),
+        os: `${os.type()} ${os.release()}`,
+        kernel: os.release(),
+        cores: os.cpus().length,
+        load: os.loadavg(),
+        uptime_s: Math.round(os.uptime()),
+      },
+      disks: disks.map((d) => ({ mount: d.mount, fs: d.fs, size: humanSize(d.size), used: humanSize(d.used), free: humanSize(d.available) })),
+    };
+  }
+}

@@ -1,0 +1,51 @@
+// The HTTP face: builds the fastify app over the supervisor and the job runner.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import multipart from '@fastify/multipart';
+import swagger from '@fastify/swagger';
+import { errorHandler, badRequest } from './errors.ts';
+import { legacyRoutes } from './legacy.ts';
+import { v1Routes } from './v1.ts';
+import type { HttpDeps } from './deps.ts';
+
+export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: deps.config.security.bodyLimitBytes,
+    // Slow clients that send a header and stall are cut off instead of holding a socket forever.
+    connectionTimeout: 60_000,
+    requestTimeout: 120_000,
+    keepAliveTimeout: 65_000,
+    return503OnClosing: true,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+  });
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ result: 'error', info: `no route ${req.method} ${req.url.split('?')[0]}` });
+  });
+
+  // The body is JSON whatever the Content-Type says (curl -d sends form-urlencoded); only
+  // multipart is different (PROTOCOL §1, §7), and @fastify/multipart claims it below.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(badRequest(`request body is not valid JSON: ${(err as Error).message}`), undefined);
+    }
+  });
+  await app.register(multipart, { limits: { fileSize: deps.config.security.uploadLimitBytes, files: 1 } });
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'node-mgr', version: '0.1.0', description: 'Per-host supervisor of database nodes: the legacy POST / protocol and the /v1 REST face.' },
+    },
+  });
+
+  await app.register(async (scope) => legacyRoutes(scope, deps));
+  await app.register(async (scope) => v1Routes(scope, deps), { prefix: '/v1' });
+  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ result: 'succeed', info: 'node-mgr is alive' }));
+  return app;
+}

@@ -1,0 +1,18 @@
+// The services route plugins use, decorated once on the app.
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
+import type { Supervisor } from '../supervisor/supervisor.ts';
+import type { JobRunner } from '../jobs/runner.ts';
+import type { HostInfo } from '../host/info.ts';
+import type { NodeUsage } from '../host/node-usage.ts';
+import type { StateStore } from '../state/store.ts';
+
+export interface HttpDeps {
+  config: Config;
+  supervisor: Supervisor;
+  jobs: JobRunner;
+  store: StateStore;
+  host: HostInfo;
+  usage: NodeUsage;
+  log: Logger;
+}

@@ -1,0 +1,61 @@
+// One error shape on the wire: {"result":"error","info":"<one sentence>"} with a meaningful status.
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+export const badRequest = (m: string) => new HttpError(400, m);
+export const notFound = (m: string) => new HttpError(404, m);
+export const conflict = (m: string) => new HttpError(409, m);
+
+/** Maps a domain error (by name, so lower layers need not import HTTP) to a status. */
+const STATUS_BY_NAME: Record<string, number> = {
+  CommandError: 400,
+  InstallConfigError: 400,
+  ConfigError: 400,
+  JobConflictError: 409,
+  StateStoreError: 503,
+};
+
+export function errorReply(err: unknown): { status: number; info: string } {
+  const e = err as Partial<FastifyError> & { status?: number; name?: string; message?: string };
+  if (err instanceof HttpError) return { status: err.statusCode, info: err.message };
+  if (e.name && STATUS_BY_NAME[e.name]) return { status: STATUS_BY_NAME[e.name]!, info: e.message ?? e.name };
+  if (e.name === 'NodeCommandError' && typeof e.status === 'number') return { status: e.status, info: e.message ?? '' };
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+    case 'FST_REQ_FILE_TOO_LARGE':
+    case 'FST_FILES_LIMIT':
+    case 'FST_PARTS_LIMIT':
+      return { status: 413, info: 'request body is too large' };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { status: 400, info: 'request body is empty; expected a JSON object' };
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { status: 400, info: 'Content-Length does not match the body' };
+    case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { status: 415, info: 'unsupported Content-Type' };
+  }
+  if (e.validation) return { status: 400, info: `invalid request: ${e.message}` };
+  const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
+  if (status !== 500 && status >= 400) return { status, info: e.message || 'bad request' };
+  return { status: 500, info: `internal error: ${e.message ?? String(err)}` };
+}
+
+export function errorHandler(this: unknown, err: unknown, req: FastifyRequest, reply: FastifyReply): void {
+  const { status, info } = errorReply(err);
+  if (status === 500 || status > 501) req.log.error({ err }, "request failed");
+  else req.log.info({ status, info }, 'request refused');
+  void reply.code(status).type('application/json').send({ result: 'error', info: oneLine(info) });
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, '; ').slice(0, 2000);
+}

@@ -1,0 +1,163 @@
+// The original node_mgr's face: `POST /` with a JSON body whose job_type selects the job
+// (PROTOCOL §1–§5), the multipart upload (§7), and `GET /<job_id>`.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { NodeView } from '../supervisor/supervisor.ts';
+import { NodeCommandError } from '../supervisor/supervisor.ts';
+import { planCommand, planNodeId } from '../jobs/node-commands.ts';
+import { noSuchJobStatus, toLegacyStatus } from '../jobs/runner.ts';
+import { humanSize } from '../host/format.ts';
+import { badRequest, HttpError } from './errors.ts';
+import { isLegacyJobType, parseLegacyRequest, NODE_TYPES, type LegacyJobType } from './legacy-requests.ts';
+import { handleUpload } from './upload.ts';
+import type { HttpDeps } from './deps.ts';
+import { requireMutationAllowed } from './security.ts';
+
+const READ_ONLY = new Set<LegacyJobType>(['get_node', 'get_info', 'get_status']);
+
+/** Job types accepted and validated here whose work lands with their own issues. */
+const NOT_YET = new Set<LegacyJobType>(['delete', 'send', 'coldbackup', 'coldrestore']);
+
+const ROLE_TO_TYPE: Record<string, (typeof NODE_TYPES)[number] | undefined> = {
+  meta: 'meta_node',
+  storage: 'storage_node',
+  computer: 'computer_node',
+};
+
+export async function legacyRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
+  app.post('/', async (req, reply) => {
+    if (req.isMultipart()) {
+      requireMutationAllowed(req, deps.config);
+      return handleUpload(req, deps);
+    }
+    const body = req.body;
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('request body must be a JSON object');
+    const jobType = (body as Record<string, unknown>).job_type;
+    if (jobType === undefined) throw badRequest('field "job_type" is required');
+    if (!isLegacyJobType(jobType)) throw badRequest(`unknown job_type ${JSON.stringify(jobType).slice(0, 80)}`);
+    if (!READ_ONLY.has(jobType) || !deps.config.security.openReads) requireMutationAllowed(req, deps.config);
+    const answer = await dispatch(jobType, body, deps, req);
+    return reply.type('application/json').send(answer);
+  });
+
+  // The original's status poll by path; same reply as get_status.
+  app.get<{ Params: { jobId: string } }>('/:jobId', async (req) => {
+    if (!deps.config.security.openReads) requireMutationAllowed(req, deps.config);
+    const job = deps.jobs.get(req.params.jobId);
+    return job ? toLegacyStatus(job) : noSuchJobStatus(req.params.jobId);
+  });
+}
+
+async function dispatch(jobType: LegacyJobType, body: object, deps: HttpDeps, req: FastifyRequest): Promise<unknown> {
+  switch (jobType) {
+    case 'get_node': {
+      const r = parseLegacyRequest('get_node', body);
+      return getNodeReply(deps, r.node_type);
+    }
+    case 'get_info': {
+      parseLegacyRequest('get_info', body);
+      const nodes = deps.supervisor.list();
+      const count = (t: string) => nodes.filter((n) => ROLE_TO_TYPE[n.role] === t).length;
+      return deps.host.legacyInfo(
+        { meta_node: count('meta_node'), storage_node: count('storage_node'), computer_node: count('computer_node') },
+        nodes.map((n) => n.dataDir),
+      );
+    }
+    case 'get_status': {
+      const r = parseLegacyRequest('get_status', body);
+      const job = deps.jobs.get(r.job_id);
+      return job ? toLegacyStatus(job) : noSuchJobStatus(r.job_id);
+    }
+    case 'auto_pullup': {
+      const r = parseLegacyRequest('auto_pullup', body);
+      let id: string | undefined;
+      if (r.port !== undefined) {
+        const node = deps.supervisor.byPort(r.port);
+        if (!node) throw new HttpError(404, `no node on port ${r.port} on this host`);
+        id = node.id;
+      }
+      deps.supervisor.pause(r.minutes, id);
+      return { result: 'succeed' };
+    }
+    case 'update_node': {
+      const r = parseLegacyRequest('update_node', body);
+      return accept(deps, { id: r.job_id, type: 'update_node', params: r });
+    }
+    case 'mysql_cmd':
+    case 'pgsql_cmd':
+    case 'cluster_cmd': {
+      const r = parseLegacyRequest(jobType, body);
+      // An idempotent repeat must not be re-planned against the state the first run changed.
+      const existing = r.job_id ? deps.jobs.get(r.job_id) : undefined;
+      if (existing) return accept(deps, { id: r.job_id, type: jobType, params: r, nodeId: existing.nodeId ?? undefined });
+      const plan = await planCommand(jobType, r.cmd, deps.config, deps.supervisor);
+      return accept(deps, { id: r.job_id, type: jobType, params: r, nodeId: planNodeId(plan) });
+    }
+    case 'delete':
+    case 'send':
+    case 'coldbackup':
+    case 'coldrestore': {
+      const r = parseLegacyRequest(jobType, body);
+      if (deps.jobs.hasHandler(jobType)) {
+        const node = deps.supervisor.byPort(r.s_port);
+        if (!node) throw new NodeCommandError(`no node on port ${r.s_port} on this host`, 404);
+        return accept(deps, { id: r.job_id, type: jobType, params: r, nodeId: node.id });
+      }
+      req.log.info({ jobType }, 'job type not implemented yet');
+      throw new HttpError(501, `job_type ${jobType} is not implemented yet by this node-mgr; the request was valid and nothing was done`);
+    }
+  }
+  // Exhaustive above; kept for the compiler.
+  throw badRequest(`unknown job_type ${String(jobType)}`);
+}
+
+function accept(deps: HttpDeps, submission: { id?: string; type: string; params: unknown; nodeId?: string }) {
+  const { job } = deps.jobs.submit(submission);
+  return { result: 'succeed', info: 'accepted', job_id: job.id };
+}
+
+/** PROTOCOL §2: members keyed `<type>N`, original fields first. */
+export function getNodeReply(deps: HttpDeps, nodeType?: (typeof NODE_TYPES)[number]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const types = nodeType ? [nodeType] : NODE_TYPES;
+  const nodes = deps.supervisor.list();
+  for (const t of types) {
+    nodes
+      .filter((n) => ROLE_TO_TYPE[n.role] === t)
+      .sort((a, b) => a.port - b.port)
+      .forEach((n, i) => {
+        out[`${t}${i}`] = legacyNode(n, deps);
+      });
+  }
+  return out;
+}
+
+function legacyNode(n: NodeView, deps: HttpDeps): Record<string, unknown> {
+  const usage = deps.usage.get(n.id);
+  const member: Record<string, unknown> = {
+    ip: n.ip,
+    port: n.port,
+    user: n.user,
+    pwd: deps.config.security.exposeSecrets ? n.password : '******',
+    path: n.dataDir,
+    disk_used: usage.diskUsed === null ? '' : humanSize(usage.diskUsed),
+    disk_free: usage.diskFree === null ? '' : humanSize(usage.diskFree),
+  };
+  if (n.role === 'storage' || n.role === 'meta') {
+    if (n.cluster !== undefined) member.cluster = n.cluster;
+    if (n.shard !== undefined) member.shard = n.shard;
+  }
+  if (n.role === 'computer' && n.cluster !== undefined) member.cluster = n.cluster;
+  Object.assign(member, {
+    kind: n.kind,
+    state: n.state,
+    wanted: n.wanted,
+    pid: n.pid,
+    since: n.since,
+    uptime_s: n.state === 'running' ? Math.round((Date.now() - Date.parse(n.since)) / 1000) : 0,
+    restarts: n.restarts,
+    last_exit: n.lastExit ? { code: n.lastExit.code, signal: n.lastExit.signal, cause: n.lastExit.cause, detail: n.lastExit.detail } : null,
+    cpu_pct: usage.cpuPct,
+    mem_rss: usage.memRss,
+  });
+  return member;
+}

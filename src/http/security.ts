@@ -1,0 +1,46 @@
+// PROTOCOL §8: mutating requests need the bearer token or an allow-listed source address.
+import { timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { FastifyRequest } from 'fastify';
+import type { Config } from '../config/schema.ts';
+import { HttpError } from './errors.ts';
+
+export function authConfigured(config: Config): boolean {
+  return Boolean(config.security.token) || config.security.allowFrom.length > 0;
+}
+
+/** Throws 401/403 unless the request may change things. With no credential configured, all may. */
+export function requireMutationAllowed(req: FastifyRequest, config: Config): void {
+  if (!authConfigured(config)) return;
+  const source = normaliseAddress(req.socket.remoteAddress ?? '');
+  if (config.security.allowFrom.some((a) => normaliseAddress(a) === source)) return;
+  const token = config.security.token;
+  const header = req.headers.authorization;
+  if (token && header) {
+    const m = /^Bearer\s+(.+)$/i.exec(header);
+    if (m && safeEqual(m[1]!.trim(), token)) return;
+    throw new HttpError(403, 'the bearer token is not valid');
+  }
+  throw new HttpError(401, 'this request changes state and needs "Authorization: Bearer <token>" or an allow-listed source address');
+}
+
+function normaliseAddress(a: string): string {
+  return a.startsWith('::ffff:') && isIP(a.slice(7)) === 4 ? a.slice(7) : a;
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+const LOOPBACK = /^(127\.|::1$|localhost$)/;
+
+/** Refuses to listen beyond loopback with neither a token nor an allow-list (PROTOCOL §1, §8). */
+export function checkBindAllowed(config: Config): void {
+  if (!LOOPBACK.test(config.listen.host) && !authConfigured(config)) {
+    throw new Error(
+      `refusing to listen on ${config.listen.host}: a non-loopback address needs security.token or security.allowFrom in the config`,
+    );
+  }
+}

@@ -1,0 +1,63 @@
+// PROTOCOL §7: multipart upload of install configs. The first part `parameters` names the
+// file_type; the file part is saved by its base name, via a temporary name, then renamed.
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { FastifyRequest } from 'fastify';
+import { uploadDirFor } from '../jobs/node-commands.ts';
+import { badRequest, HttpError } from './errors.ts';
+import type { HttpDeps } from './deps.ts';
+
+const FILE_TYPES = new Set(['mysql', 'pgsql', 'cluster']);
+
+/** Base names only: any `/`, `\`, `..`, NUL, control character or empty name is refused. */
+export function checkUploadName(name: string | undefined): string {
+  if (!name) throw badRequest('the uploaded file has no filename');
+  if (name.includes('/') || name.includes('\\') || name.includes('..') || /[\x00-\x1f]/.test(name) || name.length > 255) {
+    throw badRequest(`upload filename ${JSON.stringify(name).slice(0, 100)} must be a plain base name`);
+  }
+  return name;
+}
+
+export async function handleUpload(req: FastifyRequest, deps: HttpDeps): Promise<{ result: 'succeed'; path: string }> {
+  let fileType: string | null = null;
+  let saved: string | null = null;
+  for await (const part of req.parts({ limits: { fileSize: deps.config.security.uploadLimitBytes, files: 1, fields: 4 } })) {
+    if (part.type === 'field') {
+      if (part.fieldname !== 'parameters') continue;
+      let params: unknown;
+      try {
+        params = JSON.parse(String(part.value));
+      } catch {
+        throw badRequest('multipart field "parameters" is not valid JSON');
+      }
+      const ft = (params as { file_type?: unknown } | null)?.file_type;
+      if (typeof ft !== 'string' || !FILE_TYPES.has(ft)) throw badRequest('parameters.file_type must be "mysql", "pgsql" or "cluster"');
+      fileType = ft;
+      continue;
+    }
+    if (!fileType) {
+      part.file.resume();
+      throw badRequest('multipart part "parameters" must come before the file');
+    }
+    const name = checkUploadName(part.filename);
+    const dir = uploadDirFor(deps.config, fileType);
+    await mkdir(dir, { recursive: true });
+    const final = path.join(dir, name);
+    const temp = path.join(dir, `.${name}.${process.pid}.${Date.now()}.part`);
+    try {
+      await pipeline(part.file, createWriteStream(temp, { flags: 'wx', mode: 0o640 }));
+      if (part.file.truncated) throw new HttpError(413, `uploaded file is larger than ${deps.config.security.uploadLimitBytes} bytes`);
+      await rename(temp, final);
+    } catch (err) {
+      await unlink(temp).catch(() => {});
+      throw err;
+    }
+    saved = final;
+  }
+  if (!fileType) throw badRequest('multipart body has no "parameters" part');
+  if (!saved) throw badRequest('multipart body has no file part');
+  req.log.info({ fileType, path: saved }, 'install config uploaded');
+  return { result: 'succeed', path: saved };
+}

@@ -1,0 +1,170 @@
+// The REST face over the same actors and jobs (PROTOCOL §9). Nodes are named by port, as in
+// the legacy protocol.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import path from 'node:path';
+import { HttpError } from './errors.ts';
+import { nodeEntrySchema } from '../config/schema.ts';
+import { requireMutationAllowed } from './security.ts';
+import type { HttpDeps } from './deps.ts';
+import type { NodeView } from '../supervisor/supervisor.ts';
+import type { JobRecord, JobStatus } from '../state/store.ts';
+
+const nodeSchema = {
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    id: { type: 'string' },
+    kind: { type: 'string', enum: ['mysql', 'postgres', 'cluster_mgr'] },
+    role: { type: 'string' },
+    port: { type: 'integer' },
+    state: { type: 'string', description: 'the actor state: adopting, stopped, initializing, preflight, starting, running, stopping, crashed, backoff, held, failed, dropping' },
+    wanted: { type: 'string', enum: ['running', 'stopped'] },
+    pid: { type: ['integer', 'null'] },
+    restarts: { type: 'integer' },
+    since: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
+const jobSchema = {
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    id: { type: 'string' },
+    type: { type: 'string' },
+    status: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted'] },
+    phase: { type: ['string', 'null'] },
+    info: { type: ['string', 'null'] },
+  },
+} as const;
+
+const errorSchema = { type: 'object', properties: { result: { type: 'string' }, info: { type: 'string' } } } as const;
+const portParams = { type: 'object', required: ['port'], properties: { port: { type: 'integer', minimum: 1, maximum: 65535 } } } as const;
+
+
+export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
+  const { supervisor, jobs, store, config } = deps;
+  const guardReads = async (req: FastifyRequest) => {
+    if (!config.security.openReads) requireMutationAllowed(req, config);
+  };
+  const nodeOf = (port: number): NodeView => {
+    const n = supervisor.byPort(port);
+    if (!n) throw new HttpError(404, `no node on port ${port} on this host`);
+    return n;
+  };
+  const publicView = (n: NodeView) => {
+    const { password, ...rest } = n;
+    void password;
+    return { ...rest, usage: deps.usage.get(n.id) };
+  };
+
+  app.get('/nodes', { preHandler: guardReads, schema: { summary: 'List supervised nodes', response: { 200: { type: 'array', items: nodeSchema } } } }, async () =>
+    supervisor.list().map(publicView),
+  );
+
+  app.get<{ Params: { port: number } }>(
+    '/nodes/:port',
+    { preHandler: guardReads, schema: { summary: 'One node: snapshot and its latest transitions', params: portParams, response: { 404: errorSchema } } },
+    async (req) => {
+      const n = nodeOf(req.params.port);
+      return { ...publicView(n), transitions: store.recentTransitions(n.id, 50) };
+    },
+  );
+
+  for (const action of ['start', 'stop', 'restart'] as const) {
+    app.post<{ Params: { port: number } }>(
+      `/nodes/:port/${action}`,
+      { schema: { summary: `${action} a node (waits until it settles)`, params: portParams, response: { 200: nodeSchema, 404: errorSchema, 409: errorSchema } } },
+      async (req) => {
+        requireMutationAllowed(req, config);
+        const n = nodeOf(req.params.port);
+        return publicView(await supervisor.command(n.id, action.toUpperCase() as 'START'));
+      },
+    );
+  }
+
+  app.post<{ Params: { port: number } }>(
+    '/nodes/:port/create',
+    { schema: { summary: 'Initialise the data dir of a configured node and start it', params: portParams, response: { 200: nodeSchema, 404: errorSchema, 409: errorSchema } } },
+    async (req) => {
+      requireMutationAllowed(req, config);
+      return publicView(await supervisor.initialize(nodeOf(req.params.port).id));
+    },
+  );
+
+  app.post<{ Body: unknown }>(
+    '/nodes',
+    { schema: { summary: 'Create a new node from a node entry (same shape as a config nodes[] entry) and start it', body: { type: 'object' }, response: { 200: nodeSchema, 400: errorSchema, 409: errorSchema } } },
+    async (req) => {
+      requireMutationAllowed(req, config);
+      const parsed = nodeEntrySchema.safeParse(req.body);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        throw new HttpError(400, `node entry field "${issue.path.join('.') || 'body'}": ${issue.message}`);
+      }
+      const entry = { ...parsed.data, dir: path.resolve(config.nodesDir, parsed.data.dir) };
+      return publicView(await supervisor.create(entry));
+    },
+  );
+
+  app.delete<{ Params: { port: number } }>(
+    '/nodes/:port',
+    { schema: { summary: 'Drop a node: stop it and move its directories to the trash', params: portParams, response: { 404: errorSchema, 409: errorSchema } } },
+    async (req) => {
+      requireMutationAllowed(req, config);
+      const n = nodeOf(req.params.port);
+      await supervisor.drop(n.id);
+      return { result: 'succeed', info: `node ${n.id} dropped; its directories are in the trash` };
+    },
+  );
+
+  app.post<{ Params: { port: number }; Body: { minutes?: number } | undefined }>(
+    '/nodes/:port/pause',
+    {
+      schema: {
+        summary: 'Pause automatic restarts (minutes: -1 until resumed, n minutes)',
+        params: portParams,
+        body: { type: 'object', properties: { minutes: { type: 'integer', minimum: -1 } } },
+      },
+    },
+    async (req) => {
+      requireMutationAllowed(req, config);
+      const n = nodeOf(req.params.port);
+      supervisor.pause(req.body?.minutes ?? -1, n.id);
+      return publicView(supervisor.get(n.id)!);
+    },
+  );
+
+  app.post<{ Params: { port: number } }>('/nodes/:port/resume', { schema: { summary: 'Resume automatic restarts', params: portParams } }, async (req) => {
+    requireMutationAllowed(req, config);
+    const n = nodeOf(req.params.port);
+    supervisor.pause(0, n.id);
+    return publicView(supervisor.get(n.id)!);
+  });
+
+  app.get<{ Querystring: { limit?: number; status?: JobStatus; type?: string } }>(
+    '/jobs',
+    {
+      preHandler: guardReads,
+      schema: {
+        summary: 'List jobs, newest first',
+        querystring: {
+          type: 'object',
+          properties: { limit: { type: 'integer', minimum: 1, maximum: 1000 }, status: jobSchema.properties.status, type: { type: 'string' } },
+        },
+        response: { 200: { type: 'array', items: jobSchema } },
+      },
+    },
+    async (req) =>
+      jobs.list({ limit: req.query.limit ?? 100, status: req.query.status, type: req.query.type }),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/jobs/:id',
+    { preHandler: guardReads, schema: { summary: 'One job', params: { type: 'object', properties: { id: { type: 'string' } } }, response: { 200: jobSchema, 404: errorSchema } } },
+    async (req): Promise<JobRecord> => {
+      const job = jobs.get(req.params.id);
+      if (!job) throw new HttpError(404, `no job ${req.params.id}`);
+      return job;
+    },
+  );
+}

@@ -1,0 +1,166 @@
+// CLI entry: node-mgr start | status | demo.
+import { parseArgs } from 'node:util';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { loadConfig, parseConfig, ConfigError } from './config/load.ts';
+import type { Config, NodeEntry } from './config/schema.ts';
+import { startNodeMgr, type NodeMgr } from './daemon.ts';
+
+const USAGE = `usage:
+  node-mgr start --config FILE [--stop-nodes-on-exit]   run in the foreground
+  node-mgr status [--config FILE | --url URL]           table of the nodes
+  node-mgr demo [--dir DIR] [--port PORT]               one MariaDB storage node and one PostgreSQL
+                                                       computing node under DIR (default ./var/demo)`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'start':
+      return start(rest);
+    case 'status':
+      return status(rest);
+    case 'demo':
+      return demo(rest);
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      console.error(`node-mgr: unknown command "${command}"\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function start(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: 'string', short: 'c' }, 'stop-nodes-on-exit': { type: 'boolean' }, inspect: { type: 'boolean' } },
+  });
+  const config = values.config ? loadConfig(values.config) : parseConfig({});
+  if (values['stop-nodes-on-exit']) config.stopNodesOnExit = true;
+  const mgr = await startNodeMgr(config);
+  await runUntilSignal(mgr);
+  return 0;
+}
+
+/** SIGTERM/SIGINT stop node-mgr only; the databases keep running (unless configured otherwise). */
+function runUntilSignal(mgr: NodeMgr): Promise<void> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      mgr.log.info({ signal }, 'node-mgr stopping; databases keep running unless stopNodesOnExit');
+      mgr.close().then(resolve, (err) => {
+        mgr.log.error({ err }, 'shutdown failed');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+async function status(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, url: { type: 'string' } } });
+  let url = values.url;
+  if (!url) {
+    const config = values.config ? loadConfig(values.config) : parseConfig({});
+    url = `http://${config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host}:${config.listen.port}`;
+  }
+  const res = await fetch(`${url}/v1/nodes`).catch((err: Error) => {
+    throw new Error(`node-mgr at ${url} is not answering: ${err.cause ? String((err.cause as Error).message) : err.message}`);
+  });
+  if (!res.ok) throw new Error(`node-mgr at ${url} answered HTTP ${res.status}: ${await res.text()}`);
+  const nodes = (await res.json()) as Array<{ id: string; role: string; port: number; state: string; wanted: string; pid: number | null; restarts: number; lastError: string | null }>;
+  console.log(formatTable(nodes));
+  return 0;
+}
+
+export function formatTable(nodes: Array<{ id: string; role: string; port: number; state: string; wanted: string; pid: number | null; restarts: number; lastError: string | null }>): string {
+  const rows = [['NODE', 'ROLE', 'PORT', 'STATE', 'WANTED', 'PID', 'RESTARTS', 'LAST ERROR']];
+  for (const n of nodes) rows.push([n.id, n.role, String(n.port), n.state, n.wanted, n.pid === null ? '-' : String(n.pid), String(n.restarts), n.lastError ?? '']);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A newcomer's first run: two real nodes under DIR, supervised and served on PORT. Again on the same DIR adopts them. */
+async function demo(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { dir: { type: 'string' }, port: { type: 'string' } } });
+  const dir = path.resolve(values.dir ?? './var/demo');
+  mkdirSync(dir, { recursive: true });
+  const planFile = path.join(dir, 'demo.json');
+  let plan: { mysqlPort: number; postgresPort: number };
+  if (existsSync(planFile)) plan = JSON.parse(readFileSync(planFile, 'utf8')) as typeof plan;
+  else {
+    plan = { mysqlPort: await freePort(), postgresPort: await freePort() };
+    writeFileSync(planFile, `${JSON.stringify(plan, null, 2)}\n`);
+  }
+  const config: Config = parseConfig(
+    {
+      listen: { host: '127.0.0.1', port: Number(values.port ?? 9998) },
+      stateDir: path.join(dir, 'state'),
+      nodesDir: path.join(dir, 'nodes'),
+      backup: { localDir: path.join(dir, 'backups') },
+    },
+    dir,
+    'demo config',
+  );
+  const mgr = await startNodeMgr(config);
+  const wanted: NodeEntry[] = [
+    {
+      kind: 'mysql',
+      role: 'storage',
+      port: plan.mysqlPort,
+      ip: '127.0.0.1',
+      dir: path.join(config.nodesDir, String(plan.mysqlPort)),
+      cluster: 'demo_cluster',
+      shard: 'shard1',
+      ...config.createDefaults,
+      serverOptions: {},
+    },
+    {
+      kind: 'postgres',
+      role: 'computer',
+      port: plan.postgresPort,
+      ip: '127.0.0.1',
+      dir: path.join(config.nodesDir, String(plan.postgresPort)),
+      cluster: 'demo_cluster',
+      ...config.createDefaults,
+      serverOptions: {},
+    },
+  ];
+  for (const entry of wanted) {
+    if (mgr.supervisor.byPort(entry.port)) continue;
+    mgr.log.info({ port: entry.port, kind: entry.kind }, 'demo: creating node');
+    await mgr.supervisor.create(entry);
+  }
+  console.log(`\nnode-mgr demo is serving on ${mgr.url}\n`);
+  console.log(formatTable(mgr.supervisor.list()));
+  console.log(`\ntry:  curl -d '{"ver":"0.1","job_type":"get_node"}' ${mgr.url}/\n      (Ctrl-C stops node-mgr; the databases keep running and are adopted by the next run)\n`);
+  await runUntilSignal(mgr);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  // Exit explicitly: background samplers and sockets must not keep a stopped node-mgr alive.
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`node-mgr: ${err instanceof ConfigError ? err.message : (err as Error).message}`);
+    process.exit(1);
+  },
+);

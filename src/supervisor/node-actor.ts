@@ -1,0 +1,149 @@
+// Wires the pure node statechart to an engine: every effect the chart names is implemented here.
+import { mkdir, rename } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fromCallback, fromPromise, type AnyEventObject } from 'xstate';
+import type { Logger } from 'pino';
+import { nodeMachine, type Diagnosis, type ProcessCommand, type ProcessHandleInput, type NodeEvent } from '../../machines/node.machine.ts';
+import type { Engine, NodeSpec } from '../engines/engine.ts';
+import { portHolder, sendSignal } from '../engines/process-info.ts';
+import { spawnServer, watchAdopted, rotateIfLarge } from './spawn.ts';
+import { checkDiskSpace } from './disk.ts';
+
+export interface NodeRuntime {
+  spec: NodeSpec;
+  engine: Engine;
+  trashDir: string;
+  log: Logger;
+  serverLog: { maxBytes: number; keep: number };
+  /** How often an adopted (non-child) process is polled for its exit. */
+  adoptPollMs?: number;
+}
+
+/** The node machine with its effects bound to one node's engine. */
+export function nodeMachineFor(rt: NodeRuntime) {
+  const { spec, engine, log } = rt;
+  return nodeMachine.provide({
+    actors: {
+      adopt: fromPromise(async () => ({ pid: await engine.findRunning(spec) })),
+
+      initialize: fromPromise(async ({ signal }) => {
+        await engine.initDataDir(spec, signal);
+        await engine.writeServerConfig(spec);
+      }),
+
+      preflight: fromPromise(async () => {
+        // A server of ours already on the data dir (started behind our back) must not get a twin.
+        const running = await engine.findRunning(spec);
+        if (running !== null) throw new Error(`node ${spec.id}: a server (pid ${running}) is already running on data dir ${spec.dataDir}`);
+        const holder = await portHolder(spec.port);
+        if (holder) throw new Error(`node ${spec.id}: port ${spec.port} is held by pid ${holder.pid} (${holder.program})`);
+        if (!(await engine.isInitialised(spec))) {
+          throw new Error(`node ${spec.id}: data dir ${spec.dataDir} is not initialised (create the node first)`);
+        }
+        await checkDiskSpace(spec.dataDir);
+        await engine.writeServerConfig(spec);
+        await rotateIfLarge(path.join(spec.logDir, 'server.log'), rt.serverLog.maxBytes, rt.serverLog.keep);
+      }),
+
+      process: fromCallback<ProcessCommand, ProcessHandleInput>(({ input, sendBack, receive }) => {
+        const stopWatching = new AbortController();
+        let pid: number | null = null;
+        // A STOP or KILL that arrives while the spawn is still under way is applied once the pid is known.
+        let pending: ProcessCommand | null = null;
+        const obey = (command: ProcessCommand, target: number) => {
+          if (command.type === 'STOP') {
+            engine.stop(spec, target).catch((err) => log.error({ node: spec.id, err: String(err) }, 'stop ladder failed'));
+          } else {
+            killGroup(target, 'SIGKILL');
+          }
+        };
+        const reportExit = (exit: Promise<{ code: number | null; signal: string | null }>) =>
+          exit.then((status) => {
+            if (stopWatching.signal.aborted) return;
+            sendBack({ type: 'PROCESS_EXITED', code: status.code, signal: status.signal, at: Date.now() } satisfies NodeEvent);
+          });
+        if (input.adoptPid !== null) {
+          pid = input.adoptPid;
+          const watch = watchAdopted(pid, rt.adoptPollMs ?? 500);
+          stopWatching.signal.addEventListener('abort', () => watch.cancel());
+          void reportExit(watch.exit);
+        } else {
+          spawnServer(spec, engine.launchPlan(spec)).then(
+            (child) => {
+              if (stopWatching.signal.aborted) return;
+              pid = child.pid;
+              sendBack({ type: 'PROCESS_STARTED', pid } satisfies NodeEvent);
+              void reportExit(child.exit);
+              if (pending) obey(pending, pid);
+              engine.waitReady(spec, pid, stopWatching.signal).then(
+                () => sendBack({ type: 'PROCESS_READY' } satisfies NodeEvent),
+                // Not ready because it died: the exit reports it; because we stopped watching: nothing to say.
+                (err) => log.debug({ node: spec.id, err: String(err) }, 'readiness wait ended'),
+              );
+            },
+            (err) => {
+              log.error({ node: spec.id, err: String(err) }, 'spawn failed');
+              if (stopWatching.signal.aborted) return;
+              sendBack({ type: 'PROCESS_EXITED', code: null, signal: null, at: Date.now() } satisfies NodeEvent);
+            },
+          );
+        }
+        receive((command) => {
+          if (pid === null) pending = command;
+          else obey(command, pid);
+        });
+        // Leaving the state (or node-mgr shutting down) stops the watching, never the database.
+        return () => stopWatching.abort();
+      }),
+
+      probe: fromCallback<AnyEventObject, { nodeId: string }>(({ sendBack }) => {
+        const { intervalMs, timeoutMs } = spec.policy.probe;
+        let inFlight = false;
+        const timer = setInterval(async () => {
+          if (inFlight) return;
+          inFlight = true;
+          try {
+            await engine.probe(spec, AbortSignal.timeout(timeoutMs));
+            sendBack({ type: 'PROBE_OK' } satisfies NodeEvent);
+          } catch (err) {
+            sendBack({ type: 'PROBE_FAILED', error: (err as Error).message } satisfies NodeEvent);
+          } finally {
+            inFlight = false;
+          }
+        }, intervalMs);
+        return () => clearInterval(timer);
+      }),
+
+      diagnose: fromPromise<Diagnosis, { nodeId: string; code: number | null; signal: string | null; killReason: string | null }>(
+        async ({ input }) => {
+          const d = await engine.diagnoseExit(spec, { code: input.code, signal: input.signal });
+          if (input.killReason === 'health_probe_failed') {
+            return { ...d, cause: 'health_probe_failed', detail: `killed by node-mgr after ${spec.policy.probe.failureThreshold} failed health probes` };
+          }
+          if (input.killReason === 'start_timeout') {
+            return { ...d, cause: 'start_timeout', detail: `killed by node-mgr: not ready within ${spec.policy.probe.startTimeoutMs} ms` };
+          }
+          return d;
+        },
+      ),
+
+      drop: fromPromise(async () => {
+        const dest = path.join(rt.trashDir, `${spec.id}-${new Date().toISOString().replace(/[:.]/g, '')}`);
+        await mkdir(dest, { recursive: true });
+        for (const p of engine.ownedPaths(spec)) {
+          if (existsSync(p)) await rename(p, path.join(dest, path.basename(p)));
+        }
+      }),
+    },
+  });
+}
+
+/** Signals the server's process group (it was spawned detached), falling back to the pid alone. */
+export function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    sendSignal(pid, signal);
+  }
+}

@@ -1,0 +1,332 @@
+// The actor system: one node actor per supervised process, its state journaled and persisted.
+// Nothing here knows about HTTP; callers send commands and read views.
+import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import { createActor, waitFor, type Actor, type SnapshotFrom } from 'xstate';
+import type { Logger } from 'pino';
+import type { Config, NodeEntry } from '../config/schema.ts';
+import { stateName, type NodeEvent, type Wanted } from '../../machines/node.machine.ts';
+import type { Engine, NodeSpec, RunAs } from '../engines/engine.ts';
+import { engineFor } from '../engines/index.ts';
+import { resolveSpec, lookupRunAs } from '../engines/spec.ts';
+import type { NodeSource, StateStore } from '../state/store.ts';
+import { nodeMachineFor } from './node-actor.ts';
+
+type NodeActor = Actor<ReturnType<typeof nodeMachineFor>>;
+type NodeSnapshot = SnapshotFrom<ReturnType<typeof nodeMachineFor>>;
+
+export type { NodeSource };
+
+export interface Transition {
+  nodeId: string;
+  port: number;
+  from: string;
+  to: string;
+  event: string;
+  at: number;
+  detail: string | null;
+}
+
+/** What callers see of a node: its config identity plus the actor's snapshot. */
+export interface NodeView {
+  id: string;
+  kind: NodeSpec['kind'];
+  role: NodeSpec['role'];
+  port: number;
+  ip: string;
+  user: string;
+  password: string;
+  dir: string;
+  dataDir: string;
+  cluster?: string;
+  shard?: string;
+  source: NodeSource;
+  state: string;
+  wanted: Wanted;
+  pid: number | null;
+  adopted: boolean;
+  since: string;
+  restarts: number;
+  paused: boolean;
+  backoffMs: number | null;
+  backoffUntil: number | null;
+  lastExit: NodeSnapshot['context']['lastExit'];
+  lastError: string | null;
+}
+
+interface Supervised {
+  spec: NodeSpec;
+  entry: NodeEntry;
+  source: NodeSource;
+  actor: NodeActor;
+  state: string;
+  since: number;
+}
+
+/** Errors whose message is for the operator; `status` hints at the HTTP mapping. */
+export class NodeCommandError extends Error {
+  constructor(
+    message: string,
+    readonly status: 400 | 404 | 409 | 500 = 409,
+  ) {
+    super(message);
+    this.name = 'NodeCommandError';
+  }
+}
+
+/** States a command waits for; anything else is on its way somewhere. */
+const SETTLED = new Set(['running', 'stopped', 'failed', 'backoff', 'held', 'dropped']);
+
+export interface SupervisorOptions {
+  config: Config;
+  store: StateStore;
+  log: Logger;
+  /** Overrides for tests (e.g. a faster adoption poll). */
+  adoptPollMs?: number;
+  engines?: (kind: NodeSpec['kind']) => Engine;
+}
+
+export class Supervisor extends EventEmitter {
+  private readonly nodes = new Map<string, Supervised>();
+  private readonly runAs: RunAs;
+  private readonly config: Config;
+  private readonly store: StateStore;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: SupervisorOptions) {
+    super();
+    this.config = opts.config;
+    this.store = opts.store;
+    this.log = opts.log;
+    this.runAs = lookupRunAs(this.config.runAs);
+  }
+
+  /** Registers every node of the config and of the state store, and lets each adopt or start. */
+  async load(): Promise<void> {
+    const known = new Map<number, { entry: NodeEntry; source: NodeSource }>();
+    for (const row of this.store.listNodes()) known.set(row.port, { entry: row.entry, source: row.source });
+    for (const entry of this.config.nodes) known.set(entry.port, { entry, source: 'static' });
+    for (const { entry, source } of known.values()) this.register(entry, source);
+    await this.settled([...this.nodes.keys()], 120_000).catch(() => {});
+  }
+
+  /** Adds a node and starts its actor (which adopts a running server or starts per `wanted`). */
+  register(entry: NodeEntry, source: NodeSource, wantedOverride?: Wanted): Supervised {
+    const spec = resolveSpec(this.config, entry, this.runAs);
+    const existing = this.nodes.get(spec.id);
+    if (existing) return existing;
+    const clash = this.byPort(spec.port);
+    if (clash) throw new NodeCommandError(`port ${spec.port} already belongs to node ${clash.id}`, 409);
+    const stored = this.store.getNode(spec.id);
+    const wanted: Wanted = wantedOverride ?? stored?.wanted ?? 'running';
+    this.store.upsertNode({ id: spec.id, port: spec.port, entry, wanted, source });
+    const engine = (this.opts.engines ?? engineFor)(spec.kind);
+    const machine = nodeMachineFor({
+      spec,
+      engine,
+      log: this.log,
+      trashDir: path.join(this.config.stateDir, 'trash'),
+      serverLog: this.config.serverLog,
+      adoptPollMs: this.opts.adoptPollMs,
+    });
+    const actor = createActor(machine, {
+      id: spec.id,
+      input: { nodeId: spec.id, policy: spec.policy, wanted, restarts: stored?.restarts ?? 0 },
+      inspect: (ev) => {
+        if (ev.type === '@xstate.snapshot' && ev.actorRef === actor) this.observe(spec.id, ev.snapshot as NodeSnapshot, ev.event.type);
+      },
+    });
+    const node: Supervised = { spec, entry, source, actor, state: 'adopting', since: Date.now() };
+    this.nodes.set(spec.id, node);
+    actor.start();
+    return node;
+  }
+
+  /** Journals a state change and persists what must outlive node-mgr (wanted, restart count). */
+  private observe(id: string, snap: NodeSnapshot, eventType: string): void {
+    const node = this.nodes.get(id);
+    if (!node) return;
+    const to = stateName(snap.value);
+    const ctx = snap.context;
+    const stored = this.store.getNode(id);
+    if (stored && stored.wanted !== ctx.wanted) this.store.setWanted(id, ctx.wanted);
+    if (stored && stored.restarts !== ctx.restarts) this.store.setRestarts(id, ctx.restarts);
+    if (to === node.state) return;
+    const from = node.state;
+    node.state = to;
+    node.since = Date.now();
+    const detail = to === 'crashed' || to === 'failed' || to === 'stopped' || to === 'backoff' ? (ctx.lastError ?? ctx.lastExit?.detail ?? null) : null;
+    const transition: Transition = { nodeId: id, port: node.spec.port, from, to, event: eventType, at: node.since, detail };
+    this.store.recordTransition({ nodeId: id, from, to, event: eventType, at: node.since, detail });
+    this.log.info({ node: id, from, to, event: eventType, ...(detail ? { detail } : {}) }, 'node transition');
+    this.emit('transition', transition);
+  }
+
+  list(): NodeView[] {
+    return [...this.nodes.values()].map((n) => this.view(n));
+  }
+
+  get(id: string): NodeView | undefined {
+    const n = this.nodes.get(id);
+    return n && this.view(n);
+  }
+
+  byPort(port: number): NodeView | undefined {
+    for (const n of this.nodes.values()) if (n.spec.port === port) return this.view(n);
+    return undefined;
+  }
+
+  spec(id: string): NodeSpec | undefined {
+    return this.nodes.get(id)?.spec;
+  }
+
+  entryOf(id: string): NodeEntry | undefined {
+    return this.nodes.get(id)?.entry;
+  }
+
+  actorOf(id: string): NodeActor | undefined {
+    return this.nodes.get(id)?.actor;
+  }
+
+  private view(n: Supervised): NodeView {
+    const ctx = n.actor.getSnapshot().context;
+    return {
+      id: n.spec.id,
+      kind: n.spec.kind,
+      role: n.spec.role,
+      port: n.spec.port,
+      ip: n.spec.ip,
+      user: n.spec.user,
+      password: n.spec.password,
+      dir: n.spec.dir,
+      dataDir: n.spec.dataDir,
+      cluster: n.spec.cluster,
+      shard: n.spec.shard,
+      source: n.source,
+      state: n.state,
+      wanted: ctx.wanted,
+      pid: ctx.pid,
+      adopted: ctx.adopted,
+      since: new Date(n.since).toISOString(),
+      restarts: ctx.restarts,
+      paused: ctx.paused,
+      backoffMs: ctx.backoffMs,
+      backoffUntil: ctx.backoffUntil,
+      lastExit: ctx.lastExit,
+      lastError: ctx.lastError,
+    };
+  }
+
+  private require(id: string): Supervised {
+    const n = this.nodes.get(id);
+    if (!n) throw new NodeCommandError(`no node ${id} on this host`, 404);
+    return n;
+  }
+
+  /** Sends an operator command and waits until the node settles; rejects with the node's reason when it did not get there. */
+  async command(id: string, type: 'START' | 'STOP' | 'RESTART', timeoutMs = 120_000): Promise<NodeView> {
+    const n = this.require(id);
+    const before = n.state;
+    if (type === 'START' && before === 'running') return this.view(n);
+    if (type === 'STOP' && before === 'stopped') return this.view(n);
+    if (n.actor.getSnapshot().status !== 'active') throw new NodeCommandError(`node ${id} was dropped`, 409);
+    n.actor.send({ type } as NodeEvent);
+    const goal = type === 'STOP' ? 'stopped' : 'running';
+    const snap = await this.waitSettled(n, timeoutMs);
+    const view = this.view(n);
+    if (stateName(snap.value) !== goal) {
+      throw new NodeCommandError(`${type} of node ${id} did not reach ${goal}: it is ${view.state}${view.lastError ? ` (${view.lastError})` : ''}`, 409);
+    }
+    return view;
+  }
+
+  /** Registers a new node from its entry, initialises its data dir and starts it. */
+  async create(entry: NodeEntry, timeoutMs = 300_000): Promise<NodeView> {
+    const id = resolveSpec(this.config, entry, this.runAs).id;
+    if (this.nodes.has(id) || this.byPort(entry.port)) throw new NodeCommandError(`a node on port ${entry.port} already exists`, 409);
+    const n = this.register(entry, 'created', 'stopped');
+    await this.waitSettled(n, 60_000);
+    if (n.state !== 'stopped') {
+      throw new NodeCommandError(`cannot create node ${id}: a server is already running on it (state ${n.state})`, 409);
+    }
+    n.actor.send({ type: 'CREATE' });
+    const snap = await this.waitSettled(n, timeoutMs);
+    if (stateName(snap.value) !== 'running') {
+      const view = this.view(n);
+      throw new NodeCommandError(`create of node ${id} failed: ${view.lastError ?? view.state}`, 409);
+    }
+    return this.view(n);
+  }
+
+  /** Initialises and starts a configured node whose data dir does not exist yet. */
+  async initialize(id: string, timeoutMs = 300_000): Promise<NodeView> {
+    const n = this.require(id);
+    if (n.state !== 'stopped') throw new NodeCommandError(`node ${id} is ${n.state}; only a stopped node can be created`, 409);
+    n.actor.send({ type: 'CREATE' });
+    const snap = await this.waitSettled(n, timeoutMs);
+    if (stateName(snap.value) !== 'running') {
+      const view = this.view(n);
+      throw new NodeCommandError(`create of node ${id} failed: ${view.lastError ?? view.state}`, 409);
+    }
+    return this.view(n);
+  }
+
+  /** Stops the node, moves its directories to the trash and forgets it. */
+  async drop(id: string, timeoutMs = 120_000): Promise<void> {
+    const n = this.require(id);
+    n.actor.send({ type: 'DROP' });
+    const snap = await this.waitSettled(n, timeoutMs);
+    if (snap.status !== 'done') {
+      throw new NodeCommandError(`drop of node ${id} failed: ${this.view(n).lastError ?? this.view(n).state}`, 409);
+    }
+    n.actor.stop();
+    this.nodes.delete(id);
+    this.store.removeNode(id);
+  }
+
+  /** auto_pullup: pause (-1 until resumed, n minutes) or resume (0) automatic restarts. */
+  pause(minutes: number, id?: string): void {
+    const targets = id ? [this.require(id)] : [...this.nodes.values()];
+    for (const n of targets) n.actor.send({ type: 'PAUSE', minutes });
+  }
+
+  /** Stops supervising a node without touching its process (a node removed by discovery). */
+  forget(id: string): void {
+    const n = this.require(id);
+    n.actor.stop();
+    this.nodes.delete(id);
+    this.store.removeNode(id);
+  }
+
+  private async waitSettled(n: Supervised, timeoutMs: number): Promise<NodeSnapshot> {
+    return waitFor(n.actor, (s) => s.status !== 'active' || SETTLED.has(stateName(s.value)), { timeout: timeoutMs });
+  }
+
+  async settled(ids: string[], timeoutMs: number): Promise<void> {
+    await Promise.all(ids.map((id) => this.waitSettled(this.require(id), timeoutMs)));
+  }
+
+  /** Waits until the node reaches `state` (tests and operators' scripts). */
+  async waitForState(id: string, state: string, timeoutMs = 60_000): Promise<NodeView> {
+    const n = this.require(id);
+    await waitFor(n.actor, (s) => stateName(s.value) === state, { timeout: timeoutMs });
+    return this.view(n);
+  }
+
+  /** Stops the actors. The databases keep running unless stopNodes is true. */
+  async shutdown(stopNodes = this.config.stopNodesOnExit): Promise<void> {
+    if (stopNodes) {
+      await Promise.allSettled([...this.nodes.values()].filter((n) => n.state !== 'stopped').map((n) => this.stopKeepingWanted(n)));
+    }
+    for (const n of this.nodes.values()) n.actor.stop();
+    this.nodes.clear();
+  }
+
+  /** Stops a node for node-mgr's own shutdown without recording that the operator wants it stopped. */
+  private async stopKeepingWanted(n: Supervised): Promise<void> {
+    const wanted = n.actor.getSnapshot().context.wanted;
+    n.actor.send({ type: 'STOP' });
+    await this.waitSettled(n, 120_000);
+    this.store.setWanted(n.spec.id, wanted);
+  }
+}
