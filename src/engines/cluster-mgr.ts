@@ -1,0 +1,158 @@
+// The cluster_mgr process, and any other program given as an argv: no data dir to initialise,
+// alive = the process runs and its health URL (or TCP port) answers.
+import { stat } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Engine, ExitDiagnosis, LaunchPlan, NodeSpec } from './engine.ts';
+import { diagnoseFromLogs, StartFailed } from './exit-diagnosis.ts';
+import { climbStopLadder, cmdline, isAlive, processGroup, readPidFile, sendSignal, startedAtMs } from './process-info.ts';
+import { clientHost, prepareNodeDirs, serverLogFile, spawnedPidFile } from './spec.ts';
+
+function commandOf(spec: NodeSpec): string[] {
+  if (!spec.command || spec.command.length === 0) {
+    throw new Error(`${spec.id}: a cluster_mgr node needs "command" (the program and its arguments) in the config`);
+  }
+  return spec.command;
+}
+
+/** The program's own pidfile first, then the record spawnServer keeps. */
+function pidFiles(spec: NodeSpec): string[] {
+  return spec.pidFile ? [spec.pidFile, spawnedPidFile(spec)] : [spawnedPidFile(spec)];
+}
+
+/** Any HTTP answer below 500 means the program is up (cluster_mgr answers 4xx to a bare GET). */
+async function healthAnswers(spec: NodeSpec, url: string, timeoutMs: number, signal: AbortSignal): Promise<void> {
+  const response = await fetch(url, { method: 'GET', signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
+  await response.body?.cancel();
+  if (response.status >= 500) throw new Error(`${spec.id}: ${url} answered HTTP ${response.status}`);
+}
+
+function tcpAnswers(host: string, port: number, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port, timeout: timeoutMs });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      reject(new Error(`no TCP answer on ${host}:${port} within ${timeoutMs} ms`));
+    });
+    socket.once('error', reject);
+  });
+}
+
+async function checkHealth(spec: NodeSpec, timeoutMs: number, signal: AbortSignal): Promise<void> {
+  if (spec.healthUrl) await healthAnswers(spec, spec.healthUrl, timeoutMs, signal);
+  else await tcpAnswers(clientHost(spec), spec.port, timeoutMs);
+}
+
+/** A script started through its shebang shows up as [interpreter, script, ...args]: the args must match the end. */
+function argvMatches(argv: string[], command: string[]): boolean {
+  const args = command.slice(1);
+  if (argv.length < command.length) return false;
+  const tail = argv.slice(argv.length - args.length);
+  if (!tail.every((a, i) => a === args[i])) return false;
+  const program = argv.slice(0, argv.length - args.length);
+  return program.some((a) => a === command[0] || path.basename(a) === path.basename(command[0]));
+}
+
+/** Signals the whole process group when the program leads one (spawnServer makes it so), else the pid. */
+async function signalProgram(pid: number, sig: NodeJS.Signals): Promise<void> {
+  sendSignal((await processGroup(pid)) === pid ? -pid : pid, sig);
+}
+
+export const clusterMgrEngine: Engine = {
+  kind: 'cluster_mgr',
+
+  async isInitialised(spec) {
+    return stat(spec.runDir).then(
+      () => true,
+      () => false,
+    );
+  },
+
+  async writeServerConfig() {
+    // cluster_mgr reads its own config file, named in its command line.
+  },
+
+  async initDataDir(spec) {
+    await prepareNodeDirs(spec, [spec.logDir, spec.runDir]);
+  },
+
+  launchPlan(spec): LaunchPlan {
+    const [file, ...args] = commandOf(spec);
+    return { file, args, cwd: spec.dir };
+  },
+
+  async waitReady(spec, pid, signal) {
+    const deadline = Date.now() + spec.policy.probe.startTimeoutMs;
+    let lastError = 'no answer yet';
+    for (;;) {
+      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
+      if (!(await isAlive(pid))) throw new StartFailed(`${spec.id}: pid ${pid} exited before its health check answered`, 'exited');
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new StartFailed(`${spec.id}: pid ${pid} did not answer its health check within ${spec.policy.probe.startTimeoutMs} ms (last: ${lastError})`, 'timeout');
+      }
+      try {
+        await checkHealth(spec, Math.min(spec.policy.probe.timeoutMs, left), signal);
+        return;
+      } catch (err) {
+        lastError = (err as Error).message;
+      }
+      await sleep(50);
+    }
+  },
+
+  async probe(spec, signal) {
+    try {
+      await checkHealth(spec, spec.policy.probe.timeoutMs, signal);
+    } catch (err) {
+      throw new Error(`${spec.id}: health check ${spec.healthUrl ?? `tcp ${clientHost(spec)}:${spec.port}`} failed: ${(err as Error).message}`);
+    }
+  },
+
+  async findRunning(spec) {
+    for (const file of pidFiles(spec)) {
+      const record = await readPidFile(file);
+      if (record && (await clusterMgrEngine.isOwnProcess(spec, record.pid))) return record.pid;
+    }
+    return null;
+  },
+
+  async isOwnProcess(spec, pid) {
+    if (!(await isAlive(pid))) return false;
+    const argv = await cmdline(pid);
+    if (!argv || !argvMatches(argv, commandOf(spec))) return false;
+    // A pidfile older than the process was left by an earlier process that had the same pid.
+    for (const file of pidFiles(spec)) {
+      const record = await readPidFile(file);
+      if (record?.pid !== pid) continue;
+      const started = await startedAtMs(pid);
+      return started === null || started <= record.mtimeMs + 2000;
+    }
+    return true;
+  },
+
+  async stop(spec, pid, signal) {
+    const { gracefulTimeoutMs, forcefulTimeoutMs } = spec.policy.stop;
+    await climbStopLadder(
+      pid,
+      [
+        { name: 'SIGTERM', act: () => signalProgram(pid, 'SIGTERM'), waitMs: gracefulTimeoutMs },
+        { name: 'SIGKILL', act: () => signalProgram(pid, 'SIGKILL'), waitMs: forcefulTimeoutMs },
+      ],
+      signal,
+    );
+  },
+
+  async diagnoseExit(spec, exit): Promise<ExitDiagnosis> {
+    return diagnoseFromLogs([serverLogFile(spec)], exit);
+  },
+
+  ownedPaths(spec) {
+    return [spec.dir];
+  },
+};

@@ -1,0 +1,245 @@
+// What /proc says about a process. Everything node-mgr concludes about a pid (alive, whose it is,
+// which port it holds, whether it stopped) comes from here, so every path reads it the same way.
+import { readFile, readdir, readlink, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export type ProcessState = 'running' | 'zombie' | 'gone';
+
+/** Linux reports /proc times in USER_HZ, which is 100 on every architecture node-mgr runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+interface StatFields {
+  state: string;
+  pgrp: number;
+  startTicks: number;
+}
+
+async function readStat(pid: number): Promise<StatFields | null> {
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  let text: string;
+  try {
+    text = await readFile(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // comm (field 2) may contain spaces and parentheses: the fields after it start after the last ')'.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state), so field n is rest[n - 3].
+  return { state: rest[0], pgrp: Number(rest[5 - 3]), startTicks: Number(rest[22 - 3]) };
+}
+
+/** 'zombie' covers Z and X: such a process has exited, even though `kill -0` still succeeds. */
+export async function processState(pid: number): Promise<ProcessState> {
+  const stat = await readStat(pid);
+  if (!stat) return 'gone';
+  return stat.state === 'Z' || stat.state === 'X' ? 'zombie' : 'running';
+}
+
+/** True while the process runs; a zombie counts as dead (it is only waiting to be reaped). */
+export async function isAlive(pid: number): Promise<boolean> {
+  return (await processState(pid)) === 'running';
+}
+
+/** Field 22 of /proc/<pid>/stat: clock ticks after boot. Together with the pid it names one process for ever. */
+export async function startTime(pid: number): Promise<number | null> {
+  return (await readStat(pid))?.startTicks ?? null;
+}
+
+/** The process group of pid (field 5), or null when it is gone. */
+export async function processGroup(pid: number): Promise<number | null> {
+  return (await readStat(pid))?.pgrp ?? null;
+}
+
+let bootTimeMs: number | undefined;
+async function bootTime(): Promise<number> {
+  if (bootTimeMs === undefined) {
+    const text = await readFile('/proc/stat', 'utf8');
+    const match = /^btime (\d+)$/m.exec(text);
+    if (!match) throw new Error('/proc/stat has no btime line');
+    bootTimeMs = Number(match[1]) * 1000;
+  }
+  return bootTimeMs;
+}
+
+/** When the process started, as epoch milliseconds (10 ms resolution), to compare with pidfiles. */
+export async function startedAtMs(pid: number): Promise<number | null> {
+  const ticks = await startTime(pid);
+  if (ticks === null) return null;
+  return (await bootTime()) + (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** argv of the process, or null when it is gone (a zombie has an empty cmdline: also null). */
+export async function cmdline(pid: number): Promise<string[] | null> {
+  try {
+    const raw = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+    if (raw === '') return null;
+    return raw.replace(/\0$/, '').split('\0');
+  } catch {
+    return null;
+  }
+}
+
+/** The working directory of the process: mariadbd and postgres chdir into their data dir. */
+export async function workingDir(pid: number): Promise<string | null> {
+  try {
+    return await readlink(`/proc/${pid}/cwd`);
+  } catch {
+    return null;
+  }
+}
+
+/** Short program name (/proc/<pid>/comm), e.g. `mariadbd`. */
+export async function programName(pid: number): Promise<string | null> {
+  try {
+    return (await readFile(`/proc/${pid}/comm`, 'utf8')).trim();
+  } catch {
+    return null;
+  }
+}
+
+/** Every pid currently in /proc. */
+export async function listPids(): Promise<number[]> {
+  const entries = await readdir('/proc');
+  return entries.filter((e) => /^\d+$/.test(e)).map(Number);
+}
+
+const TCP_LISTEN = '0A';
+
+/** Inodes of the sockets listening on port, from /proc/net/tcp and tcp6. */
+async function listeningInodes(port: number): Promise<Set<string>> {
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = await readFile(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 10) continue;
+      const localPort = parseInt(cols[1].split(':')[1] ?? '', 16);
+      if (localPort === port && cols[3] === TCP_LISTEN && cols[9] !== '0') inodes.add(cols[9]);
+    }
+  }
+  return inodes;
+}
+
+export interface PortHolder {
+  pid: number;
+  program: string;
+}
+
+/**
+ * Who listens on a TCP port, so that preflight can say "port 6001 is held by pid 1234 (mariadbd)".
+ * A socket shared by several processes (inherited across fork) is attributed to the lowest pid,
+ * which is normally the parent that opened it. Null when nothing listens (or the holder is in
+ * another pid namespace).
+ */
+export async function portHolder(port: number): Promise<PortHolder | null> {
+  const inodes = await listeningInodes(port);
+  if (inodes.size === 0) return null;
+  const wanted = new Set([...inodes].map((i) => `socket:[${i}]`));
+  for (const pid of (await listPids()).sort((a, b) => a - b)) {
+    let fds: string[];
+    try {
+      fds = await readdir(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = await readlink(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (wanted.has(target)) return { pid, program: (await programName(pid)) ?? '?' };
+    }
+  }
+  return null;
+}
+
+function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('aborted');
+}
+
+/**
+ * Resolves true once pid has exited (gone or zombie), false after timeoutMs.
+ * Polls fast at first (a clean stop takes 20–300 ms) and then every 100 ms.
+ * Rejects when the AbortSignal fires.
+ */
+export async function waitForExit(pid: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let interval = 10;
+  for (;;) {
+    if (signal?.aborted) throw abortError(signal);
+    if (!(await isAlive(pid))) return true;
+    const left = deadline - Date.now();
+    if (left <= 0) return false;
+    try {
+      await sleep(Math.min(interval, left), undefined, { signal });
+    } catch {
+      throw abortError(signal!);
+    }
+    interval = Math.min(interval * 2, 100);
+  }
+}
+
+/** Sends a signal; a process that is already gone is not an error. */
+export function sendSignal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
+/** One rung of a stop ladder: an action (signal, SQL SHUTDOWN…) and how long to wait for the exit. */
+export interface StopRung {
+  name: string;
+  act: () => void | Promise<void>;
+  waitMs: number;
+}
+
+/**
+ * Climbs the rungs in order until pid exits; returns the name of the rung that stopped it
+ * (null when it was already gone). A rung whose action throws (e.g. SQL SHUTDOWN cannot connect)
+ * is skipped, not fatal. Throws when the process survives the last rung.
+ */
+export async function climbStopLadder(pid: number, rungs: StopRung[], signal?: AbortSignal): Promise<string | null> {
+  if (!(await isAlive(pid))) return null;
+  const tried: string[] = [];
+  for (const rung of rungs) {
+    if (signal?.aborted) throw abortError(signal);
+    tried.push(rung.name);
+    try {
+      await rung.act();
+    } catch {
+      continue;
+    }
+    if (await waitForExit(pid, rung.waitMs, signal)) return rung.name;
+  }
+  const state = (await readStat(pid))?.state ?? '?';
+  throw new Error(`pid ${pid} is still alive (state ${state}) after the stop ladder ${tried.join(' → ')}`);
+}
+
+export interface PidFile {
+  pid: number;
+  /** All lines (PostgreSQL's postmaster.pid carries data dir, start time and port too). */
+  lines: string[];
+  mtimeMs: number;
+}
+
+/** Reads a pidfile whose first line is the pid; null when missing or malformed. */
+export async function readPidFile(file: string): Promise<PidFile | null> {
+  try {
+    const [text, st] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
+    const lines = text.split('\n');
+    const pid = Number(lines[0].trim());
+    if (!Number.isInteger(pid) || pid <= 0) return null;
+    return { pid, lines, mtimeMs: st.mtimeMs };
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,224 @@
+// From a config entry to the NodeSpec engines work with, and the on-disk layout of a node dir.
+import { readFileSync } from 'node:fs';
+import { chown, chmod, mkdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { effectivePolicy } from '../config/load.ts';
+import type { Config, NodeEntry } from '../config/schema.ts';
+import type { NodeSpec, RunAs } from './engine.ts';
+
+/** Resolves one node entry: id `<kind>-<port>`, dirs under the node dir unless given, policy overlaid. */
+export function resolveSpec(config: Config, entry: NodeEntry, runAs: RunAs): NodeSpec {
+  const dir = path.resolve(entry.dir);
+  return {
+    id: `${entry.kind}-${entry.port}`,
+    kind: entry.kind,
+    role: entry.role,
+    port: entry.port,
+    ip: entry.ip,
+    dir,
+    dataDir: entry.dataDir ? path.resolve(entry.dataDir) : path.join(dir, 'data'),
+    logDir: path.join(dir, 'log'),
+    runDir: path.join(dir, 'run'),
+    cluster: entry.cluster,
+    shard: entry.shard,
+    user: entry.user,
+    password: entry.password,
+    serverOptions: { ...entry.serverOptions },
+    command: entry.command ? [...entry.command] : undefined,
+    pidFile: entry.pidFile ? path.resolve(dir, entry.pidFile) : undefined,
+    healthUrl: entry.healthUrl,
+    policy: effectivePolicy(config, entry),
+    runAs,
+    binaries: config.binaries,
+  };
+}
+
+/** Looks the OS user up in /etc/passwd (the database processes run as it). */
+export function lookupRunAs(name: string, passwd = '/etc/passwd'): RunAs {
+  return parseRunAs(name, readPasswd(passwd), passwd);
+}
+
+function readPasswd(file: string): string {
+  try {
+    // Synchronous on purpose: this runs once at startup, before anything else can happen.
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read ${file} to look up the runAs user: ${(err as Error).message}`);
+  }
+}
+
+/** Parses passwd text; exported for tests. */
+export function parseRunAs(name: string, passwdText: string, source = '/etc/passwd'): RunAs {
+  for (const line of passwdText.split('\n')) {
+    const f = line.split(':');
+    if (f.length >= 4 && f[0] === name) return { name, uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  throw new Error(
+    `runAs user '${name}' does not exist in ${source}: create it (e.g. \`useradd --system --no-create-home ${name}\`) or set runAs in the config`,
+  );
+}
+
+/** Where spawnServer appends the server's stdout and stderr. */
+export function serverLogFile(spec: Pick<NodeSpec, 'logDir'>): string {
+  return path.join(spec.logDir, 'server.log');
+}
+
+/** node-mgr's own record of the pid it spawned, for programs that write no pidfile of their own. */
+export function spawnedPidFile(spec: Pick<NodeSpec, 'runDir'>): string {
+  return path.join(spec.runDir, 'spawned.pid');
+}
+
+/** Marker present while initDataDir runs: a data dir next to it is a half-done init, safe to redo. */
+export function initMarkerFile(spec: Pick<NodeSpec, 'dir'>): string {
+  return path.join(spec.dir, '.init-in-progress');
+}
+
+/** The host clients use to reach the server: its bind address, or loopback when it binds every address. */
+export function clientHost(spec: Pick<NodeSpec, 'ip'>): string {
+  if (spec.ip === '0.0.0.0' || spec.ip === '') return '127.0.0.1';
+  if (spec.ip === '::') return '::1';
+  return spec.ip;
+}
+
+export function isLoopback(ip: string): boolean {
+  return ip.startsWith('127.') || ip === '::1' || ip === 'localhost';
+}
+
+/** Supplementary groups of a user, from /etc/group. */
+async function groupsOf(runAs: RunAs): Promise<Set<number>> {
+  const groups = new Set([runAs.gid]);
+  try {
+    for (const line of (await readFile('/etc/group', 'utf8')).split('\n')) {
+      const f = line.split(':');
+      if (f.length >= 4 && f[3].split(',').includes(runAs.name)) groups.add(Number(f[2]));
+    }
+  } catch {
+    // No /etc/group: the primary group is all we know.
+  }
+  return groups;
+}
+
+/**
+ * Throws a sentence naming the first existing ancestor of `target` that runAs cannot enter.
+ * We run as root, for whom access() always succeeds, so the mode bits are checked by hand.
+ */
+export async function assertTraversable(target: string, runAs: RunAs): Promise<void> {
+  const groups = await groupsOf(runAs);
+  const ancestors: string[] = [];
+  for (let p = path.dirname(path.resolve(target)); ; p = path.dirname(p)) {
+    ancestors.unshift(p);
+    if (p === path.dirname(p)) break;
+  }
+  for (const dir of ancestors) {
+    let st;
+    try {
+      st = await stat(dir);
+    } catch {
+      return; // Not created yet: we create it below, owned by runAs.
+    }
+    const bit = st.uid === runAs.uid ? 0o100 : groups.has(st.gid) ? 0o010 : 0o001;
+    if (runAs.uid !== 0 && (st.mode & bit) === 0) {
+      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+      throw new Error(
+        `${dir} (mode ${mode}, owner uid ${st.uid}) cannot be traversed by the runAs user ${runAs.name}: ` +
+          `the server could not reach ${target}; chmod o+x ${dir} or choose another node dir`,
+      );
+    }
+  }
+}
+
+/**
+ * Creates the node dir tree and hands it to runAs. Dirs that already existed are chowned only
+ * when they are the node's own leaf dirs (data, log, run…), never a parent we did not create.
+ */
+export async function prepareNodeDirs(spec: NodeSpec, leafDirs: string[], leafMode = 0o750): Promise<void> {
+  const { uid, gid } = spec.runAs;
+  for (const target of [spec.dir, ...leafDirs]) await assertTraversable(target, spec.runAs);
+  const created = await mkdir(spec.dir, { recursive: true });
+  if (created !== undefined) await chownCreated(created, spec.dir, uid, gid);
+  for (const leaf of leafDirs) {
+    const first = await mkdir(leaf, { recursive: true });
+    if (first !== undefined) await chownCreated(first, leaf, uid, gid);
+    await chown(leaf, uid, gid);
+    await chmod(leaf, leafMode);
+  }
+}
+
+/** chowns every dir from `first` (the first one mkdir created) down to `leaf`. */
+async function chownCreated(first: string, leaf: string, uid: number, gid: number): Promise<void> {
+  const chain: string[] = [];
+  for (let p = leaf; p.length >= first.length; p = path.dirname(p)) {
+    chain.push(p);
+    if (p === first || p === path.dirname(p)) break;
+  }
+  for (const p of chain) await chown(p, uid, gid);
+}
+
+// Unix socket paths are limited to 108 bytes (sun_path) including the terminating NUL.
+const MAX_SOCKET_PATH = 107;
+
+/** Throws when the node dir is so deep that the server could not create its unix socket. */
+export function assertSocketPathFits(socketPath: string): void {
+  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
+    throw new Error(`unix socket path ${socketPath} is longer than ${MAX_SOCKET_PATH} bytes: choose a shorter node dir`);
+  }
+}
+
+/**
+ * Runs an init tool (install-db, initdb, postgres --single) to completion as the node's OS user.
+ * The admin password never shows in an error: tools echo failing statements.
+ */
+export async function runAsTool(
+  spec: NodeSpec,
+  file: string,
+  args: string[],
+  options: { cwd: string; input?: string; signal?: AbortSignal },
+): Promise<string> {
+  const result = await execa(file, args, {
+    uid: spec.runAs.uid,
+    gid: spec.runAs.gid,
+    env: serverEnv(spec),
+    extendEnv: false,
+    cwd: options.cwd,
+    input: options.input,
+    cancelSignal: options.signal,
+    all: true,
+    reject: false,
+  });
+  const output = redact(result.all ?? '', spec.password);
+  if (result.failed) {
+    const why = result.isCanceled ? 'was cancelled' : `failed (exit ${result.exitCode ?? result.signal})`;
+    const tail = toolFailureEvidence(output);
+    throw new Error(`${spec.id}: ${path.basename(file)} ${why}:\n${tail}`);
+  }
+  return output;
+}
+
+const PASSED_THROUGH = ['PATH', 'TZ', 'LD_LIBRARY_PATH'];
+
+/**
+ * The environment of servers and init tools: node-mgr's own (its tokens, NODE_OPTIONS) does not
+ * leak into them, and HOME is the node dir so that no tool reads root's dotfiles.
+ */
+export function serverEnv(spec: Pick<NodeSpec, 'dir'>, extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = { LANG: 'C.UTF-8' };
+  for (const name of PASSED_THROUGH) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  env.PATH ??= '/usr/local/bin:/usr/bin:/bin';
+  return { ...env, HOME: spec.dir, ...extra };
+}
+
+/** Replaces every occurrence of the secret. */
+export function redact(text: string, secret: string): string {
+  return secret ? text.split(secret).join('***') : text;
+}
+
+/** The error lines of a tool's output (install-db buries them under a page of advice), else its last lines. */
+function toolFailureEvidence(output: string): string {
+  const lines = output.trim().split('\n');
+  const errors = lines.filter((l) => /\bERROR\b|\bFATAL\b|\[ERROR\]|error:/i.test(l));
+  return (errors.length ? errors : lines).slice(-15).join('\n');
+}

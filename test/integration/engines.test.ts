@@ -1,0 +1,342 @@
+// The engines against real servers: MariaDB and PostgreSQL initialised in temp dirs on free
+// ports and run as the runAs user, and a tiny node program as the cluster_mgr kind.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import mysql from 'mysql2/promise';
+import pg from 'pg';
+import type { Engine, NodeSpec } from '../../src/engines/engine.ts';
+import { readLogTail, StartFailed } from '../../src/engines/exit-diagnosis.ts';
+import { engineFor } from '../../src/engines/index.ts';
+import { isAlive, portHolder, sendSignal } from '../../src/engines/process-info.ts';
+import { lookupRunAs, serverLogFile } from '../../src/engines/spec.ts';
+import { rotateIfLarge, spawnServer, watchAdopted, type SpawnedServer } from '../../src/supervisor/spawn.ts';
+import { makeSpec, removeTempDirs, tempNodeDir, type SpecOverrides } from '../support/nodes.ts';
+
+const FAKE_CLUSTER_MGR = fileURLToPath(new URL('../support/fake-cluster-mgr.mjs', import.meta.url));
+// Quotes and a backslash: the password must survive SQL quoting in both engines.
+const PASSWORD = `s3cr'et"\\pw`;
+
+const started: number[] = [];
+async function start(engine: Engine, spec: NodeSpec): Promise<SpawnedServer> {
+  await engine.writeServerConfig(spec);
+  const server = await spawnServer(spec, engine.launchPlan(spec));
+  started.push(server.pid);
+  return server;
+}
+
+after(async () => {
+  for (const pid of started) if (await isAlive(pid)) sendSignal(pid, 'SIGKILL');
+  await removeTempDirs();
+});
+
+const ms = (since: bigint) => Number(process.hrtime.bigint() - since) / 1e6;
+const now = () => process.hrtime.bigint();
+
+/** The lifecycle every database engine must pass, parameterised by how to log in without the engine. */
+function databaseLifecycle(
+  title: string,
+  kind: 'mysql' | 'postgres',
+  options: {
+    overrides: SpecOverrides;
+    /** Its name in /proc/<pid>/comm. */
+    program: string;
+    badOption: [string, string | number];
+    expectedBadName: string;
+    /** What the server logs when the ladder's first, gentlest rung stopped it. */
+    firstRungEvidence: RegExp;
+    logFile: (spec: NodeSpec) => string;
+    loginAs: (spec: NodeSpec, user: string, password: string) => Promise<void>;
+  },
+) {
+  describe(title, () => {
+    const engine = engineFor(kind);
+    let spec: NodeSpec;
+    let server: SpawnedServer;
+
+    before(async () => {
+      spec = await makeSpec(kind, options.overrides);
+    });
+
+    it('initialises the data dir as the runAs user, and a second init leaves it alone', async (t) => {
+      assert.equal(await engine.isInitialised(spec), false);
+      const t0 = now();
+      await engine.initDataDir(spec);
+      t.diagnostic(`${kind} init: ${ms(t0).toFixed(0)} ms`);
+      assert.equal(await engine.isInitialised(spec), true);
+      const st = await stat(spec.dataDir);
+      assert.equal(st.uid, spec.runAs.uid, 'data dir owned by runAs');
+      const t1 = now();
+      await engine.initDataDir(spec);
+      assert.ok(ms(t1) < 500, 'the second init is a no-op');
+    });
+
+    it('starts as a direct child and becomes ready for the configured admin user', async (t) => {
+      const t0 = now();
+      server = await start(engine, spec);
+      await engine.waitReady(spec, server.pid, AbortSignal.timeout(30_000));
+      t.diagnostic(`${kind} start-to-ready: ${ms(t0).toFixed(0)} ms`);
+      await engine.probe(spec, AbortSignal.timeout(5000));
+    });
+
+    it('refuses a login with a wrong password over TCP', async () => {
+      await assert.rejects(options.loginAs(spec, spec.user, 'wrong-password'));
+      await options.loginAs(spec, spec.user, spec.password);
+    });
+
+    it('finds the running server and proves it is its own, and no other process', async () => {
+      assert.equal(await engine.findRunning(spec), server.pid);
+      assert.equal(await engine.isOwnProcess(spec, server.pid), true);
+      assert.equal(await engine.isOwnProcess(spec, process.pid), false);
+      assert.deepEqual(await portHolder(spec.port), { pid: server.pid, program: options.program });
+    });
+
+    it('stops with the first rung of its ladder and the process exits cleanly', async (t) => {
+      const t0 = now();
+      await engine.stop(spec, server.pid);
+      t.diagnostic(`${kind} stop: ${ms(t0).toFixed(0)} ms`);
+      assert.equal(await isAlive(server.pid), false);
+      const exit = await server.exit;
+      assert.deepEqual(exit, { code: 0, signal: null });
+      assert.ok((await readLogTail(options.logFile(spec), 200)).some((l) => options.firstRungEvidence.test(l)));
+      assert.equal(await engine.findRunning(spec), null);
+      await assert.rejects(engine.probe(spec, AbortSignal.timeout(5000)));
+    });
+
+    it('reports bad_config_option naming the option when the server rejects an unknown option', async () => {
+      const bad = { ...spec, serverOptions: { [options.badOption[0]]: options.badOption[1] } };
+      const failing = await start(engine, bad);
+      await assert.rejects(engine.waitReady(bad, failing.pid, AbortSignal.timeout(30_000)), (err: unknown) => {
+        assert.ok(err instanceof StartFailed);
+        assert.equal(err.reason, 'exited');
+        return true;
+      });
+      const exit = await failing.exit;
+      assert.notEqual(exit.code, 0);
+      const diagnosis = await engine.diagnoseExit(bad, exit);
+      assert.equal(diagnosis.cause, 'bad_config_option', diagnosis.detail);
+      assert.match(diagnosis.detail, new RegExp(options.expectedBadName));
+      assert.ok(diagnosis.logTail.length > 0);
+      // The good config brings it back.
+      const again = await start(engine, spec);
+      await engine.waitReady(spec, again.pid, AbortSignal.timeout(30_000));
+      await engine.stop(spec, again.pid);
+      await again.exit;
+    });
+  });
+}
+
+databaseLifecycle('MariaDB storage node', 'mysql', {
+  overrides: { user: 'nm_admin', password: PASSWORD },
+  program: 'mariadbd',
+  badOption: ['bogus-option', 1],
+  expectedBadName: "'bogus-option=1'",
+  firstRungEvidence: /Normal shutdown/,
+  logFile: (spec) => path.join(spec.logDir, 'error.log'),
+  loginAs: async (spec, user, password) => {
+    const conn = await mysql.createConnection({ host: '127.0.0.1', port: spec.port, user, password, connectTimeout: 3000 });
+    await conn.query('SELECT 1');
+    conn.destroy();
+  },
+});
+
+databaseLifecycle('PostgreSQL computing node', 'postgres', {
+  overrides: { user: 'nm_admin', password: PASSWORD },
+  program: 'postgres',
+  badOption: ['bogus_param', 1],
+  expectedBadName: '"bogus_param"',
+  firstRungEvidence: /received smart shutdown request/,
+  logFile: (spec) => serverLogFile(spec),
+  loginAs: async (spec, user, password) => {
+    const client = new pg.Client({ host: '127.0.0.1', port: spec.port, user, password, database: 'postgres' });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  },
+});
+
+describe('MariaDB account setup', () => {
+  it('leaves no password-less root login over TCP once the admin password is set', async () => {
+    // Checked on the PostgreSQL-free path: a fresh MariaDB node whose admin user is root itself.
+    const engine = engineFor('mysql');
+    const spec = await makeSpec('mysql', { user: 'root', password: PASSWORD });
+    await engine.initDataDir(spec);
+    const server = await start(engine, spec);
+    try {
+      await engine.waitReady(spec, server.pid, AbortSignal.timeout(30_000));
+      await assert.rejects(
+        mysql.createConnection({ host: '127.0.0.1', port: spec.port, user: 'root', password: '', connectTimeout: 3000 }),
+        /Access denied/,
+      );
+    } finally {
+      await engine.stop(spec, server.pid);
+    }
+  });
+});
+
+describe('cluster_mgr kind (a generic supervised program)', () => {
+  const engine = engineFor('cluster_mgr');
+
+  async function fakeSpec(extraArgs: string[] = [], policy?: SpecOverrides['policy']) {
+    const dir = await tempNodeDir('cluster_mgr');
+    const pidFile = path.join(dir, 'run', 'fake.pid');
+    const spec0 = await makeSpec('cluster_mgr', { dir, policy });
+    return makeSpec('cluster_mgr', {
+      dir,
+      port: spec0.port,
+      pidFile,
+      healthUrl: `http://127.0.0.1:${spec0.port}/health`,
+      command: [process.execPath, FAKE_CLUSTER_MGR, '--port', String(spec0.port), '--pidfile', pidFile, ...extraArgs],
+      policy,
+    });
+  }
+
+  it('is ready once its health URL answers, is found through its pidfile, and stops on SIGTERM', async () => {
+    const spec = await fakeSpec();
+    await engine.initDataDir(spec);
+    assert.equal(await engine.isInitialised(spec), true);
+    const server = await start(engine, spec);
+    await engine.waitReady(spec, server.pid, AbortSignal.timeout(10_000));
+    await engine.probe(spec, AbortSignal.timeout(5000));
+    assert.equal(await engine.findRunning(spec), server.pid);
+    assert.equal(await engine.isOwnProcess(spec, process.pid), false);
+    await engine.stop(spec, server.pid);
+    assert.deepEqual(await server.exit, { code: 0, signal: null });
+    assert.equal(await engine.findRunning(spec), null);
+  });
+
+  it('escalates the stop to SIGKILL when the process ignores SIGTERM', async () => {
+    const spec = await fakeSpec(['--ignore-sigterm'], { stop: { gracefulTimeoutMs: 300, forcefulTimeoutMs: 2000 } });
+    await engine.initDataDir(spec);
+    const server = await start(engine, spec);
+    await engine.waitReady(spec, server.pid, AbortSignal.timeout(10_000));
+    const t0 = Date.now();
+    await engine.stop(spec, server.pid);
+    assert.ok(Date.now() - t0 >= 300, 'waited the graceful timeout first');
+    assert.deepEqual(await server.exit, { code: null, signal: 'SIGKILL' });
+  });
+
+  it('watches an adopted process by polling /proc until it exits', async () => {
+    const spec = await fakeSpec();
+    await engine.initDataDir(spec);
+    const server = await start(engine, spec);
+    await engine.waitReady(spec, server.pid, AbortSignal.timeout(10_000));
+    const watch = watchAdopted(server.pid, 20);
+    sendSignal(server.pid, 'SIGTERM');
+    assert.deepEqual(await watch.exit, { code: null, signal: null });
+    await server.exit;
+  });
+
+  it('keeps a spawned server running after node-mgr dies, and lets the next node-mgr adopt and stop it', async () => {
+    const spec = await fakeSpec();
+    await engine.initDataDir(spec);
+    // A short-lived node-mgr: spawns the server, prints its pid, exits at once.
+    const script = [
+      `import { spawnServer } from ${JSON.stringify(new URL('../../src/supervisor/spawn.ts', import.meta.url).href)};`,
+      `import { engineFor } from ${JSON.stringify(new URL('../../src/engines/index.ts', import.meta.url).href)};`,
+      `const spec = JSON.parse(process.argv[1]);`,
+      `const server = await spawnServer(spec, engineFor('cluster_mgr').launchPlan(spec));`,
+      `console.log(server.pid);`,
+      `process.exit(0);`,
+    ].join('\n');
+    const { stdout } = await execa(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, JSON.stringify(spec)]);
+    const pid = Number(stdout.trim());
+    started.push(pid);
+    await engine.waitReady(spec, pid, AbortSignal.timeout(10_000));
+    assert.equal(await engine.findRunning(spec), pid);
+    const watch = watchAdopted(pid, 20);
+    await engine.stop(spec, pid);
+    await watch.exit;
+    // Its output still reached the log after its parent was gone: no SIGPIPE, no lost fd.
+    assert.ok((await readLogTail(serverLogFile(spec), 10)).some((l) => l.includes('SIGTERM, exiting')));
+  });
+
+  it('rotates the captured output by copy-truncate while the server keeps appending', async () => {
+    const spec = await fakeSpec();
+    await engine.initDataDir(spec);
+    const server = await start(engine, spec);
+    await engine.waitReady(spec, server.pid, AbortSignal.timeout(10_000));
+    const log = serverLogFile(spec);
+    assert.equal(await rotateIfLarge(log, 1_000_000, 2), false, 'a small log stays');
+    assert.equal(await rotateIfLarge(log, 10, 2), true);
+    assert.ok((await readFile(`${log}.1`, 'utf8')).includes('listening on'));
+    sendSignal(server.pid, 'SIGTERM');
+    await server.exit;
+    // O_APPEND: the next write lands at the start of the truncated file, not after a hole of NULs.
+    assert.equal(await readFile(log, 'utf8'), 'fake-cluster-mgr: SIGTERM, exiting\n');
+  });
+
+  it('reports that the process exited when its command fails before answering', async () => {
+    const spec = await makeSpec('cluster_mgr', { command: [process.execPath, FAKE_CLUSTER_MGR] });
+    await engine.initDataDir(spec);
+    const server = await start(engine, spec);
+    await assert.rejects(engine.waitReady(spec, server.pid, AbortSignal.timeout(10_000)), /exited/);
+    const exit = await server.exit;
+    assert.equal(exit.code, 2);
+    const diagnosis = await engine.diagnoseExit(spec, exit);
+    assert.equal(diagnosis.cause, 'unknown');
+    assert.ok(diagnosis.logTail.some((l) => l.includes('--port is required')));
+  });
+});
+
+describe('node spec', () => {
+  it('derives id, dirs and the effective policy from the node entry', async () => {
+    const spec = await makeSpec('mysql', { port: 6001, dir: '/srv/kunlun/6001', policy: { stop: { gracefulTimeoutMs: 1234 } } });
+    assert.equal(spec.id, 'mysql-6001');
+    assert.equal(spec.dataDir, '/srv/kunlun/6001/data');
+    assert.equal(spec.logDir, '/srv/kunlun/6001/log');
+    assert.equal(spec.runDir, '/srv/kunlun/6001/run');
+    assert.equal(spec.policy.stop.gracefulTimeoutMs, 1234);
+    assert.equal(spec.policy.restart.maxRestarts, 5, 'the global default where the node says nothing');
+  });
+
+  it('says clearly when the runAs user does not exist', () => {
+    assert.throws(() => lookupRunAs('no-such-user-nm'), /runAs user 'no-such-user-nm' does not exist in \/etc\/passwd/);
+  });
+});
+
+describe('initialisation safeguards', () => {
+  it('never shows the password when an init fails, and the next init redoes the half-done data dir', async () => {
+    const engine = engineFor('postgres');
+    // Role names starting with pg_ are reserved: the role step fails after initdb succeeded.
+    const failing = await makeSpec('postgres', { user: 'pg_reserved', password: 'TOPSECRET-42' });
+    await assert.rejects(engine.initDataDir(failing), (err: Error) => {
+      assert.match(err.message, /role name "pg_reserved" is reserved/);
+      assert.doesNotMatch(err.message, /TOPSECRET/);
+      return true;
+    });
+    assert.equal(await engine.isInitialised(failing), false);
+    const fixed = { ...failing, user: 'nm_admin' };
+    await engine.initDataDir(fixed);
+    assert.equal(await engine.isInitialised(fixed), true);
+  });
+
+  it('names the parent dir the runAs user cannot traverse', async () => {
+    const closed = await mkdtemp(path.join(os.tmpdir(), 'nm-closed-'));
+    try {
+      await chmod(closed, 0o700);
+      const spec = await makeSpec('postgres', { dir: path.join(closed, 'node') });
+      await assert.rejects(engineFor('postgres').initDataDir(spec), (err: Error) => {
+        assert.match(err.message, new RegExp(`${closed}.*cannot be traversed by the runAs user ${spec.runAs.name}`));
+        return true;
+      });
+    } finally {
+      await rm(closed, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to initialise over a non-empty data dir that holds no server', async () => {
+    const spec = await makeSpec('mysql');
+    await mkdir(spec.dataDir, { recursive: true });
+    await writeFile(path.join(spec.dataDir, 'precious.txt'), 'not a database');
+    await assert.rejects(engineFor('mysql').initDataDir(spec), /not empty.*refusing/);
+  });
+});

@@ -1,0 +1,76 @@
+// Shared helpers for tests that run real servers: free ports, temp node dirs the runAs user can
+// reach, and NodeSpecs resolved through the real config path.
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseConfig } from '../../src/config/load.ts';
+import type { NodeEntry, NodeKind } from '../../src/config/schema.ts';
+import type { NodeSpec } from '../../src/engines/engine.ts';
+import { lookupRunAs, resolveSpec } from '../../src/engines/spec.ts';
+
+/** The OS user test servers run as (postgres refuses root). */
+export const TEST_RUN_AS = process.env.NODE_MGR_TEST_RUN_AS ?? 'nodemgr';
+
+// The stock servers of this machine: never hand these out.
+const FORBIDDEN_PORTS = new Set([3306, 5432]);
+
+/** A TCP port free on 127.0.0.1 right now (the kernel's choice for port 0). */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = net.createServer();
+      server.unref();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as net.AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    if (!FORBIDDEN_PORTS.has(port)) return port;
+  }
+}
+
+const tempRoots: string[] = [];
+
+/**
+ * A path for a node dir (not created) inside a fresh temp dir. mkdtemp makes the temp dir 0700
+ * root, which the runAs user could not traverse: it is opened to 0755.
+ */
+export async function tempNodeDir(label = 'node'): Promise<string> {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'nm-'));
+  await chmod(root, 0o755);
+  tempRoots.push(root);
+  return path.join(root, label);
+}
+
+/** Removes every temp dir tempNodeDir made. */
+export async function removeTempDirs(): Promise<void> {
+  for (const root of tempRoots.splice(0)) await rm(root, { recursive: true, force: true });
+}
+
+const ROLE_OF: Record<NodeKind, NodeEntry['role']> = { mysql: 'storage', postgres: 'computer', cluster_mgr: 'cluster_mgr' };
+
+export type SpecOverrides = Partial<Omit<NodeEntry, 'kind'>>;
+
+/**
+ * A NodeSpec for a test node: a free port, a temp node dir, runAs TEST_RUN_AS, and policies short
+ * enough for tests (overridable through `policy`). Goes through parseConfig + resolveSpec, so
+ * the defaults are the real ones.
+ */
+export async function makeSpec(kind: NodeKind, overrides: SpecOverrides = {}): Promise<NodeSpec> {
+  const entry = {
+    kind,
+    role: ROLE_OF[kind],
+    port: overrides.port ?? (await freePort()),
+    dir: overrides.dir ?? (await tempNodeDir(kind)),
+    ...overrides,
+    policy: {
+      stop: { gracefulTimeoutMs: 10_000, forcefulTimeoutMs: 5_000, ...overrides.policy?.stop },
+      probe: { intervalMs: 1000, timeoutMs: 2000, startTimeoutMs: 30_000, ...overrides.policy?.probe },
+      restart: overrides.policy?.restart,
+    },
+  };
+  const config = parseConfig({ runAs: TEST_RUN_AS, nodes: [entry] });
+  return resolveSpec(config, config.nodes[0], lookupRunAs(TEST_RUN_AS));
+}
