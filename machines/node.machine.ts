@@ -160,6 +160,7 @@ export const nodeMachine = setup({
       const windowStart = event.at - context.policy.restart.windowMs;
       return {
         pid: null,
+        adopted: false,
         lastExit: { code: event.code, signal: event.signal, at: event.at, cause: 'unknown', detail: '', logTail: [] },
         crashTimes: [...context.crashTimes.filter((t) => t > windowStart), event.at],
       };

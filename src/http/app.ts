@@ -17,7 +17,6 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     requestTimeout: 120_000,
     keepAliveTimeout: 65_000,
     return503OnClosing: true,
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
   });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => {

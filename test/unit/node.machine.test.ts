@@ -108,6 +108,16 @@ describe('node statechart', () => {
     assert.equal(h.actor.getSnapshot().context.adopted, true);
   });
 
+  it('a crashed adopted server is restarted as our own child', async () => {
+    const h = harness({ adoptPid: 4242 });
+    await h.settle();
+    await h.crash();
+    await h.advance(1000);
+    assert.equal(h.state(), 'running');
+    assert.deepEqual(h.spawned, [{ adoptPid: 4242 }, { adoptPid: null }]);
+    assert.equal(h.actor.getSnapshot().context.adopted, false);
+  });
+
   it('restarts a crashed node after the backoff delay', async () => {
     const h = harness();
     await h.settle();
