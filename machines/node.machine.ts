@@ -396,6 +396,12 @@ export const nodeMachine = setup({
       entry: 'clearBackoff',
       on: {
         RESUME: { target: 'preflight', actions: ['cancelPauseTimer', 'resume', 'markAutoRestart'] },
+        // auto_pullup 0 resumes: the held node is brought back at once.
+        PAUSE: [
+          { guard: 'pauseIsTimed', actions: ['cancelPauseTimer', 'pause', 'schedulePauseEnd'] },
+          { guard: 'pauseIsIndefinite', actions: ['cancelPauseTimer', 'pause'] },
+          { target: 'preflight', actions: ['cancelPauseTimer', 'resume', 'markAutoRestart'] },
+        ],
         START: { target: 'preflight', actions: ['wantRunning', 'resetRestartWindow'] },
         STOP: { target: 'stopped', actions: 'wantStopped' },
         DROP: { target: 'dropping', actions: 'wantStopped' },

@@ -35,7 +35,8 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       done(badRequest(`request body is not valid JSON: ${(err as Error).message}`), undefined);
     }
   });
-  await app.register(multipart, { limits: { fileSize: deps.config.security.uploadLimitBytes, files: 1 } });
+  // preservePath: see the filename as sent, so `../x` is refused rather than silently cut to `x`.
+  await app.register(multipart, { preservePath: true, limits: { fileSize: deps.config.security.uploadLimitBytes, files: 1 } });
   await app.register(swagger, {
     openapi: {
       info: { title: 'node-mgr', version: '0.1.0', description: 'Per-host supervisor of database nodes: the legacy POST / protocol and the /v1 REST face.' },

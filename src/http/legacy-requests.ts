@@ -78,13 +78,14 @@ export function parseLegacyRequest<T extends LegacyJobType>(type: T, body: unkno
   if (r.success) return r.data as LegacyRequest<T>;
   const issue = r.error.issues[0]!;
   const field = issue.path.join('.') || 'body';
-  throw badRequest(`${type}: field "${field}" ${describeIssue(issue)}`);
+  const given = issue.path.reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined), body);
+  throw badRequest(`${type}: field "${field}" ${describeIssue(issue, given)}`);
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+function describeIssue(issue: z.core.$ZodIssue, given: unknown): string {
   switch (issue.code) {
     case 'invalid_type':
-      return issue.input === undefined ? `is required (${issue.expected})` : `must be ${issue.expected === 'int' ? 'an integer' : `a ${issue.expected}`}`;
+      return given === undefined ? `is required (${issue.expected})` : `must be ${issue.expected === 'int' ? 'an integer' : `a ${issue.expected}`}`;
     case 'too_big':
       return `is too large (at most ${issue.maximum})`;
     case 'too_small':

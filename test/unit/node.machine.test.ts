@@ -286,12 +286,24 @@ describe('node statechart', () => {
     h.actor.send({ type: 'PAUSE', minutes: -1 });
     await h.advance(10_000);
     assert.equal(h.state(), 'held');
-    h.actor.send({ type: 'PAUSE', minutes: 0 });
+    h.actor.send({ type: 'PAUSE', minutes: -1 });
     await h.settle();
     assert.equal(h.state(), 'held');
     h.actor.send({ type: 'RESUME' });
     await h.settle();
     assert.equal(h.state(), 'running');
+  });
+
+  it('auto_pullup 0 (PAUSE with 0 minutes) brings a held node back', async () => {
+    const h = harness();
+    await h.settle();
+    h.actor.send({ type: 'PAUSE', minutes: -1 });
+    await h.crash();
+    assert.equal(h.state(), 'held');
+    h.actor.send({ type: 'PAUSE', minutes: 0 });
+    await h.settle();
+    assert.equal(h.state(), 'running');
+    assert.equal(h.actor.getSnapshot().context.paused, false);
   });
 
   it('kills a hung server after N failed probes and treats it as a crash', async () => {
