@@ -59,6 +59,10 @@ export async function startNodeMgr(config: Config, opts: StartOptions = {}): Pro
   const url = `http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;
   await loading;
   usage.start();
+  // A node that just came up gets its disk and process figures without waiting for the next pass.
+  supervisor.on('transition', (t: { to: string }) => {
+    if (t.to === 'running') void usage.refresh();
+  });
   // Nodes learnt from cluster_mgr or the metadata DB are refreshed at every start, as update_node would.
   if (config.discovery.source !== 'static') jobs.submit({ type: 'update_node', params: { job_type: 'update_node', reason: 'node-mgr start' } });
   log.info({ url, nodes: supervisor.list().length }, 'node-mgr is serving');

@@ -9,8 +9,8 @@ import type { HttpDeps } from './deps.ts';
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Fastify's per-request info lines would drown the log; refusals and failures are logged at warn.
+    loggerInstance: deps.log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
     bodyLimit: deps.config.security.bodyLimitBytes,
     // Slow clients that send a header and stall are cut off instead of holding a socket forever.
     connectionTimeout: 60_000,

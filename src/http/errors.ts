@@ -52,7 +52,7 @@ export function errorReply(err: unknown): { status: number; info: string } {
 export function errorHandler(this: unknown, err: unknown, req: FastifyRequest, reply: FastifyReply): void {
   const { status, info } = errorReply(err);
   if (status === 500 || status > 501) req.log.error({ err }, "request failed");
-  else req.log.info({ status, info }, 'request refused');
+  else req.log.warn({ status, info }, 'request refused');
   void reply.code(status).type('application/json').send({ result: 'error', info: oneLine(info) });
 }
 

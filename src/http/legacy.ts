@@ -156,7 +156,7 @@ function legacyNode(n: NodeView, deps: HttpDeps): Record<string, unknown> {
     uptime_s: n.state === 'running' ? Math.round((Date.now() - Date.parse(n.since)) / 1000) : 0,
     restarts: n.restarts,
     last_exit: n.lastExit ? { code: n.lastExit.code, signal: n.lastExit.signal, cause: n.lastExit.cause, detail: n.lastExit.detail } : null,
-    cpu_pct: usage.cpuPct,
+    cpu_pct: usage.cpuPct === null ? null : Math.round(usage.cpuPct * 100) / 100,
     mem_rss: usage.memRss,
   });
   return member;
