@@ -18,6 +18,9 @@ export interface NodePolicy {
 
 export type Wanted = 'running' | 'stopped';
 
+/** Work a job does on a running node, shown as the node's state. */
+export type NodeWork = 'backing_up' | 'exporting' | 'importing';
+
 export interface LastExit {
   code: number | null;
   signal: string | null;
@@ -47,7 +50,9 @@ export interface NodeContext {
   /** The last thing that went wrong, as one sentence (preflight refusal, init failure, …). */
   lastError: string | null;
   /** Why we asked the process to go away, so its exit is not taken for a crash. */
-  intent: 'stop' | 'restart' | 'drop' | null;
+  intent: 'stop' | 'restart' | 'drop' | 'restore' | null;
+  /** The job working on the node (backup, table export/import, restore), if any. */
+  work: { kind: NodeWork | 'restoring'; jobId: string } | null;
   /** Set when node-mgr itself killed the process (hung, start timeout): the crash cause. */
   killReason: 'health_probe_failed' | 'start_timeout' | null;
   probeFailures: number;
@@ -76,6 +81,10 @@ export type NodeEvent =
   | { type: 'PROCESS_STARTED'; pid: number }
   | { type: 'PROCESS_READY' }
   | { type: 'PROCESS_EXITED'; code: number | null; signal: string | null; at: number }
+  | { type: 'WORK_STARTED'; work: NodeWork; jobId: string }
+  | { type: 'WORK_FINISHED'; jobId: string }
+  | { type: 'RESTORE_STARTED'; jobId: string }
+  | { type: 'RESTORE_FINISHED'; jobId: string }
   | { type: 'PROBE_OK' }
   | { type: 'PROBE_FAILED'; error: string };
 
@@ -141,6 +150,7 @@ export const nodeMachine = setup({
     wantsStopped: ({ context }) => context.wanted === 'stopped',
     isPaused: ({ context }) => context.paused,
     isAutoRestart: ({ context }) => context.autoRestart,
+    workIs: ({ event }, params: { work: NodeWork }) => event.type === 'WORK_STARTED' && event.work === params.work,
     intentIs: ({ context }, params: { intent: NodeContext['intent'] }) => context.intent === params.intent,
     tooManyRestarts: ({ context }) => context.crashTimes.length > context.policy.restart.maxRestarts,
     pauseIsTimed: ({ event }) => event.type === 'PAUSE' && event.minutes > 0,
@@ -184,6 +194,12 @@ export const nodeMachine = setup({
       };
     }),
     clearBackoff: assign({ backoffMs: null, backoffUntil: null }),
+    recordWork: assign(({ event }) => {
+      if (event.type === 'WORK_STARTED') return { work: { kind: event.work, jobId: event.jobId } };
+      if (event.type === 'RESTORE_STARTED') return { work: { kind: 'restoring' as const, jobId: event.jobId } };
+      return {};
+    }),
+    clearWork: assign({ work: null }),
     markAutoRestart: assign({ autoRestart: true }),
     markStable: assign({ attempt: 0, crashTimes: [] }),
     markRunning: assign({ autoRestart: false, probeFailures: 0, lastError: null }),
@@ -224,6 +240,7 @@ export const nodeMachine = setup({
     probeFailures: 0,
     paused: false,
     autoRestart: false,
+    work: null,
   }),
   initial: 'adopting',
   on: {
@@ -242,7 +259,7 @@ export const nodeMachine = setup({
         onDone: [
           {
             guard: { type: 'hasPid', params: ({ event }) => ({ pid: event.output.pid }) },
-            target: 'up.running',
+            target: 'up.serving',
             actions: { type: 'recordAdopted', params: ({ event }) => ({ pid: event.output.pid }) },
           },
           { guard: 'wantsRunning', target: 'preflight' },
@@ -258,6 +275,7 @@ export const nodeMachine = setup({
         RESTART: { target: 'preflight', actions: ['wantRunning', 'resetRestartWindow'] },
         CREATE: { target: 'initializing', actions: 'wantRunning' },
         DROP: { target: 'dropping', actions: 'wantStopped' },
+        RESTORE_STARTED: { target: 'restoring', actions: 'recordWork' },
       },
     },
     initializing: {
@@ -298,6 +316,7 @@ export const nodeMachine = setup({
           { guard: { type: 'intentIs', params: { intent: 'stop' } }, target: 'stopped' },
           { guard: { type: 'intentIs', params: { intent: 'restart' } }, target: 'preflight', actions: 'clearProcess' },
           { guard: { type: 'intentIs', params: { intent: 'drop' } }, target: 'dropping' },
+          { guard: { type: 'intentIs', params: { intent: 'restore' } }, target: 'restoring', actions: 'clearProcess' },
           { target: 'crashed', actions: 'recordExit' },
         ],
       },
@@ -305,7 +324,7 @@ export const nodeMachine = setup({
       states: {
         starting: {
           on: {
-            PROCESS_READY: { target: 'running' },
+            PROCESS_READY: { target: 'serving' },
             RESTART: { target: 'stopping', actions: ['wantRunning', { type: 'setIntent', params: { intent: 'restart' } }] },
             STOP: { target: 'stopping', actions: ['wantStopped', { type: 'setIntent', params: { intent: 'stop' } }] },
             DROP: { target: 'stopping', actions: ['wantStopped', { type: 'setIntent', params: { intent: 'drop' } }] },
@@ -314,7 +333,8 @@ export const nodeMachine = setup({
             startTimeout: { actions: [{ type: 'killForReason', params: { reason: 'start_timeout' } }, 'sendKill'] },
           },
         },
-        running: {
+        /** The server answers; what is being done to it, if anything, is the substate. */
+        serving: {
           entry: ['markRunning', 'clearBackoff'],
           invoke: { src: 'probe', input: ({ context }) => ({ nodeId: context.nodeId }) },
           after: { stableRun: { actions: 'markStable' } },
@@ -327,9 +347,27 @@ export const nodeMachine = setup({
               },
               { actions: 'countProbeFailure' },
             ],
-            STOP: { target: 'stopping', actions: ['wantStopped', { type: 'setIntent', params: { intent: 'stop' } }] },
-            RESTART: { target: 'stopping', actions: ['wantRunning', { type: 'setIntent', params: { intent: 'restart' } }] },
-            DROP: { target: 'stopping', actions: ['wantStopped', { type: 'setIntent', params: { intent: 'drop' } }] },
+          },
+          initial: 'running',
+          states: {
+            running: {
+              entry: 'clearWork',
+              on: {
+                STOP: { target: '#node.up.stopping', actions: ['wantStopped', { type: 'setIntent', params: { intent: 'stop' } }] },
+                RESTART: { target: '#node.up.stopping', actions: ['wantRunning', { type: 'setIntent', params: { intent: 'restart' } }] },
+                DROP: { target: '#node.up.stopping', actions: ['wantStopped', { type: 'setIntent', params: { intent: 'drop' } }] },
+                RESTORE_STARTED: { target: '#node.up.stopping', actions: ['recordWork', { type: 'setIntent', params: { intent: 'restore' } }] },
+                WORK_STARTED: [
+                  { guard: { type: 'workIs', params: { work: 'backing_up' } }, target: 'backing_up', actions: 'recordWork' },
+                  { guard: { type: 'workIs', params: { work: 'exporting' } }, target: 'exporting', actions: 'recordWork' },
+                  { guard: { type: 'workIs', params: { work: 'importing' } }, target: 'importing', actions: 'recordWork' },
+                ],
+              },
+            },
+            // While a job works on the node, STOP/RESTART/DROP are not taken (the supervisor answers 409).
+            backing_up: { on: { WORK_FINISHED: { target: 'running' } } },
+            exporting: { on: { WORK_FINISHED: { target: 'running' } } },
+            importing: { on: { WORK_FINISHED: { target: 'running' } } },
           },
         },
         stopping: {
@@ -412,8 +450,15 @@ export const nodeMachine = setup({
         START: { target: 'preflight', actions: ['wantRunning', 'resetRestartWindow'] },
         RESTART: { target: 'preflight', actions: ['wantRunning', 'resetRestartWindow'] },
         RESET: { target: 'stopped', actions: ['wantStopped', 'resetRestartWindow'] },
+        RESTORE_STARTED: { target: 'restoring', actions: ['recordWork', 'resetRestartWindow'] },
         STOP: { target: 'stopped', actions: ['wantStopped', 'resetRestartWindow'] },
         DROP: { target: 'dropping', actions: 'wantStopped' },
+      },
+    },
+    /** The server is down and a restore job replaces its data dir; it reports RESTORE_FINISHED either way. */
+    restoring: {
+      on: {
+        RESTORE_FINISHED: { target: 'preflight', actions: ['wantRunning', 'clearWork'] },
       },
     },
     dropping: {
@@ -439,7 +484,7 @@ export function stateName(value: unknown): string {
   if (typeof value === 'string') return value;
   if (value && typeof value === 'object') {
     const [parent, child] = Object.entries(value)[0] ?? [];
-    if (parent === 'up') return stateName(child);
+    if (parent === 'up' || parent === 'serving') return stateName(child);
     return `${parent}.${stateName(child)}`;
   }
   return String(value);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { createActor, waitFor, type Actor, type SnapshotFrom } from 'xstate';
 import type { Logger } from 'pino';
 import type { Config, NodeEntry } from '../config/schema.ts';
-import { stateName, type NodeEvent, type Wanted } from '../../machines/node.machine.ts';
+import { stateName, type NodeEvent, type NodeWork, type Wanted } from '../../machines/node.machine.ts';
 import type { Engine, NodeSpec, RunAs } from '../engines/engine.ts';
 import { engineFor } from '../engines/index.ts';
 import { resolveSpec, lookupRunAs } from '../engines/spec.ts';
@@ -52,6 +52,8 @@ export interface NodeView {
   backoffUntil: number | null;
   lastExit: NodeSnapshot['context']['lastExit'];
   lastError: string | null;
+  /** The job working on the node, if any. */
+  work: NodeSnapshot['context']['work'];
 }
 
 interface Supervised {
@@ -76,6 +78,9 @@ export class NodeCommandError extends Error {
 
 /** States a command waits for; anything else is on its way somewhere. */
 const SETTLED = new Set(['running', 'stopped', 'failed', 'backoff', 'held', 'dropped']);
+
+/** States in which a job owns the node: operator commands wait or get 409. */
+const BUSY = new Set(['backing_up', 'exporting', 'importing', 'restoring']);
 
 export interface SupervisorOptions {
   config: Config;
@@ -214,7 +219,49 @@ export class Supervisor extends EventEmitter {
       backoffUntil: ctx.backoffUntil,
       lastExit: ctx.lastExit,
       lastError: ctx.lastError,
+      work: ctx.work,
     };
+  }
+
+  /** 409 while a job owns the node: STOP during an import must not pull the server from under it. */
+  private refuseWhileBusy(n: Supervised, what: string): void {
+    if (!BUSY.has(n.state)) return;
+    const work = n.actor.getSnapshot().context.work;
+    throw new NodeCommandError(`cannot ${what} node ${n.spec.id}: it is ${n.state}${work ? ` for job ${work.jobId}` : ''}; retry when that job is done`, 409);
+  }
+
+  /** Marks a running node as worked on by a job (backup, table export/import). */
+  beginWork(id: string, work: NodeWork, jobId: string): NodeView {
+    const n = this.require(id);
+    this.refuseWhileBusy(n, `start ${work} on`);
+    if (n.state !== 'running') throw new NodeCommandError(`node ${id} is ${n.state}, not running`, 409);
+    n.actor.send({ type: 'WORK_STARTED', work, jobId });
+    return this.view(n);
+  }
+
+  endWork(id: string, jobId: string): void {
+    this.nodes.get(id)?.actor.send({ type: 'WORK_FINISHED', jobId });
+  }
+
+  /** Takes the node down for a restore (through its stop ladder) and resolves once it is `restoring`. */
+  async beginRestore(id: string, jobId: string, timeoutMs = 120_000): Promise<NodeView> {
+    const n = this.require(id);
+    this.refuseWhileBusy(n, 'restore');
+    n.actor.send({ type: 'RESTORE_STARTED', jobId });
+    await waitFor(n.actor, (s) => stateName(s.value) === 'restoring' || (SETTLED.has(stateName(s.value)) && stateName(s.value) !== 'running'), { timeout: timeoutMs });
+    if (n.state !== 'restoring') throw new NodeCommandError(`node ${id} could not be taken down for the restore: it is ${n.state}`, 409);
+    return this.view(n);
+  }
+
+  /** Ends a restore: the node starts on whatever data dir is now in place; resolves when it is running. */
+  async finishRestore(id: string, jobId: string, timeoutMs = 300_000): Promise<NodeView> {
+    const n = this.require(id);
+    n.actor.send({ type: 'RESTORE_FINISHED', jobId });
+    const snap = await this.waitSettled(n, timeoutMs);
+    if (stateName(snap.value) !== 'running') {
+      throw new NodeCommandError(`node ${id} did not come back after the restore: ${this.view(n).lastError ?? n.state}`, 409);
+    }
+    return this.view(n);
   }
 
   private require(id: string): Supervised {
@@ -226,6 +273,7 @@ export class Supervisor extends EventEmitter {
   /** Sends an operator command and waits until the node settles; rejects with the node's reason when it did not get there. */
   async command(id: string, type: 'START' | 'STOP' | 'RESTART', timeoutMs = 120_000): Promise<NodeView> {
     const n = this.require(id);
+    this.refuseWhileBusy(n, type.toLowerCase());
     const before = n.state;
     if (type === 'START' && before === 'running') return this.view(n);
     if (type === 'STOP' && before === 'stopped') return this.view(n);
@@ -274,6 +322,7 @@ export class Supervisor extends EventEmitter {
   /** Stops the node, moves its directories to the trash and forgets it. */
   async drop(id: string, timeoutMs = 120_000): Promise<void> {
     const n = this.require(id);
+    this.refuseWhileBusy(n, 'drop');
     n.actor.send({ type: 'DROP' });
     const snap = await this.waitSettled(n, timeoutMs);
     if (snap.status !== 'done') {

@@ -356,4 +356,55 @@ describe('node statechart', () => {
     await h.crash();
     assert.equal(h.state(), 'stopped');
   });
+
+  it('shows a backup as backing_up and ignores STOP until the work is finished', async () => {
+    const h = harness();
+    await h.settle();
+    h.actor.send({ type: 'WORK_STARTED', work: 'backing_up', jobId: 'j1' });
+    assert.equal(h.state(), 'backing_up');
+    assert.deepEqual(h.actor.getSnapshot().context.work, { kind: 'backing_up', jobId: 'j1' });
+    h.actor.send({ type: 'STOP' });
+    await h.settle();
+    assert.equal(h.state(), 'backing_up');
+    assert.deepEqual(h.commands, []);
+    h.actor.send({ type: 'WORK_FINISHED', jobId: 'j1' });
+    assert.equal(h.state(), 'running');
+    assert.equal(h.actor.getSnapshot().context.work, null);
+  });
+
+  it('a server that dies during an export is a crash like any other', async () => {
+    const h = harness();
+    await h.settle();
+    h.actor.send({ type: 'WORK_STARTED', work: 'exporting', jobId: 'j2' });
+    await h.crash();
+    assert.equal(h.state(), 'backoff');
+    await h.advance(1000);
+    assert.equal(h.state(), 'running');
+    assert.equal(h.actor.getSnapshot().context.work, null);
+  });
+
+  it('a restore stops the running server, waits in restoring, then starts it again', async () => {
+    const h = harness();
+    await h.settle();
+    h.actor.send({ type: 'RESTORE_STARTED', jobId: 'r1' });
+    await h.settle();
+    assert.deepEqual(h.commands, [{ type: 'STOP' }]);
+    assert.equal(h.state(), 'restoring');
+    assert.equal(h.actor.getSnapshot().context.restarts, 0);
+    h.actor.send({ type: 'RESTORE_FINISHED', jobId: 'r1' });
+    await h.settle();
+    assert.equal(h.state(), 'running');
+    assert.equal(h.spawned.length, 2);
+  });
+
+  it('a restore into a stopped node starts it afterwards', async () => {
+    const h = harness({ wanted: 'stopped' });
+    await h.settle();
+    h.actor.send({ type: 'RESTORE_STARTED', jobId: 'r2' });
+    assert.equal(h.state(), 'restoring');
+    h.actor.send({ type: 'RESTORE_FINISHED', jobId: 'r2' });
+    await h.settle();
+    assert.equal(h.state(), 'running');
+    assert.equal(h.actor.getSnapshot().context.wanted, 'running');
+  });
 });
