@@ -1,0 +1,32 @@
+// Nothing stays behind a stop: after a server exits, any process still in its process group, or
+// still working in its data dir, is killed before the node counts as down.
+import path from 'node:path';
+import { listPids, processGroup, processState, sendSignal, workingDir } from '../engines/process-info.ts';
+
+export interface Leftover {
+  pid: number;
+  why: 'process group' | 'data dir';
+}
+
+/** Finds processes left by a server that was spawned as group leader `pgid` on `dataDir`. */
+export async function findLeftovers(pgid: number, dataDir: string): Promise<Leftover[]> {
+  const found: Leftover[] = [];
+  const root = path.resolve(dataDir);
+  for (const pid of await listPids()) {
+    if (pid === process.pid || (await processState(pid)) !== 'running') continue;
+    if ((await processGroup(pid)) === pgid) {
+      found.push({ pid, why: 'process group' });
+      continue;
+    }
+    const cwd = await workingDir(pid);
+    if (cwd && (cwd === root || cwd.startsWith(`${root}/`))) found.push({ pid, why: 'data dir' });
+  }
+  return found;
+}
+
+/** Kills what findLeftovers finds and returns it, so the caller can log the evidence. */
+export async function reapLeftovers(pgid: number, dataDir: string): Promise<Leftover[]> {
+  const found = await findLeftovers(pgid, dataDir);
+  for (const l of found) sendSignal(l.pid, 'SIGKILL');
+  return found;
+}
