@@ -1,5 +1,6 @@
 // Nothing stays behind a stop: after a server exits, any process still in its process group, or
 // still working in its data dir, is killed before the node counts as down.
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { listPids, processGroup, processState, sendSignal, workingDir } from '../engines/process-info.ts';
 
@@ -8,8 +9,21 @@ export interface Leftover {
   why: 'process group' | 'data dir';
 }
 
-/** Finds processes left by a server that was spawned as group leader `pgid` on `dataDir`. */
-export async function findLeftovers(pgid: number, dataDir: string): Promise<Leftover[]> {
+async function ownerUid(pid: number): Promise<number | null> {
+  try {
+    const m = /^Uid:\s+(\d+)/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Finds processes left by a server that was spawned as group leader `pgid` on `dataDir`. Only
+ * processes of the server's own OS user count for the data-dir rule: an operator's shell that
+ * happens to sit in the data dir is not a leftover.
+ */
+export async function findLeftovers(pgid: number, dataDir: string, serverUid: number): Promise<Leftover[]> {
   const found: Leftover[] = [];
   const root = path.resolve(dataDir);
   for (const pid of await listPids()) {
@@ -19,14 +33,14 @@ export async function findLeftovers(pgid: number, dataDir: string): Promise<Left
       continue;
     }
     const cwd = await workingDir(pid);
-    if (cwd && (cwd === root || cwd.startsWith(`${root}/`))) found.push({ pid, why: 'data dir' });
+    if (cwd && (cwd === root || cwd.startsWith(`${root}/`)) && (await ownerUid(pid)) === serverUid) found.push({ pid, why: 'data dir' });
   }
   return found;
 }
 
 /** Kills what findLeftovers finds and returns it, so the caller can log the evidence. */
-export async function reapLeftovers(pgid: number, dataDir: string): Promise<Leftover[]> {
-  const found = await findLeftovers(pgid, dataDir);
+export async function reapLeftovers(pgid: number, dataDir: string, serverUid: number): Promise<Leftover[]> {
+  const found = await findLeftovers(pgid, dataDir, serverUid);
   for (const l of found) sendSignal(l.pid, 'SIGKILL');
   return found;
 }

@@ -9,6 +9,7 @@ import type { Engine, NodeSpec } from '../engines/engine.ts';
 import { portHolder, sendSignal } from '../engines/process-info.ts';
 import { spawnServer, watchAdopted, rotateIfLarge } from './spawn.ts';
 import { checkDiskSpace } from './disk.ts';
+import { reapLeftovers } from './leftovers.ts';
 
 export interface NodeRuntime {
   spec: NodeSpec;
@@ -59,9 +60,14 @@ export function nodeMachineFor(rt: NodeRuntime) {
           }
         };
         const reportExit = (exit: Promise<{ code: number | null; signal: string | null }>) =>
-          exit.then((status) => {
+          exit.then(async (status) => {
             if (stopWatching.signal.aborted) return;
-            sendBack({ type: 'PROCESS_EXITED', code: status.code, signal: status.signal, at: Date.now() } satisfies NodeEvent);
+            const at = Date.now();
+            // The node is not down while anything of it still runs (a stray backend, a helper).
+            const reaped = await reapLeftovers(pid!, spec.dataDir, spec.runAs.uid).catch(() => []);
+            if (reaped.length) log.warn({ node: spec.id, leftovers: reaped }, 'killed processes left behind by the server');
+            if (stopWatching.signal.aborted) return;
+            sendBack({ type: 'PROCESS_EXITED', code: status.code, signal: status.signal, at } satisfies NodeEvent);
           });
         if (input.adoptPid !== null) {
           pid = input.adoptPid;
