@@ -1,10 +1,10 @@
 // The embedded backup store: a directory on local disk. Store paths map under its root and are
 // confined there through realpath checks, so a symlink planted in the tree cannot lead out.
 import { randomUUID } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Readable, addAbortSignal } from 'node:stream';
+import { addAbortSignal, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   BackupStoreError,
@@ -34,7 +34,7 @@ export class LocalDirStore implements BackupStore {
 
   async list(dir: string): Promise<StoreEntry[]> {
     const p = checkStorePath(dir);
-    const real = await this.#resolve(p, { followFinal: true });
+    const real = await this.#resolve('list', p, { followFinal: true });
     let names: string[];
     try {
       names = await fs.readdir(real);
@@ -54,7 +54,7 @@ export class LocalDirStore implements BackupStore {
 
   async stat(storePath: string): Promise<StoreStat | null> {
     const p = checkStorePath(storePath);
-    const real = await this.#resolve(p, { followFinal: true });
+    const real = await this.#resolve('stat', p, { followFinal: true });
     const st = await fs.stat(real).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return null;
       throw this.#fsError('stat', p, err);
@@ -68,29 +68,33 @@ export class LocalDirStore implements BackupStore {
     if (p === '/') throw new BackupStoreError('not_a_file', 'write /: the store root is a directory', p);
     const { signal } = opts;
     if (signal?.aborted) throw abortedError('write', p, signal);
-    const target = await this.#resolve(p, { followFinal: false, createParent: true });
+    const target = await this.#resolve('write', p, { followFinal: false, createParent: true });
     // Write under a temp name in the same directory, fsync, then rename: the final name only
     // ever shows a complete file, and a crash leaves at most a hidden temp file.
     const temp = tempNameFor(target);
     let bytes = 0;
-    try {
-      const fh = await fs.open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o640);
+    let sourceError: unknown;
+    const counted = async function* () {
       try {
-        const counted = async function* () {
-          for await (const chunk of source as AsyncIterable<Uint8Array> | Iterable<Uint8Array>) {
-            bytes += chunk.byteLength;
-            yield chunk;
-          }
-        };
-        await pipeline(counted, fh.createWriteStream({ autoClose: false }), signal ? { signal } : {});
-        await fh.sync();
-      } finally {
-        await fh.close();
+        for await (const chunk of source as AsyncIterable<Uint8Array> | Iterable<Uint8Array>) {
+          bytes += chunk.byteLength;
+          yield chunk;
+        }
+      } catch (err) {
+        sourceError = err;
+        throw err;
       }
+    };
+    try {
+      await pipeline(counted, createWriteStream(temp, { flags: 'wx', mode: 0o640 }), signal ? { signal } : {});
+      await syncFile(temp);
       await fs.rename(temp, target);
     } catch (err) {
       await fs.rm(temp, { force: true });
       if (signal?.aborted) throw abortedError('write', p, signal);
+      if (sourceError !== undefined) {
+        throw new BackupStoreError('failed', `write ${p}: reading the data to write failed after ${bytes} bytes: ${(sourceError as Error).message ?? String(sourceError)}`, p, { cause: sourceError });
+      }
       throw this.#fsError('write', p, err);
     }
     await syncDir(path.dirname(target));
@@ -102,7 +106,7 @@ export class LocalDirStore implements BackupStore {
     const offset = checkOffset(opts.offset, p);
     const { signal } = opts;
     if (signal?.aborted) throw abortedError('read', p, signal);
-    const real = await this.#resolve(p, { followFinal: true });
+    const real = await this.#resolve('read', p, { followFinal: true });
     let fh: fs.FileHandle;
     try {
       fh = await fs.open(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
@@ -111,7 +115,7 @@ export class LocalDirStore implements BackupStore {
     }
     try {
       const st = await fh.stat();
-      if (!st.isFile()) throw new BackupStoreError('not_a_file', `read ${p}: not a file`, p);
+      if (!st.isFile()) throw new BackupStoreError('not_a_file', `read ${p} (local backup store ${this.location}): is a directory`, p);
       if (offset > st.size) {
         throw new BackupStoreError('invalid_argument', `read ${p}: offset ${offset} is beyond the end of the file (${st.size} bytes)`, p);
       }
@@ -127,9 +131,9 @@ export class LocalDirStore implements BackupStore {
     const src = checkStorePath(from);
     const dst = checkStorePath(to);
     if (src === '/' || dst === '/') throw new BackupStoreError('invalid_path', `rename ${src} → ${dst}: cannot rename the store root`, src);
-    const realSrc = await this.#resolve(src, { followFinal: false });
-    const realDst = await this.#resolve(dst, { followFinal: false, createParent: true });
+    const realSrc = await this.#resolve('rename', src, { followFinal: false });
     if (!(await exists(realSrc))) throw new BackupStoreError('not_found', `rename ${src} → ${dst}: ${src} does not exist`, src);
+    const realDst = await this.#resolve('rename', dst, { followFinal: false, createParent: true });
     // fs.rename would silently replace the destination; a committed backup must never be.
     // node-mgr is the store's only writer, and its jobs for one node run one at a time.
     if (await exists(realDst)) throw new BackupStoreError('already_exists', `rename ${src} → ${dst}: ${dst} already exists`, dst);
@@ -145,7 +149,7 @@ export class LocalDirStore implements BackupStore {
   async appendLine(storePath: string, line: string): Promise<void> {
     const p = checkStorePath(storePath);
     checkRecordLine(line, p);
-    const real = await this.#resolve(p, { followFinal: true, createParent: true });
+    const real = await this.#resolve('appendLine', p, { followFinal: true, createParent: true });
     try {
       // O_NOFOLLOW: a dangling symlink at the final name must not create a file elsewhere.
       const fh = await fs.open(real, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW, 0o640);
@@ -163,17 +167,18 @@ export class LocalDirStore implements BackupStore {
   async delete(storePath: string): Promise<void> {
     const p = checkStorePath(storePath);
     if (p === '/') throw new BackupStoreError('invalid_path', 'delete /: refusing to delete the whole store', p);
-    const real = await this.#resolve(p, { followFinal: false });
+    const real = await this.#resolve('delete', p, { followFinal: false });
     try {
       await fs.rm(real, { recursive: true, force: true });
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return; // under a file: nothing there
       throw this.#fsError('delete', p, err);
     }
   }
 
   async mkdirs(storePath: string): Promise<void> {
     const p = checkStorePath(storePath);
-    const real = await this.#resolve(p, { followFinal: false });
+    const real = await this.#resolve('mkdirs', p, { followFinal: false });
     try {
       await fs.mkdir(real, { recursive: true });
     } catch (err) {
@@ -195,7 +200,7 @@ export class LocalDirStore implements BackupStore {
    * `followFinal` also resolves the last component (to read through it); otherwise it is kept
    * as a name (to create, replace or delete that entry itself).
    */
-  async #resolve(p: string, opts: { followFinal: boolean; createParent?: boolean }): Promise<string> {
+  async #resolve(op: string, p: string, opts: { followFinal: boolean; createParent?: boolean }): Promise<string> {
     const root = await this.#realRoot();
     if (p === '/') return root;
     const lexical = path.join(root, p);
@@ -204,7 +209,7 @@ export class LocalDirStore implements BackupStore {
       try {
         await fs.mkdir(parent, { recursive: true });
       } catch (err) {
-        throw this.#fsError('mkdirs', path.posix.dirname(p), err);
+        throw this.#fsError(op, p, err, `cannot create its directory ${path.posix.dirname(p)}`);
       }
       // Re-check: the directories now exist, and none of them may have led out meanwhile.
       parent = await this.#realExisting(root, path.dirname(lexical), p);
@@ -244,10 +249,10 @@ export class LocalDirStore implements BackupStore {
     }
   }
 
-  #fsError(op: string, p: string, err: unknown): Error {
+  #fsError(op: string, p: string, err: unknown, doing?: string): Error {
     if (err instanceof BackupStoreError) return err;
     const e = err as NodeJS.ErrnoException;
-    const where = `${op} ${p} (local backup store ${this.location})`;
+    const where = `${op} ${p} (local backup store ${this.location})${doing ? `: ${doing}` : ''}`;
     switch (e.code) {
       case 'ENOENT':
         return new BackupStoreError('not_found', `${where}: no such file or directory`, p, { cause: err });
@@ -277,6 +282,16 @@ async function exists(p: string): Promise<boolean> {
       throw err;
     },
   );
+}
+
+/** fsync a file through a fresh descriptor (fsync flushes the file, whichever fd wrote it). */
+async function syncFile(file: string): Promise<void> {
+  const fh = await fs.open(file, fsConstants.O_RDONLY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 /** fsync a directory so a rename or a new entry in it survives a crash. */

@@ -35,11 +35,15 @@ export interface BackupStore {
    * Streams `source` into the file `path`, creating missing parent directories and replacing a
    * file already there. Resolves once the store has the bytes durably. On any failure (source
    * error, abort, store or network error) it rejects, and no partial file is left at `path`
-   * nor under any other name. Commit protocol (write `x._COPYING_`, verify, rename to `x`) is
-   * the caller's.
+   * nor under any other name (on HDFS a file that was at `path` before may be gone: CREATE
+   * replaces it as the upload starts). The commit protocol (write `x._COPYING_`, verify, rename
+   * to `x`) is the caller's.
    */
   write(path: string, source: ByteSource, opts?: { signal?: AbortSignal }): Promise<{ bytes: number }>;
-  /** The file's bytes from `offset` (default 0; at most the file's size) to its end. */
+  /**
+   * The file's bytes from `offset` (default 0; at most the file's size) to its end. A transfer
+   * that breaks errors the stream with a BackupStoreError; aborting destroys it (AbortError).
+   */
   read(path: string, opts?: { offset?: number; signal?: AbortSignal }): Promise<Readable>;
   /** Renames a file or directory. `to` must not exist; its parent is created if missing. */
   rename(from: string, to: string): Promise<void>;

@@ -124,11 +124,12 @@ export class WebHdfsStore implements BackupStore {
     const { signal } = opts;
     // Step 1 creates nothing: the NameNode only picks the DataNode to send the bytes to.
     const target = await this.#redirect('PUT', 'CREATE', p, { overwrite: true }, signal);
+    const progress = { requestSent: false };
     try {
-      return { bytes: await this.#upload('PUT', target, source, 'CREATE', p, signal) };
+      return { bytes: await this.#upload('PUT', target, source, 'CREATE', p, signal, progress) };
     } catch (err) {
-      // The DataNode created the file as the bytes began to arrive: remove what it got.
-      throw await this.#discardPartial(p, err);
+      // The DataNode creates the file when the request reaches it: remove what it got.
+      throw progress.requestSent ? await this.#discardPartial(p, err) : err;
     }
   }
 
@@ -148,7 +149,7 @@ export class WebHdfsStore implements BackupStore {
       }
       throw err;
     }
-    const res = await this.#send('GET', target, { signal, what: `OPEN ${p}`, peer: 'DataNode' });
+    const res = await this.#send('GET', target, { op: 'OPEN', path: p, peer: 'DataNode', signal });
     if (res.statusCode !== 200) throw this.#remoteError('OPEN', p, await collect(res, res.statusCode ?? 0));
 
     // Re-emit a broken download as an error that names the file and the DataNode.
@@ -214,8 +215,14 @@ export class WebHdfsStore implements BackupStore {
   async delete(path: string): Promise<void> {
     const p = checkStorePath(path);
     if (p === '/') throw new BackupStoreError('invalid_path', 'delete /: refusing to delete the whole store', p);
-    // `{"boolean": false}` means nothing was there: fine.
-    await this.#namenode('DELETE', 'DELETE', p, { recursive: true });
+    try {
+      // `{"boolean": false}` means nothing was there: fine.
+      await this.#namenode('DELETE', 'DELETE', p, { recursive: true });
+    } catch (err) {
+      // A path under a file: HDFS refuses to traverse it, but nothing is there either.
+      if (err instanceof WebHdfsRemoteError && /\(is not a directory\)/.test(err.message)) return;
+      throw err;
+    }
   }
 
   async mkdirs(path: string): Promise<void> {
@@ -226,14 +233,25 @@ export class WebHdfsStore implements BackupStore {
     }
   }
 
-  /** A failed CREATE: delete the partial file, and say in the error if that failed too. */
+  /**
+   * After a failed CREATE, deletes the partial file the DataNode began. Only a file is ever
+   * deleted, and not when HDFS refused the create itself (then there is nothing to discard, and
+   * what is at `p` — a directory, say — is not ours).
+   */
   async #discardPartial(p: string, err: unknown): Promise<unknown> {
+    if (err instanceof BackupStoreError && err.code !== 'failed' && err.code !== 'aborted') return err;
+    if (err instanceof WebHdfsRemoteError && err.exception === 'AccessControlException') return err;
     try {
-      for (let attempt = 1; attempt <= 2; attempt++) {
-        const reply = await this.#namenode('DELETE', 'DELETE', p, { recursive: false });
-        if ((json(reply, 'DELETE', p) as { boolean: boolean }).boolean) break;
-        // Nothing there yet: the DataNode may still be creating the file we cut off. Look again.
-        if (attempt === 1) await sleep(500);
+      // Nothing there yet: the DataNode may still be creating the file we cut off (it does so
+      // on the request head, and closes it when it sees the connection gone). Look again.
+      for (const delay of [0, 300, 1500]) {
+        await sleep(delay);
+        const st = await this.stat(p);
+        if (st?.type === 'file') {
+          await this.#namenode('DELETE', 'DELETE', p, { recursive: false });
+          break;
+        }
+        if (st) break;
       }
       return err;
     } catch (deleteErr) {
@@ -245,9 +263,10 @@ export class WebHdfsStore implements BackupStore {
   /** A request to the NameNode with its JSON reply; errors become BackupStoreErrors. */
   async #namenode(method: string, op: string, p: string, params: Params = {}, signal?: AbortSignal): Promise<Reply> {
     const url = this.#url(p, op, params);
-    const res = await this.#send(method, url, { signal, timeoutMs: this.#requestTimeoutMs, what: `${op} ${p}`, peer: 'NameNode' });
+    const to = { op, path: p, peer: 'NameNode', signal };
+    const res = await this.#send(method, url, to);
     const reply = await collect(res, res.statusCode ?? 0).catch((err: unknown) => {
-      throw this.#transportError(`${op} ${p}`, 'NameNode', url, err, signal);
+      throw this.#transportError(to, url, err);
     });
     if (reply.status < 200 || reply.status >= 300) throw this.#remoteError(op, p, reply);
     return reply;
@@ -256,9 +275,10 @@ export class WebHdfsStore implements BackupStore {
   /** First step of CREATE, APPEND and OPEN: the NameNode redirects to a DataNode. */
   async #redirect(method: string, op: string, p: string, params: Params, signal?: AbortSignal): Promise<URL> {
     const url = this.#url(p, op, params);
-    const res = await this.#send(method, url, { signal, timeoutMs: this.#requestTimeoutMs, what: `${op} ${p}`, peer: 'NameNode' });
+    const to = { op, path: p, peer: 'NameNode', signal };
+    const res = await this.#send(method, url, to);
     const reply = await collect(res, res.statusCode ?? 0).catch((err: unknown) => {
-      throw this.#transportError(`${op} ${p}`, 'NameNode', url, err, signal);
+      throw this.#transportError(to, url, err);
     });
     const location = reply.status === 307 ? reply.headers.location : undefined;
     if (!location) throw this.#remoteError(op, p, reply);
@@ -269,7 +289,15 @@ export class WebHdfsStore implements BackupStore {
    * Streams `source` to the DataNode the NameNode chose. Resolves with the byte count once the
    * DataNode confirms; a DataNode that fails, answers early or goes quiet rejects with why.
    */
-  async #upload(method: 'PUT' | 'POST', target: URL, source: ByteSource, op: string, p: string, signal?: AbortSignal): Promise<number> {
+  async #upload(
+    method: 'PUT' | 'POST',
+    target: URL,
+    source: ByteSource,
+    op: string,
+    p: string,
+    signal?: AbortSignal,
+    progress = { requestSent: false },
+  ): Promise<number> {
     if (signal?.aborted) throw abortedError(op.toLowerCase(), p, signal);
     const dataNode = target.host;
     let bytes = 0;
@@ -311,6 +339,8 @@ export class WebHdfsStore implements BackupStore {
     } catch (err) {
       sendError = err;
     }
+    // Headers never handed to the socket: the DataNode cannot have created anything.
+    progress.requestSent = req.headersSent;
     if (signal?.aborted) throw abortedError(op.toLowerCase(), p, signal);
     if (sourceError !== undefined) {
       throw new BackupStoreError('failed', `${op} ${p}: reading the data to upload failed after ${bytes} bytes: ${describe(sourceError)}`, p, { cause: sourceError });
@@ -341,12 +371,19 @@ export class WebHdfsStore implements BackupStore {
   }
 
   /** Sends a request without a body and resolves with the response head. */
-  #send(method: string, url: URL, o: { signal?: AbortSignal; timeoutMs?: number; what: string; peer: string }): Promise<IncomingMessage> {
+  #send(method: string, url: URL, o: { op: string; path: string; peer: string; signal?: AbortSignal }): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const req = (url.protocol === 'https:' ? https : http).request(url, { method, signal: o.signal, headers: { 'content-length': '0' } });
-      if (o.timeoutMs) req.setTimeout(o.timeoutMs, () => req.destroy(new Error(`no answer within ${o.timeoutMs! / 1000} s`)));
-      req.once('response', resolve);
-      req.once('error', (err) => reject(this.#transportError(o.what, o.peer, url, err, o.signal)));
+      // A timer, not the socket timeout: the response body may then stream for hours.
+      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${this.#requestTimeoutMs / 1000} s`)), this.#requestTimeoutMs);
+      req.once('response', (res) => {
+        clearTimeout(timer);
+        resolve(res);
+      });
+      req.once('error', (err) => {
+        clearTimeout(timer);
+        reject(this.#transportError(o, url, err));
+      });
       req.end();
     });
   }
@@ -360,11 +397,10 @@ export class WebHdfsStore implements BackupStore {
     return url;
   }
 
-  #transportError(what: string, peer: string, url: URL, err: unknown, signal?: AbortSignal): BackupStoreError {
+  #transportError(o: { op: string; path: string; peer: string; signal?: AbortSignal }, url: URL, err: unknown): BackupStoreError {
     if (err instanceof BackupStoreError) return err;
-    const [op = '', path = ''] = what.split(' ');
-    if (signal?.aborted) return abortedError(op.toLowerCase(), path, signal);
-    return new BackupStoreError('failed', `${what}: cannot talk to the ${peer} at ${url.host} (${this.location}): ${describe(err)}`, path, { cause: err });
+    if (o.signal?.aborted) return abortedError(o.op.toLowerCase(), o.path, o.signal);
+    return new BackupStoreError('failed', `${o.op} ${o.path}: cannot talk to the ${o.peer} at ${url.host} (${this.location}): ${describe(err)}`, o.path, { cause: err });
   }
 
   #remoteError(op: string, p: string, reply: Reply): WebHdfsRemoteError {
@@ -378,17 +414,24 @@ export class WebHdfsStore implements BackupStore {
     } catch {
       // Not JSON (a proxy's error page…): keep the start of the body.
     }
-    const code: BackupStoreErrorCode =
-      exception === 'FileNotFoundException'
-        ? /is not a file/.test(message)
-          ? 'not_a_file'
-          : 'not_found'
-        : exception === 'FileAlreadyExistsException'
-          ? 'already_exists'
-          : exception === 'ParentNotDirectoryException'
-            ? 'not_a_directory'
-            : 'failed';
+    const code = errorCode(exception, message);
     return new WebHdfsRemoteError(code, `webhdfs ${op} ${p} (${this.location}): ${exception}: ${message}`, p, exception, reply.status);
+  }
+}
+
+/** The store's error code for an HDFS exception (its name and message). */
+function errorCode(exception: string, message: string): BackupStoreErrorCode {
+  switch (exception) {
+    case 'FileNotFoundException':
+      return /is not a file/.test(message) ? 'not_a_file' : 'not_found';
+    case 'FileAlreadyExistsException':
+      if (/as a directory|append to directory/.test(message)) return 'not_a_file';
+      if (/is not a directory/.test(message)) return 'not_a_directory';
+      return 'already_exists';
+    case 'ParentNotDirectoryException':
+      return 'not_a_directory';
+    default:
+      return 'failed';
   }
 }
 
