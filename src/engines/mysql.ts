@@ -3,13 +3,14 @@
 import { chown, readdir, realpath, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { escape as sqlLiteral } from 'mysql2';
 import mysql from 'mysql2/promise';
 import type { Engine, ExitDiagnosis, LaunchPlan, NodeSpec } from './engine.ts';
-import { diagnoseFromLogs, readLogTail, StartFailed } from './exit-diagnosis.ts';
+import { waitForSql } from './readiness.ts';
+import { diagnoseFromLogs, readLogTail } from './exit-diagnosis.ts';
 import { climbStopLadder, cmdline, isAlive, listPids, readPidFile, sendSignal, startedAtMs, workingDir } from './process-info.ts';
 import { assertSocketPathFits, clientHost, initMarkerFile, prepareNodeDirs, redact, runAsTool, serverLogFile } from './spec.ts';
+import { mysqlBackup } from './mysql-backup.ts';
 
 type FlavourName = NodeSpec['binaries']['mysqlFlavor'];
 
@@ -273,31 +274,7 @@ export const mysqlEngine: Engine = {
   // Only the admin credentials are tried: they were set in the bootstrap, before the first start,
   // so there is no window in which root with an empty password would have to be used.
   async waitReady(spec, pid, signal) {
-    const deadline = Date.now() + spec.policy.probe.startTimeoutMs;
-    let lastError = 'no answer yet';
-    for (;;) {
-      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
-      if (!(await isAlive(pid))) {
-        throw new StartFailed(`${spec.id}: server pid ${pid} exited before accepting SQL`, 'exited');
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new StartFailed(
-          `${spec.id}: server pid ${pid} did not accept SQL within ${spec.policy.probe.startTimeoutMs} ms (last: ${lastError})`,
-          'timeout',
-        );
-      }
-      try {
-        await selectOne(spec, admin(spec), Math.min(spec.policy.probe.timeoutMs, left));
-        return;
-      } catch (err) {
-        if (isAccessDenied(err)) {
-          throw new StartFailed(`${spec.id}: the server refused the configured admin user ${spec.user}: ${(err as Error).message}`, 'rejected_credentials');
-        }
-        lastError = (err as Error).message;
-      }
-      await sleep(50);
-    }
+    await waitForSql(spec, pid, signal, { selectOne: (t) => selectOne(spec, admin(spec), t), isAuthFailure: isAccessDenied });
   },
 
   async probe(spec, signal) {
@@ -361,5 +338,10 @@ export const mysqlEngine: Engine = {
 
   ownedPaths(spec) {
     return spec.dataDir.startsWith(spec.dir + path.sep) ? [spec.dir] : [spec.dir, spec.dataDir];
+  },
+
+  // A getter: mysql-backup.ts imports this module's paths, and the cycle must not be read at load.
+  get backup() {
+    return mysqlBackup;
   },
 };

@@ -2,10 +2,10 @@
 // postmaster in the foreground (no pg_ctl, which daemonises) as node-mgr's direct child.
 import { appendFile, chown, readFile, readdir, realpath, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Engine, ExitDiagnosis, LaunchPlan, NodeSpec } from './engine.ts';
-import { diagnoseFromLogs, StartFailed } from './exit-diagnosis.ts';
+import { waitForSql } from './readiness.ts';
+import { diagnoseFromLogs } from './exit-diagnosis.ts';
 import { climbStopLadder, cmdline, isAlive, listPids, readPidFile, sendSignal, startedAtMs, workingDir } from './process-info.ts';
 import {
   assertSocketPathFits,
@@ -16,6 +16,7 @@ import {
   runAsTool,
   serverLogFile,
 } from './spec.ts';
+import { postgresBackup } from './postgres-backup.ts';
 
 /** The bootstrap superuser initdb creates; tools such as pg_basebackup log in as it. */
 const BOOTSTRAP_SUPERUSER = 'postgres';
@@ -214,32 +215,7 @@ export const postgresEngine: Engine = {
   },
 
   async waitReady(spec, pid, signal) {
-    const deadline = Date.now() + spec.policy.probe.startTimeoutMs;
-    let lastError = 'no answer yet';
-    for (;;) {
-      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
-      if (!(await isAlive(pid))) {
-        throw new StartFailed(`${spec.id}: server pid ${pid} exited before accepting SQL`, 'exited');
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new StartFailed(
-          `${spec.id}: server pid ${pid} did not accept SQL within ${spec.policy.probe.startTimeoutMs} ms (last: ${lastError})`,
-          'timeout',
-        );
-      }
-      try {
-        await selectOne(spec, Math.min(spec.policy.probe.timeoutMs, left));
-        return;
-      } catch (err) {
-        if (isAuthFailure(err)) {
-          throw new StartFailed(`${spec.id}: the server refused the configured user ${spec.user}: ${(err as Error).message}`, 'rejected_credentials');
-        }
-        // 57P03 "the database system is starting up" and ECONNREFUSED mean: not yet.
-        lastError = (err as Error).message;
-      }
-      await sleep(50);
-    }
+    await waitForSql(spec, pid, signal, { selectOne: (t) => selectOne(spec, t), isAuthFailure: isAuthFailure });
   },
 
   async probe(spec, signal) {
@@ -304,5 +280,10 @@ export const postgresEngine: Engine = {
 
   ownedPaths(spec) {
     return spec.dataDir.startsWith(spec.dir + path.sep) ? [spec.dir] : [spec.dir, spec.dataDir];
+  },
+
+  // A getter: postgres-backup.ts imports this module's paths, and the cycle must not be read at load.
+  get backup() {
+    return postgresBackup;
   },
 };

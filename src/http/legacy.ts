@@ -14,9 +14,6 @@ import { requireMutationAllowed } from './security.ts';
 
 const READ_ONLY = new Set<LegacyJobType>(['get_node', 'get_info', 'get_status']);
 
-/** Job types accepted and validated here whose work lands with their own issues. */
-const NOT_YET = new Set<LegacyJobType>(['delete', 'send', 'coldbackup', 'coldrestore']);
-
 const ROLE_TO_TYPE: Record<string, (typeof NODE_TYPES)[number] | undefined> = {
   meta: 'meta_node',
   storage: 'storage_node',

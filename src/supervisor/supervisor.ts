@@ -2,7 +2,7 @@
 // Nothing here knows about HTTP; callers send commands and read views.
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
-import { createActor, waitFor, type Actor, type SnapshotFrom } from 'xstate';
+import { createActor, waitFor, type Actor, type InspectionEvent, type Observer, type SnapshotFrom } from 'xstate';
 import type { Logger } from 'pino';
 import type { Config, NodeEntry } from '../config/schema.ts';
 import { stateName, type NodeEvent, type NodeWork, type Wanted } from '../../machines/node.machine.ts';
@@ -89,6 +89,8 @@ export interface SupervisorOptions {
   /** Overrides for tests (e.g. a faster adoption poll). */
   adoptPollMs?: number;
   engines?: (kind: NodeSpec['kind']) => Engine;
+  /** Also receives every inspection event of the node actors (e.g. Stately's inspector with --inspect). */
+  inspect?: Observer<InspectionEvent>;
 }
 
 export class Supervisor extends EventEmitter {
@@ -97,6 +99,8 @@ export class Supervisor extends EventEmitter {
   private readonly config: Config;
   private readonly store: StateStore;
   private readonly log: Logger;
+  /** True once load() has registered every known node and each has settled (or timed out). */
+  loaded = false;
 
   constructor(private readonly opts: SupervisorOptions) {
     super();
@@ -113,6 +117,7 @@ export class Supervisor extends EventEmitter {
     for (const entry of this.config.nodes) known.set(entry.port, { entry, source: 'static' });
     for (const { entry, source } of known.values()) this.register(entry, source);
     await this.settled([...this.nodes.keys()], 120_000).catch(() => {});
+    this.loaded = true;
   }
 
   /** Adds a node and starts its actor (which adopts a running server or starts per `wanted`). */
@@ -139,6 +144,7 @@ export class Supervisor extends EventEmitter {
       input: { nodeId: spec.id, policy: spec.policy, wanted, restarts: stored?.restarts ?? 0 },
       inspect: (ev) => {
         if (ev.type === '@xstate.snapshot' && ev.actorRef === actor) this.observe(spec.id, ev.snapshot as NodeSnapshot, ev.event.type);
+        this.opts.inspect?.next?.(ev);
       },
     });
     const node: Supervised = { spec, entry, source, actor, state: 'adopting', since: Date.now() };
@@ -297,13 +303,7 @@ export class Supervisor extends EventEmitter {
     if (n.state !== 'stopped') {
       throw new NodeCommandError(`cannot create node ${id}: a server is already running on it (state ${n.state})`, 409);
     }
-    n.actor.send({ type: 'CREATE' });
-    const snap = await this.waitSettled(n, timeoutMs);
-    if (stateName(snap.value) !== 'running') {
-      const view = this.view(n);
-      throw new NodeCommandError(`create of node ${id} failed: ${view.lastError ?? view.state}`, 409);
-    }
-    return this.view(n);
+    return this.initialize(id, timeoutMs);
   }
 
   /** Initialises and starts a configured node whose data dir does not exist yet. */

@@ -1,0 +1,42 @@
+// Waiting for a freshly spawned SQL server to answer: shared by the MySQL and PostgreSQL engines.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { NodeSpec } from './engine.ts';
+import { StartFailed } from './exit-diagnosis.ts';
+import { isAlive } from './process-info.ts';
+
+export interface SqlReadiness {
+  /** One `SELECT 1` with the admin credentials, bounded by timeoutMs. */
+  selectOne(timeoutMs: number): Promise<void>;
+  /** True when the error means the server refused our credentials: waiting will not help. */
+  isAuthFailure(err: unknown): boolean;
+}
+
+/**
+ * Polls until the server answers SQL. Fails fast when the pid dies (zombies count as dead), when
+ * the credentials are refused, or when spec.policy.probe.startTimeoutMs has passed.
+ */
+export async function waitForSql(spec: NodeSpec, pid: number, signal: AbortSignal, sql: SqlReadiness): Promise<void> {
+  const deadline = Date.now() + spec.policy.probe.startTimeoutMs;
+  let lastError = 'no answer yet';
+  for (;;) {
+    if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
+    if (!(await isAlive(pid))) {
+      throw new StartFailed(`${spec.id}: server pid ${pid} exited before accepting SQL`, 'exited');
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      throw new StartFailed(`${spec.id}: server pid ${pid} did not accept SQL within ${spec.policy.probe.startTimeoutMs} ms (last: ${lastError})`, 'timeout');
+    }
+    try {
+      await sql.selectOne(Math.min(spec.policy.probe.timeoutMs, left));
+      return;
+    } catch (err) {
+      if (sql.isAuthFailure(err)) {
+        throw new StartFailed(`${spec.id}: the server refused the configured admin user ${spec.user}: ${(err as Error).message}`, 'rejected_credentials');
+      }
+      // Connection refused, "the database system is starting up" and the like mean: not yet.
+      lastError = (err as Error).message;
+    }
+    await sleep(50);
+  }
+}
