@@ -103,6 +103,8 @@ export const configSchema = z.strictObject({
   binaries: binariesSchema.prefault({}),
   policy: policySchema.prefault({}),
   nodes: z.array(nodeEntrySchema).default([]),
+  /** Dropped nodes' directories stay in <stateDir>/trash this long before they are deleted. */
+  trashGraceDays: z.number().nonnegative().default(7),
   /** Stop the databases when node-mgr itself stops (default: they outlive it). */
   stopNodesOnExit: z.boolean().default(false),
   serverLog: z
