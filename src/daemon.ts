@@ -1,5 +1,6 @@
 // One running node-mgr: state store, job runner, supervisor, background samplers and HTTP.
 import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/schema.ts';
@@ -12,6 +13,12 @@ import { buildHttpServer } from './http/app.ts';
 import { checkBindAllowed } from './http/security.ts';
 import { registerCommandJobs } from './jobs/node-commands.ts';
 import { registerUpdateNodeJob } from './cluster/update-node-job.ts';
+import { startHousekeeping } from './supervisor/housekeeping.ts';
+import { registerTableJobs } from './jobs/table-jobs.ts';
+import { registerBackupJobs } from './jobs/backup-jobs.ts';
+import { recoverInterruptedRestores } from './backup/restore-journal.ts';
+import { NodeMgrMetrics } from './metrics/metrics.ts';
+import type { InspectionEvent, Observer } from 'xstate';
 
 export interface NodeMgr {
   config: Config;
@@ -19,6 +26,8 @@ export interface NodeMgr {
   store: StateStore;
   jobs: JobRunner;
   supervisor: Supervisor;
+  /** Prometheus metrics; jobs report into it (e.g. metrics.observeBackup). */
+  metrics: NodeMgrMetrics;
   http: FastifyInstance;
   /** The address the API listens on, e.g. http://127.0.0.1:9998. */
   url: string;
@@ -29,6 +38,8 @@ export interface NodeMgr {
 export interface StartOptions {
   log?: Logger;
   adoptPollMs?: number;
+  /** Receives the node actors' inspection events too (`start --inspect`: Stately's inspector). */
+  inspect?: Observer<InspectionEvent>;
 }
 
 export async function startNodeMgr(config: Config, opts: StartOptions = {}): Promise<NodeMgr> {
@@ -42,16 +53,27 @@ export async function startNodeMgr(config: Config, opts: StartOptions = {}): Pro
     maxConcurrent: config.jobs.maxConcurrent,
     retention: { maxAgeMs: config.jobs.keepDays * 86_400_000, maxCount: config.jobs.keepCount },
   });
-  const supervisor = new Supervisor({ config, store, log: log.child({ component: 'supervisor' }), adoptPollMs: opts.adoptPollMs });
+  const supervisor = new Supervisor({ config, store, log: log.child({ component: 'supervisor' }), adoptPollMs: opts.adoptPollMs, inspect: opts.inspect });
   registerCommandJobs(jobs, config, supervisor);
   registerUpdateNodeJob(jobs, config, supervisor);
+  registerTableJobs(jobs, config, supervisor);
 
   const host = new HostInfo();
   host.start();
   const usage = new NodeUsage(() => supervisor.list().map((n) => ({ id: n.id, dataDir: n.dataDir, pid: n.pid })));
+  const metrics = new NodeMgrMetrics({
+    nodes: () => supervisor.list(),
+    probeFailures: (id) => supervisor.actorOf(id)?.getSnapshot().context.probeFailures ?? 0,
+    usage: (id) => usage.get(id),
+    jobCounts: () => jobs.counts(),
+    onJobUpdate: (listener) => jobs.onUpdate(listener),
+  });
+  registerBackupJobs(jobs, config, supervisor, { metrics });
 
+  // Before any actor adopts a node: a restore a killed node-mgr left half done is put in order first.
+  await recoverInterruptedRestores(config, store, log.child({ component: 'restore-recovery' }));
   // The API answers while the actors adopt or start: get_node shows `adopting` meanwhile.
-  const http = await buildHttpServer({ config, supervisor, jobs, store, host, usage, log });
+  const http = await buildHttpServer({ config, supervisor, jobs, store, host, usage, log, metrics });
   const loading = supervisor.load();
   await http.listen({ host: config.listen.host, port: config.listen.port });
   const address = http.server.address();
@@ -59,6 +81,14 @@ export async function startNodeMgr(config: Config, opts: StartOptions = {}): Pro
   const url = `http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;
   await loading;
   usage.start();
+  const stopHousekeeping = startHousekeeping({
+    store,
+    log,
+    specs: () => supervisor.list().flatMap((n) => supervisor.spec(n.id) ?? []),
+    trashDir: path.join(config.stateDir, 'trash'),
+    trashGraceMs: config.trashGraceDays * 86_400_000,
+    serverLog: config.serverLog,
+  });
   // A node that just came up gets its disk and process figures without waiting for the next pass.
   supervisor.on('transition', (t: { to: string }) => {
     if (t.to === 'running') void usage.refresh();
@@ -74,6 +104,7 @@ export async function startNodeMgr(config: Config, opts: StartOptions = {}): Pro
     store,
     jobs,
     supervisor,
+    metrics,
     http,
     url,
     async close(closeOpts = {}) {
@@ -81,9 +112,11 @@ export async function startNodeMgr(config: Config, opts: StartOptions = {}): Pro
       closed = true;
       host.stop();
       usage.stop();
+      stopHousekeeping();
       await http.close();
       await jobs.drain(5_000);
       await supervisor.shutdown(closeOpts.stopNodes ?? config.stopNodesOnExit);
+      metrics.close();
       store.close();
     },
   };

@@ -6,9 +6,11 @@ import path from 'node:path';
 import { loadConfig, parseConfig, ConfigError } from './config/load.ts';
 import type { Config, NodeEntry } from './config/schema.ts';
 import { startNodeMgr, type NodeMgr } from './daemon.ts';
+import { connectStatelyInspector, DEFAULT_STATELY_URL } from './supervisor/stately-inspector.ts';
 
 const USAGE = `usage:
   node-mgr start --config FILE [--stop-nodes-on-exit]   run in the foreground
+          [--inspect [--inspect-url ws://127.0.0.1:8080]] and send actor events to Stately's inspector
   node-mgr status [--config FILE | --url URL]           table of the nodes
   node-mgr demo [--dir DIR] [--port PORT]               one MariaDB storage node and one PostgreSQL
                                                        computing node under DIR (default ./var/demo)`;
@@ -37,31 +39,33 @@ async function main(argv: string[]): Promise<number> {
 async function start(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { config: { type: 'string', short: 'c' }, 'stop-nodes-on-exit': { type: 'boolean' }, inspect: { type: 'boolean' } },
+    options: { config: { type: 'string', short: 'c' }, 'stop-nodes-on-exit': { type: 'boolean' }, inspect: { type: 'boolean' }, 'inspect-url': { type: 'string' } },
   });
   const config = values.config ? loadConfig(values.config) : parseConfig({});
   if (values['stop-nodes-on-exit']) config.stopNodesOnExit = true;
-  const mgr = await startNodeMgr(config);
+  const inspectUrl = values['inspect-url'] ?? DEFAULT_STATELY_URL;
+  const stately = values.inspect || values['inspect-url'] ? await connectStatelyInspector(inspectUrl) : null;
+  const mgr = await startNodeMgr(config, { inspect: stately?.observer });
+  if (stately) mgr.log.info({ url: inspectUrl }, 'forwarding actor inspection events to the Stately inspector');
   await runUntilSignal(mgr);
+  stately?.stop();
   return 0;
 }
 
+/**
+ * The first SIGTERM/SIGINT, caught from the moment the CLI starts: a signal that arrives while
+ * node-mgr is still starting must stop it cleanly too, not kill it half-way.
+ */
+const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+  process.once('SIGTERM', () => resolve('SIGTERM'));
+  process.once('SIGINT', () => resolve('SIGINT'));
+});
+
 /** SIGTERM/SIGINT stop node-mgr only; the databases keep running (unless configured otherwise). */
-function runUntilSignal(mgr: NodeMgr): Promise<void> {
-  return new Promise((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      mgr.log.info({ signal }, 'node-mgr stopping; databases keep running unless stopNodesOnExit');
-      mgr.close().then(resolve, (err) => {
-        mgr.log.error({ err }, 'shutdown failed');
-        resolve();
-      });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+async function runUntilSignal(mgr: NodeMgr): Promise<void> {
+  const signal = await stopSignal;
+  mgr.log.info({ signal }, 'node-mgr stopping; databases keep running unless stopNodesOnExit');
+  await mgr.close().catch((err: unknown) => mgr.log.error({ err }, 'shutdown failed'));
 }
 
 async function status(args: string[]): Promise<number> {

@@ -27,6 +27,8 @@ const mysqlShardConfigSchema = z.object({
     .min(1),
 });
 
+const NO_CONTROL_CHARS = /^[^\x00-\x1f\x7f]*$/;
+
 const pgCompConfigSchema = z
   .array(
     z.object({
@@ -34,8 +36,9 @@ const pgCompConfigSchema = z
       name: z.string().optional(),
       ip: z.string(),
       port: z.number().int().min(1).max(65535),
-      user: z.string().optional(),
-      password: z.string().optional(),
+      // No line breaks or control characters: they end statements in the single-user-mode init (postgres.ts).
+      user: z.string().regex(NO_CONTROL_CHARS, 'must not contain line breaks or control characters').optional(),
+      password: z.string().regex(NO_CONTROL_CHARS, 'must not contain line breaks or control characters').optional(),
       datadir: z.string().min(1),
     }),
   )

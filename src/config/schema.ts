@@ -155,6 +155,9 @@ export const configSchema = z.strictObject({
       localDir: z.string().default('./var/backups'),
       webhdfs: z.strictObject({ url: z.string(), user: z.string().default('root') }).optional(),
       stagingDir: z.string().optional(),
+      /** Retention (prune_backups): keep the newest N backups per node and/or those younger than D days; unset keeps all. */
+      keep: z.number().int().positive().optional(),
+      keepDays: z.number().positive().optional(),
     })
     .prefault({}),
 });

@@ -1,6 +1,7 @@
 // One interface for every process kind node-mgr supervises. A difference between MySQL,
 // PostgreSQL and cluster_mgr lives behind it, never in an `if (kind === …)` elsewhere.
 import type { NodeEntry, NodeKind, Policy, Config } from '../config/schema.ts';
+import type { PhysicalBackup } from './physical-backup.ts';
 
 /** The OS identity database processes run as. */
 export interface RunAs {
@@ -89,4 +90,6 @@ export interface Engine {
   diagnoseExit(spec: NodeSpec, exit: { code: number | null; signal: string | null }): Promise<ExitDiagnosis>;
   /** Files and dirs that belong to the node (moved to the trash on DROP). */
   ownedPaths(spec: NodeSpec): string[];
+  /** Hot physical backup and restore of the data dir (cold-backup jobs); absent for kinds without data. */
+  readonly backup?: PhysicalBackup;
 }

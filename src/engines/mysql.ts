@@ -8,7 +8,7 @@ import mysql from 'mysql2/promise';
 import type { Engine, ExitDiagnosis, LaunchPlan, NodeSpec } from './engine.ts';
 import { waitForSql } from './readiness.ts';
 import { diagnoseFromLogs, readLogTail } from './exit-diagnosis.ts';
-import { climbStopLadder, cmdline, isAlive, listPids, readPidFile, sendSignal, startedAtMs, workingDir } from './process-info.ts';
+import { climbStopLadder, cmdline, isAlive, pidsOwnedBy, readPidFile, sendSignal, startedAtMs, workingDir } from './process-info.ts';
 import { assertSocketPathFits, clientHost, initMarkerFile, prepareNodeDirs, redact, runAsTool, serverLogFile } from './spec.ts';
 import { mysqlBackup } from './mysql-backup.ts';
 
@@ -291,7 +291,7 @@ export const mysqlEngine: Engine = {
     if (pidFile && (await mysqlEngine.isOwnProcess(spec, pidFile.pid))) return pidFile.pid;
     // The pid file is written only once InnoDB is up: a server that is still starting has none yet.
     const flag = `--defaults-file=${mysqlPaths(spec).cnf}`;
-    for (const pid of await listPids()) {
+    for (const pid of await pidsOwnedBy(spec.runAs.uid)) {
       const argv = await cmdline(pid);
       if (argv?.includes(flag) && (await mysqlEngine.isOwnProcess(spec, pid))) return pid;
     }

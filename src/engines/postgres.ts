@@ -6,7 +6,7 @@ import pg from 'pg';
 import type { Engine, ExitDiagnosis, LaunchPlan, NodeSpec } from './engine.ts';
 import { waitForSql } from './readiness.ts';
 import { diagnoseFromLogs } from './exit-diagnosis.ts';
-import { climbStopLadder, cmdline, isAlive, listPids, readPidFile, sendSignal, startedAtMs, workingDir } from './process-info.ts';
+import { climbStopLadder, cmdline, isAlive, pidsOwnedBy, readPidFile, sendSignal, startedAtMs, workingDir } from './process-info.ts';
 import {
   assertSocketPathFits,
   clientHost,
@@ -106,6 +106,11 @@ export function renderHba(spec: NodeSpec): string {
  * so no superuser is left password-less on TCP. Statements end with ";\n\n" for `postgres -j`.
  */
 export function initSql(spec: NodeSpec): string {
+  // `postgres --single -j` ends a statement at ";" and an empty line, inside quotes or not: a line
+  // break in the name or password would end the statement there and run the rest (COPY … TO PROGRAM).
+  for (const [what, value] of [['user name', spec.user], ['password', spec.password]] as const) {
+    if (/[\x00-\x1f\x7f]/.test(value)) throw new Error(`${spec.id}: the ${what} contains a line break or another control character, which node-mgr refuses`);
+  }
   const statements: string[] = [];
   const password = spec.password ? ` PASSWORD ${pgLiteral(spec.password)}` : '';
   if (spec.user !== BOOTSTRAP_SUPERUSER) statements.push(`CREATE ROLE ${pgIdent(spec.user)} SUPERUSER LOGIN${password}`);
@@ -230,7 +235,7 @@ export const postgresEngine: Engine = {
   async findRunning(spec) {
     const pidFile = await readPidFile(postgresPaths(spec).postmasterPid);
     if (pidFile && (await postgresEngine.isOwnProcess(spec, pidFile.pid))) return pidFile.pid;
-    for (const pid of await listPids()) {
+    for (const pid of await pidsOwnedBy(spec.runAs.uid)) {
       const argv = await cmdline(pid);
       if (argv && argv[argv.indexOf('-D') + 1] === spec.dataDir && (await postgresEngine.isOwnProcess(spec, pid))) return pid;
     }

@@ -103,6 +103,19 @@ export async function listPids(): Promise<number[]> {
   return entries.filter((e) => /^\d+$/.test(e)).map(Number);
 }
 
+/**
+ * The pids of one OS user's processes (one stat of /proc/<pid> each). Scans for our servers look
+ * only at runAs's processes: far fewer reads than every cmdline on the host.
+ */
+export async function pidsOwnedBy(uid: number): Promise<number[]> {
+  const owned: number[] = [];
+  for (const pid of await listPids()) {
+    const owner = await stat(`/proc/${pid}`).then((s) => s.uid, () => null);
+    if (owner === uid) owned.push(pid);
+  }
+  return owned;
+}
+
 const TCP_LISTEN = '0A';
 
 /** Inodes of the sockets listening on port, from /proc/net/tcp and tcp6. */

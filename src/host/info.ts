@@ -16,6 +16,9 @@ export class HostInfo {
   private first: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
 
+  /** Fixed for the life of the process; os.cpus() is costly enough to show in get_info latency. */
+  private readonly cores = os.cpus().length;
+
   constructor(private readonly intervalMs = 5000) {}
 
   /** Starts background sampling; the first sample is taken at once. */
@@ -76,7 +79,7 @@ export class HostInfo {
         hostname: os.hostname(),
         os: `${os.type()} ${os.release()}`,
         kernel: os.release(),
-        cores: os.cpus().length,
+        cores: this.cores,
         load: os.loadavg(),
         uptime_s: Math.round(os.uptime()),
       },

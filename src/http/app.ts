@@ -2,9 +2,15 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
-import { errorHandler, badRequest } from './errors.ts';
+import { errorHandler, badRequest, clientErrorReply } from './errors.ts';
 import { legacyRoutes } from './legacy.ts';
 import { v1Routes } from './v1.ts';
+import { backupRoutes } from './v1-backups.ts';
+import { tableRecvRoutes } from './table-recv.ts';
+import { eventRoutes } from './events.ts';
+import { healthRoutes } from './health.ts';
+import { instrumentHttp, metricsRoutes } from './metrics.ts';
+import { inspectorRoutes } from './inspector/routes.ts';
 import type { HttpDeps } from './deps.ts';
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
@@ -17,8 +23,13 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     requestTimeout: 120_000,
     keepAliveTimeout: 65_000,
     return503OnClosing: true,
+    // Requests that never reach a route (a broken request line or header, a bad URL) get the same
+    // one-sentence JSON error as everything else, not fastify's own body (PROTOCOL §1).
+    clientErrorHandler: clientErrorReply,
+    frameworkErrors: (err, req, reply) => errorHandler(err, req, reply),
   });
   app.setErrorHandler(errorHandler);
+  instrumentHttp(app, deps.metrics);
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send({ result: 'error', info: `no route ${req.method} ${req.url.split('?')[0]}` });
   });
@@ -45,6 +56,12 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
 
   await app.register(async (scope) => legacyRoutes(scope, deps));
   await app.register(async (scope) => v1Routes(scope, deps), { prefix: '/v1' });
+  await app.register(async (scope) => backupRoutes(scope, deps), { prefix: '/v1' });
+  await app.register(async (scope) => tableRecvRoutes(scope, deps), { prefix: '/v1' });
+  await app.register(async (scope) => eventRoutes(scope, deps), { prefix: '/v1' });
+  await app.register(async (scope) => healthRoutes(scope, deps));
+  await app.register(async (scope) => metricsRoutes(scope, deps));
+  await app.register(async (scope) => inspectorRoutes(scope, deps));
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/healthz', { schema: { hide: true } }, async () => ({ result: 'succeed', info: 'node-mgr is alive' }));
   return app;

@@ -6,6 +6,7 @@ import type { JobRunner } from '../jobs/runner.ts';
 import type { HostInfo } from '../host/info.ts';
 import type { NodeUsage } from '../host/node-usage.ts';
 import type { StateStore } from '../state/store.ts';
+import type { NodeMgrMetrics } from '../metrics/metrics.ts';
 
 export interface HttpDeps {
   config: Config;
@@ -15,4 +16,5 @@ export interface HttpDeps {
   host: HostInfo;
   usage: NodeUsage;
   log: Logger;
+  metrics: NodeMgrMetrics;
 }

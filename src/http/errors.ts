@@ -1,4 +1,6 @@
 // One error shape on the wire: {"result":"error","info":"<one sentence>"} with a meaningful status.
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 export class HttpError extends Error {
@@ -43,6 +45,9 @@ export function errorReply(err: unknown): { status: number; info: string } {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return { status: 415, info: 'unsupported Content-Type' };
   }
+  // A file write of the request (an upload) hit a full or read-only disk: the server's fault, said so.
+  if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return { status: 507, info: `no space left on the disk: ${e.message}` };
+  if (e.code === 'EROFS') return { status: 503, info: `the file system is read-only: ${e.message}` };
   if (e.validation) return { status: 400, info: `invalid request: ${e.message}` };
   const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
   if (status !== 500 && status >= 400) return { status, info: e.message || 'bad request' };
@@ -58,4 +63,23 @@ export function errorHandler(this: unknown, err: unknown, req: FastifyRequest, r
 
 function oneLine(s: string): string {
   return s.replace(/\s*\n\s*/g, '; ').slice(0, 2000);
+}
+
+/**
+ * Node's HTTP parser refused the request before fastify saw it (bad request line, header too
+ * large, smuggling-shaped framing): answer in our shape, then close, as Node itself would.
+ */
+export function clientErrorReply(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, info] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'the request did not arrive in time']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'the request headers are too large']
+        : [400, `the request is not valid HTTP/1.x (${err.code ?? 'parse error'})`];
+  const body = JSON.stringify({ result: 'error', info });
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
 }

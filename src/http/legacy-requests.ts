@@ -2,6 +2,7 @@
 // Extra keys are ignored (callers send e.g. node_ipN); wrong types are refused.
 import { z } from 'zod';
 import { badRequest } from './errors.ts';
+import { checkStorePath } from '../backup/store.ts';
 
 const str = (max = 256) => z.string().max(max);
 const port = z.number().int().min(1).max(65535);
@@ -17,6 +18,19 @@ const common = {
   job_type: z.string(),
   job_id: jobId.optional(),
 };
+
+/** A backup's path in the store (PROTOCOL §4): refused here, before a job exists, when it could climb out. */
+const storePath = str(1024).refine(
+  (p) => {
+    try {
+      checkStorePath(p);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be an absolute path in the backup store, without "." or ".." segments or control characters' },
+);
 
 export const NODE_TYPES = ['meta_node', 'storage_node', 'computer_node'] as const;
 const nodeType = z.enum(NODE_TYPES);
@@ -62,7 +76,7 @@ export const legacyRequests = {
     d_table_name: str(192),
   }),
   coldbackup: z.object({ ...common, ...source, store: str(64).optional() }),
-  coldrestore: z.object({ ...common, ...source, store: str(64).optional(), file: str(1024) }),
+  coldrestore: z.object({ ...common, ...source, store: str(64).optional(), file: storePath }),
 } as const;
 
 export type LegacyJobType = keyof typeof legacyRequests;

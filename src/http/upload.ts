@@ -14,13 +14,32 @@ const FILE_TYPES = new Set(['mysql', 'pgsql', 'cluster']);
 /** Base names only: any `/`, `\`, `..`, NUL, control character or empty name is refused. */
 export function checkUploadName(name: string | undefined): string {
   if (!name) throw badRequest('the uploaded file has no filename');
-  if (name.includes('/') || name.includes('\\') || name.includes('..') || /[\x00-\x1f]/.test(name) || name.length > 255) {
+  if (name === '.' || name.includes('/') || name.includes('\\') || name.includes('..') || /[\x00-\x1f]/.test(name) || name.length > 255) {
     throw badRequest(`upload filename ${JSON.stringify(name).slice(0, 100)} must be a plain base name`);
   }
   return name;
 }
 
+/**
+ * What busboy throws for a malformed body (no boundary, a part header it cannot read, the end of
+ * the body inside a part) is the sender's fault: 400. Our own refusals, fastify's limits (413) and
+ * file-system errors keep their meaning.
+ */
+function asUploadError(err: unknown): unknown {
+  const e = err as { statusCode?: unknown; syscall?: unknown; message?: unknown };
+  if (err instanceof HttpError || typeof e.statusCode === 'number' || typeof e.syscall === 'string') return err;
+  return badRequest(`the multipart body is malformed: ${String(e.message ?? err)}`);
+}
+
 export async function handleUpload(req: FastifyRequest, deps: HttpDeps): Promise<{ result: 'succeed'; path: string }> {
+  try {
+    return await receiveUpload(req, deps);
+  } catch (err) {
+    throw asUploadError(err);
+  }
+}
+
+async function receiveUpload(req: FastifyRequest, deps: HttpDeps): Promise<{ result: 'succeed'; path: string }> {
   let fileType: string | null = null;
   let saved: string | null = null;
   for await (const part of req.parts({ limits: { fileSize: deps.config.security.uploadLimitBytes, files: 1, fields: 4 } })) {
@@ -41,13 +60,23 @@ export async function handleUpload(req: FastifyRequest, deps: HttpDeps): Promise
       part.file.resume();
       throw badRequest('multipart part "parameters" must come before the file');
     }
+    // A body that ends inside the file part errors the part's stream, maybe before we start reading
+    // it (the mkdir below yields): pipeline() over a stream already destroyed would wait forever,
+    // holding the request and the temp file's fd.
+    const read = { error: null as Error | null };
+    part.file.once('error', (err) => (read.error = err));
+    const cutShort = () => badRequest(`the multipart body ends inside the file part: ${read.error?.message ?? 'the part was cut short'}`);
     const name = checkUploadName(part.filename);
     const dir = uploadDirFor(deps.config, fileType);
     await mkdir(dir, { recursive: true });
+    if (read.error || part.file.destroyed) throw cutShort();
     const final = path.join(dir, name);
     const temp = path.join(dir, `.${name}.${process.pid}.${Date.now()}.part`);
     try {
-      await pipeline(part.file, createWriteStream(temp, { flags: 'wx', mode: 0o640 }));
+      await pipeline(part.file, createWriteStream(temp, { flags: 'wx', mode: 0o640 })).catch((err) => {
+        // A failed write (ENOSPC…) also errors the part's stream: the file system's error wins.
+        throw read.error && typeof (err as { syscall?: unknown }).syscall !== 'string' ? cutShort() : err;
+      });
       if (part.file.truncated) throw new HttpError(413, `uploaded file is larger than ${deps.config.security.uploadLimitBytes} bytes`);
       await rename(temp, final);
     } catch (err) {

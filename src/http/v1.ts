@@ -3,7 +3,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import path from 'node:path';
 import { HttpError } from './errors.ts';
-import { nodeEntrySchema } from '../config/schema.ts';
+import { nodeEntrySchema, type NodeEntry } from '../config/schema.ts';
 import { requireMutationAllowed } from './security.ts';
 import type { HttpDeps } from './deps.ts';
 import type { NodeView } from '../supervisor/supervisor.ts';
@@ -40,6 +40,32 @@ const jobSchema = {
 const errorSchema = { type: 'object', properties: { result: { type: 'string' }, info: { type: 'string' } } } as const;
 const portParams = { type: 'object', required: ['port'], properties: { port: { type: 'integer', minimum: 1, maximum: 65535 } } } as const;
 
+
+/**
+ * Server options that load code or run commands (PostgreSQL's archive/restore commands and
+ * preload libraries, MariaDB's plugins and init SQL). They belong in the operator's config file,
+ * never in a node entry that arrives over the network (docs/security.md). Names normalised to
+ * lower case with `_`.
+ */
+const EXECUTING_OPTIONS = new Set([
+  'archive_command', 'archive_library', 'restore_command', 'archive_cleanup_command', 'recovery_end_command',
+  'ssl_passphrase_command', 'shared_preload_libraries', 'local_preload_libraries', 'session_preload_libraries',
+  'dynamic_library_path', 'include', 'include_dir', 'include_if_exists',
+  'plugin_load', 'plugin_load_add', 'plugin_dir', 'init_file', 'init_connect', 'init_slave', 'init_replica',
+]);
+
+/** A node entry from the network may not name a program (beyond the allow-list) or an executing option. */
+function refuseRemoteExecution(entry: NodeEntry, allowList: string[]): void {
+  const program = entry.command?.[0];
+  if (program !== undefined && !allowList.includes(program)) {
+    throw new HttpError(400, `node entry field "command": program ${JSON.stringify(program)} is not in the command allow-list (commandAllowList)`);
+  }
+  for (const name of Object.keys(entry.serverOptions)) {
+    if (EXECUTING_OPTIONS.has(name.toLowerCase().replace(/-/g, '_'))) {
+      throw new HttpError(400, `node entry field "serverOptions.${name}" loads code or runs a command; set it in node-mgr's config file instead`);
+    }
+  }
+}
 
 export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
   const { supervisor, jobs, store, config } = deps;
@@ -101,6 +127,7 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
         const issue = parsed.error.issues[0]!;
         throw new HttpError(400, `node entry field "${issue.path.join('.') || 'body'}": ${issue.message}`);
       }
+      refuseRemoteExecution(parsed.data, config.commandAllowList);
       const entry = { ...parsed.data, dir: path.resolve(config.nodesDir, parsed.data.dir) };
       return publicView(await supervisor.create(entry));
     },

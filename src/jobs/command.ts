@@ -51,7 +51,16 @@ export function splitWords(line: string): string[] | null {
   return words;
 }
 
-const SHELL_META = /[;&|<>`$(){}\n\r]/;
+// Shell syntax, line breaks and other control characters (a tab is only a word separator).
+const SHELL_META = /[;&|<>`$(){}\x00-\x08\x0a-\x1f\x7f]/;
+
+/**
+ * The extra words a recognised command may carry: `--name[=value]` or a plain value, where a value
+ * holds no path beyond a leading `./` and no shell syntax. node-mgr ignores the options it does not
+ * know (`--cluster_id=1`), so a path or a tool option like `--defaults-file=/etc/shadow` is refused
+ * rather than silently carried along.
+ */
+const PLAIN_WORD = /^(--[A-Za-z][\w-]*(=(\.\/)?[\w.,:@+-]*)?|(\.\/)?[\w.,:@+-]+)$/;
 
 function port(word: string | undefined, cmd: string): number {
   const n = Number(word);
@@ -114,21 +123,29 @@ export function parseCommand(jobType: CommandJobType, cmd: string, allowList: st
         if (rest.length !== 1) return null;
         return { action: m[1]!.toUpperCase() as 'START', port: port(rest[0], cmd) };
       }
+      if (!rest.every((w) => PLAIN_WORD.test(w))) return null;
       if (/^install[-_]mysql\.py$/.test(name)) return { action: 'CREATE', ...configSelection(rest, cmd) };
       if (/^uninstall[-_]mysql\.py$/.test(name)) return { action: 'DROP', ...configSelection(rest, cmd) };
     }
     if (jobType === 'pgsql_cmd') {
       const m = /^(start|stop|restart)_pg\.py$/.exec(name);
-      if (m) return { action: m[1]!.toUpperCase() as 'START', port: port(option(rest, 'port') ?? (rest.length === 1 ? rest[0] : undefined), cmd) };
+      if (m) {
+        // Exactly the port: `port=5401`, `--port=5401`, `--port 5401` or `5401`, nothing after it.
+        const given = rest.length === 1 ? rest[0]!.replace(/^(--)?port=/, '') : rest.length === 2 && rest[0] === '--port' ? rest[1] : undefined;
+        if (given === undefined) return null;
+        return { action: m[1]!.toUpperCase() as 'START', port: port(given, cmd) };
+      }
+      if (!rest.every((w) => PLAIN_WORD.test(w))) return null;
       if (/^install[-_]pg\.py$/.test(name)) return { action: 'CREATE', ...configSelection(rest, cmd) };
       if (/^uninstall[-_]pg\.py$/.test(name)) return { action: 'DROP', ...configSelection(rest, cmd) };
     }
-    if (jobType === 'cluster_cmd' && name === 'cluster_mgr_safe') {
+    if (jobType === 'cluster_cmd' && name === 'cluster_mgr_safe' && rest.every((w) => PLAIN_WORD.test(w))) {
       return { action: 'CLUSTER_MGR', verb: rest.includes('--stop') ? 'STOP' : 'START' };
     }
     return null;
   };
-  if (!words.some((w) => SHELL_META.test(w))) {
+  // The whole line, not its words: a line break separates words but is a command separator to sh.
+  if (!SHELL_META.test(cmd)) {
     const r = recognised();
     if (r) return r;
   }

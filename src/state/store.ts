@@ -10,7 +10,7 @@
 // take hundreds of milliseconds, stalling every HTTP reply for a guarantee the databases beside us
 // do not have either once the power is gone.
 import { createHash } from 'node:crypto';
-import { mkdirSync, chmodSync, existsSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, chmodSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { nodeEntrySchema, type NodeEntry } from '../config/schema.ts';
@@ -164,6 +164,9 @@ export interface StateStore {
    */
   pruneJobs(opts: { finishedBefore: number; keep: number }): number;
 
+  /** A cheap real write (readiness probes): throws a StateStoreError when the file cannot take writes. */
+  checkWritable(): void;
+
   close(): void;
 }
 
@@ -286,6 +289,17 @@ function describeCode(code: string | undefined): string {
   return `SQLite reported ${code}`;
 }
 
+function writable(file: string): boolean {
+  for (const f of [file, `${file}-wal`]) {
+    try {
+      if (existsSync(f)) accessSync(f, constants.W_OK);
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
 /**
  * Turns whatever a state operation threw into a StateStoreError that names the file, the action
  * and the cause in one sentence. Already-translated errors pass through.
@@ -294,8 +308,11 @@ export function toStateStoreError(err: unknown, file: string, action: string): S
   if (err instanceof StateStoreError) return err;
   const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : undefined;
   const detail = err instanceof Error ? err.message : String(err);
+  // SQLite reports a write the file system refused (an immutable file: EPERM even for root) as an
+  // I/O error; say what it is when the file or its WAL cannot be written.
+  const why = code?.startsWith('SQLITE_IOERR') && !writable(file) ? describeCode('EROFS') : describeCode(code);
   return new StateStoreError(
-    `node-mgr could not ${action} in its state file ${file}: ${describeCode(code)} (${code ?? 'error'}: ${detail}).`,
+    `node-mgr could not ${action} in its state file ${file}: ${why} (${code ?? 'error'}: ${detail}).`,
     code,
     file,
     { cause: err },
@@ -493,6 +510,8 @@ class SqliteStateStore implements StateStore {
         WHERE status IN ('queued', 'running') RETURNING id`),
       pruneJobsByAge: db.prepare<[number]>(`
         DELETE FROM jobs WHERE status NOT IN ('queued', 'running') AND finished_at < ?`),
+      touchProbe: db.prepare<[string]>(`INSERT INTO store_meta (key, value) VALUES ('ready_probe_at', ?)
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value`),
       pruneJobsByCount: db.prepare<[number]>(`
         DELETE FROM jobs WHERE id IN (
           SELECT id FROM jobs WHERE status NOT IN ('queued', 'running')
@@ -669,6 +688,10 @@ class SqliteStateStore implements StateStore {
           this.stmts.pruneJobsByCount.run(Math.max(0, opts.keep)).changes,
       )(),
     );
+  }
+
+  checkWritable(): void {
+    this.guard('write the readiness probe', () => this.stmts.touchProbe.run(new Date(this.now()).toISOString()));
   }
 
   close(): void {

@@ -1,8 +1,7 @@
 // Nothing stays behind a stop: after a server exits, any process still in its process group, or
 // still working in its data dir, is killed before the node counts as down.
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { listPids, processGroup, processState, sendSignal, workingDir } from '../engines/process-info.ts';
+import { pidsOwnedBy, processGroup, processState, sendSignal, workingDir } from '../engines/process-info.ts';
 
 export interface Leftover {
   pid: number;
@@ -18,10 +17,8 @@ export interface Leftover {
 export async function findLeftovers(pgid: number, dataDir: string, serverUid: number): Promise<Leftover[]> {
   const found: Leftover[] = [];
   const root = path.resolve(dataDir);
-  for (const pid of await listPids()) {
-    if (pid === process.pid) continue;
-    const owner = await stat(`/proc/${pid}`).then((s) => s.uid, () => null);
-    if (owner !== serverUid || (await processState(pid)) !== 'running') continue;
+  for (const pid of await pidsOwnedBy(serverUid)) {
+    if (pid === process.pid || (await processState(pid)) !== 'running') continue;
     if ((await processGroup(pid)) === pgid) {
       found.push({ pid, why: 'process group' });
       continue;

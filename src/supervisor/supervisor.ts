@@ -9,7 +9,7 @@ import { stateName, type NodeEvent, type NodeWork, type Wanted } from '../../mac
 import type { Engine, NodeSpec, RunAs } from '../engines/engine.ts';
 import { engineFor } from '../engines/index.ts';
 import { resolveSpec, lookupRunAs } from '../engines/spec.ts';
-import type { NodeSource, StateStore } from '../state/store.ts';
+import { StateStoreError, type NodeSource, type StateStore } from '../state/store.ts';
 import { nodeMachineFor } from './node-actor.ts';
 
 type NodeActor = Actor<ReturnType<typeof nodeMachineFor>>;
@@ -63,6 +63,8 @@ interface Supervised {
   actor: NodeActor;
   state: string;
   since: number;
+  /** The wanted state and restart count as last written to the state store. */
+  persisted: { wanted: Wanted; restarts: number };
 }
 
 /** Errors whose message is for the operator; `status` hints at the HTTP mapping. */
@@ -147,7 +149,7 @@ export class Supervisor extends EventEmitter {
         this.opts.inspect?.next?.(ev);
       },
     });
-    const node: Supervised = { spec, entry, source, actor, state: 'adopting', since: Date.now() };
+    const node: Supervised = { spec, entry, source, actor, state: 'adopting', since: Date.now(), persisted: { wanted, restarts: stored?.restarts ?? 0 } };
     this.nodes.set(spec.id, node);
     actor.start();
     return node;
@@ -159,18 +161,45 @@ export class Supervisor extends EventEmitter {
     if (!node) return;
     const to = stateName(snap.value);
     const ctx = snap.context;
-    const stored = this.store.getNode(id);
-    if (stored && stored.wanted !== ctx.wanted) this.store.setWanted(id, ctx.wanted);
-    if (stored && stored.restarts !== ctx.restarts) this.store.setRestarts(id, ctx.restarts);
+    // What is persisted is mirrored on the node, so a snapshot (every probe result is one) reads no SQLite.
+    if (node.persisted.wanted !== ctx.wanted && this.persist(id, () => this.store.setWanted(id, ctx.wanted))) {
+      node.persisted.wanted = ctx.wanted;
+    }
+    if (node.persisted.restarts !== ctx.restarts && this.persist(id, () => this.store.setRestarts(id, ctx.restarts))) {
+      node.persisted.restarts = ctx.restarts;
+    }
     if (to === node.state) return;
     const from = node.state;
     node.state = to;
     node.since = Date.now();
     const detail = to === 'crashed' || to === 'failed' || to === 'stopped' || to === 'backoff' ? (ctx.lastError ?? ctx.lastExit?.detail ?? null) : null;
     const transition: Transition = { nodeId: id, port: node.spec.port, from, to, event: eventType, at: node.since, detail };
-    this.store.recordTransition({ nodeId: id, from, to, event: eventType, at: node.since, detail });
+    this.persist(id, () => this.store.recordTransition({ nodeId: id, from, to, event: eventType, at: node.since, detail }));
     this.log.info({ node: id, from, to, event: eventType, ...(detail ? { detail } : {}) }, 'node transition');
     this.emit('transition', transition);
+  }
+
+  private readonly persistFailureLoggedAt = new Map<string, number>();
+
+  /**
+   * A state file that takes no writes (full disk, read-only file) must not stop supervision: this
+   * runs inside the actor's inspection, and a throw there would leave the node's chart stuck. The
+   * actor goes on from memory; the failure is logged (once a minute per node); wanted and the
+   * restart count are written again at the next change.
+   */
+  private persist(id: string, write: () => unknown): boolean {
+    try {
+      write();
+      return true;
+    } catch (err) {
+      if (!(err instanceof StateStoreError)) throw err;
+      const last = this.persistFailureLoggedAt.get(id) ?? 0;
+      if (Date.now() - last > 60_000) {
+        this.persistFailureLoggedAt.set(id, Date.now());
+        this.log.error({ node: id, err: err.message }, 'could not record a change of the node in the state file; supervision goes on');
+      }
+      return false;
+    }
   }
 
   list(): NodeView[] {
@@ -296,14 +325,31 @@ export class Supervisor extends EventEmitter {
 
   /** Registers a new node from its entry, initialises its data dir and starts it. */
   async create(entry: NodeEntry, timeoutMs = 300_000): Promise<NodeView> {
-    const id = resolveSpec(this.config, entry, this.runAs).id;
+    const spec = resolveSpec(this.config, entry, this.runAs);
+    const id = spec.id;
     if (this.nodes.has(id) || this.byPort(entry.port)) throw new NodeCommandError(`a node on port ${entry.port} already exists`, 409);
+    this.refuseSharedDirs(spec);
     const n = this.register(entry, 'created', 'stopped');
     await this.waitSettled(n, 60_000);
     if (n.state !== 'stopped') {
       throw new NodeCommandError(`cannot create node ${id}: a server is already running on it (state ${n.state})`, 409);
     }
     return this.initialize(id, timeoutMs);
+  }
+
+  /**
+   * Two nodes never share a directory: a node dir or data dir equal to, inside or around another
+   * node's would start a second server on its data (or let a DROP move it to the trash).
+   */
+  private refuseSharedDirs(spec: NodeSpec): void {
+    const overlaps = (a: string, b: string) => a === b || a.startsWith(`${b}${path.sep}`) || b.startsWith(`${a}${path.sep}`);
+    const mine = [spec.dir, spec.dataDir].map((d) => path.resolve(d));
+    for (const other of this.nodes.values()) {
+      for (const theirs of [other.spec.dir, other.spec.dataDir].map((d) => path.resolve(d))) {
+        const clash = mine.find((d) => overlaps(d, theirs));
+        if (clash) throw new NodeCommandError(`cannot create node ${spec.id}: its directory ${clash} overlaps ${theirs} of node ${other.spec.id}`, 409);
+      }
+    }
   }
 
   /** Initialises and starts a configured node whose data dir does not exist yet. */
@@ -377,5 +423,6 @@ export class Supervisor extends EventEmitter {
     n.actor.send({ type: 'STOP' });
     await this.waitSettled(n, 120_000);
     this.store.setWanted(n.spec.id, wanted);
+    n.persisted.wanted = wanted;
   }
 }

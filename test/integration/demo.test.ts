@@ -7,12 +7,12 @@ import path from 'node:path';
 import { freePort, tempNodeDir, removeTempDirs } from '../support/nodes.ts';
 import { api, BIN, killProcessGroups } from '../support/node-mgr-process.ts';
 
-function runDemo(dir: string, port: number): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+function runDemo(dir: string, port: number): { child: ChildProcess; output: () => string; exited: Promise<string> } {
   const child = spawn(process.execPath, [BIN, 'demo', '--dir', dir, '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (c) => (out += c));
   child.stderr!.on('data', (c) => (out += c));
-  return { child, output: () => out, exited: new Promise((r) => child.once('exit', (code) => r(code))) };
+  return { child, output: () => out, exited: new Promise((r) => child.once('exit', (code, signal) => r(`code ${code} signal ${signal}`))) };
 }
 
 async function waitForBothRunning(url: string, output: () => string, timeoutMs = 180_000) {
@@ -43,13 +43,15 @@ describe('node-mgr demo', () => {
     const reply = await api(url, 'POST', '/', { ver: '0.1', job_type: 'get_node' });
     assert.deepEqual(Object.keys(reply.body).sort(), ['computer_node0', 'storage_node0']);
     first.child.kill('SIGINT');
-    assert.equal(await first.exited, 0);
+    const firstExit = await first.exited;
+    assert.equal(firstExit, 'code 0 signal null', `${firstExit}; output:\n${first.output().slice(-2000)}`);
 
     const second = runDemo(dir, port);
     const again = await waitForBothRunning(url, second.output);
     assert.deepEqual(again.map((n: { pid: number }) => n.pid).sort(), nodes.map((n: { pid: number }) => n.pid).sort());
     assert.ok(again.every((n: { adopted: boolean }) => n.adopted));
     second.child.kill('SIGTERM');
-    assert.equal(await second.exited, 0);
+    const secondExit = await second.exited;
+    assert.equal(secondExit, 'code 0 signal null', `${secondExit}; output:\n${second.output().slice(-2000)}`);
   });
 });

@@ -19,11 +19,11 @@ export interface NodeMgrProcess {
 }
 
 /** Writes the config to <dir>/node-mgr.json and starts `node-mgr start` on it; resolves once it serves. */
-export async function startNodeMgrProcess(dir: string, config: Record<string, unknown>, timeoutMs = 120_000): Promise<NodeMgrProcess> {
+export async function startNodeMgrProcess(dir: string, config: Record<string, unknown>, timeoutMs = 120_000, extraArgs: string[] = []): Promise<NodeMgrProcess> {
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'node-mgr.json');
   writeFileSync(file, JSON.stringify(config, null, 2));
-  const child = spawn(process.execPath, [BIN, 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  const child = spawn(process.execPath, [BIN, 'start', '--config', file, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   const lines: string[] = [];
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {

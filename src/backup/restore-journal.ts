@@ -1,0 +1,197 @@
+// The restore journal: a small file in the node dir that says which directories a cold restore
+// is juggling, so that a node-mgr killed in the middle of one finds, at its next start, a data
+// dir that is either the old one or the fully restored one — never a half-unpacked one.
+//
+// A restore unpacks into `<data>.restore-<t>` (the node still runs on `<data>`), stops the node,
+// renames `<data>` → `<data>.old-<t>` and `<data>.restore-<t>` → `<data>`, then starts it. Each
+// step is written here first. Recovery decides from what is on disk, with the journal's step to
+// break the one ambiguity (both dirs present: a finished swap, or a rollback half done):
+// before the swap completed, the old data dir is put back; after it, the restored one stays
+// (its server may already be running: servers outlive node-mgr).
+import { constants as fsConstants } from 'node:fs';
+import { lstat, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Config, NodeEntry } from '../config/schema.ts';
+import type { Engine, NodeSpec } from '../engines/engine.ts';
+import { engineFor } from '../engines/index.ts';
+import { lookupRunAs, resolveSpec } from '../engines/spec.ts';
+
+export const JOURNAL_NAME = '.restore-journal.json';
+
+export type RestoreStep =
+  /** Unpacking into newDir; the data dir is untouched. */
+  | 'unpacking'
+  /** Taking the node down; the data dir is untouched. */
+  | 'stopping'
+  /** Renaming dataDir → oldDir, newDir → dataDir. */
+  | 'swapping'
+  /** The restored data is in place; starting on it. */
+  | 'swapped'
+  /** The restored data failed: renaming dataDir → failedDir, oldDir → dataDir. */
+  | 'rolling_back';
+
+export interface RestoreJournal {
+  job: string;
+  node: string;
+  /** The backup being restored (for messages). */
+  file: string;
+  dataDir: string;
+  newDir: string;
+  oldDir: string;
+  failedDir: string;
+  /** Whether the node had a data dir before (a rebuild into a new node has none to put back). */
+  hadData: boolean;
+  step: RestoreStep;
+  at: string;
+}
+
+export type RecoveryOutcome = 'old' | 'restored' | 'none';
+
+export function journalPath(spec: Pick<NodeSpec, 'dir'>): string {
+  return path.join(spec.dir, JOURNAL_NAME);
+}
+
+async function exists(p: string): Promise<boolean> {
+  return lstat(p).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return false;
+      throw err;
+    },
+  );
+}
+
+/** fsync a directory, so that renames and new entries in it survive a crash of the host. */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes the journal atomically (temp file, fsync, rename, fsync the dir). */
+export async function writeJournal(spec: Pick<NodeSpec, 'dir'>, journal: Omit<RestoreJournal, 'at'>): Promise<RestoreJournal> {
+  const full: RestoreJournal = { ...journal, at: new Date().toISOString() };
+  const file = journalPath(spec);
+  const temp = `${file}.tmp`;
+  await writeFile(temp, `${JSON.stringify(full, null, 1)}\n`, { mode: 0o600 });
+  const fh = await open(temp, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(temp, file);
+  await syncDir(spec.dir);
+  return full;
+}
+
+export async function readJournal(spec: Pick<NodeSpec, 'dir'>): Promise<RestoreJournal | null> {
+  let text: string;
+  try {
+    text = await readFile(journalPath(spec), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  return JSON.parse(text) as RestoreJournal;
+}
+
+export async function removeJournal(spec: Pick<NodeSpec, 'dir'>): Promise<void> {
+  await rm(journalPath(spec), { force: true });
+  await rm(`${journalPath(spec)}.tmp`, { force: true });
+}
+
+/** Renames and makes the rename durable. */
+export async function durableRename(from: string, to: string): Promise<void> {
+  await rename(from, to);
+  await syncDir(path.dirname(to));
+  if (path.dirname(from) !== path.dirname(to)) await syncDir(path.dirname(from));
+}
+
+/**
+ * Puts the directories of an interrupted restore in order (see the file comment) and removes the
+ * journal. The directories no longer needed are removed in the background: they may be large,
+ * and nothing will use their names again.
+ */
+export async function recoverRestore(spec: NodeSpec, engine: Pick<Engine, 'findRunning'>, log: Logger): Promise<{ outcome: RecoveryOutcome; journal: RestoreJournal } | null> {
+  const j = await readJournal(spec);
+  if (!j) return null;
+  // Only ever act on the directories this journal names, for the node it was written for.
+  if (j.dataDir !== spec.dataDir) throw new Error(`${journalPath(spec)} is for data dir ${j.dataDir}, but node ${spec.id} has ${spec.dataDir}; resolve it by hand`);
+  const data = await exists(j.dataDir);
+  const old = await exists(j.oldDir);
+  let outcome: RecoveryOutcome;
+  const running = data ? await engine.findRunning(spec) : null;
+  if (running !== null) {
+    // A server runs on the data dir: whatever it runs on stays (it started after a finished swap).
+    outcome = old || j.step === 'swapped' ? 'restored' : 'old';
+    if (j.step === 'rolling_back' && old) {
+      throw new Error(`${spec.id}: a server (pid ${running}) runs on ${j.dataDir} while an interrupted restore was putting ${j.oldDir} back; stop it and start node-mgr again`);
+    }
+  } else if (!data) {
+    if (old) {
+      // The swap had begun: the old data dir goes back.
+      await durableRename(j.oldDir, j.dataDir);
+      outcome = 'old';
+    } else {
+      outcome = 'none';
+    }
+  } else if (old) {
+    if (j.step === 'rolling_back') {
+      await durableRename(j.dataDir, j.failedDir);
+      await durableRename(j.oldDir, j.dataDir);
+      outcome = 'old';
+    } else {
+      outcome = 'restored';
+    }
+  } else if (!j.hadData) {
+    // A rebuild: a data dir now means the restored one was moved in.
+    if (j.step === 'rolling_back') {
+      await durableRename(j.dataDir, j.failedDir);
+      outcome = 'none';
+    } else {
+      outcome = 'restored';
+    }
+  } else {
+    outcome = 'old';
+  }
+  await removeJournal(spec);
+  const leftovers = [j.newDir, j.failedDir, ...(outcome === 'restored' ? [j.oldDir] : [])];
+  void Promise.all(leftovers.map((d) => rm(d, { recursive: true, force: true }))).catch((err: unknown) =>
+    log.error({ node: spec.id, err: String(err) }, 'removing the directories of an interrupted restore failed'),
+  );
+  log.warn(
+    { node: spec.id, job: j.job, file: j.file, step: j.step, outcome },
+    `an interrupted restore of ${spec.id} was found (${j.step}): the node keeps ${outcome === 'old' ? 'its previous data' : outcome === 'restored' ? `the data restored from ${j.file}` : 'no data (it was being rebuilt)'}`,
+  );
+  return { outcome, journal: j };
+}
+
+/**
+ * Run at node-mgr start, before the node actors adopt or start anything: finishes every restore a
+ * killed node-mgr left half done. A node it cannot put in order is logged and left alone (its
+ * actor then finds whatever is there).
+ */
+export async function recoverInterruptedRestores(config: Config, store: { listNodes(): { entry: NodeEntry }[] }, log: Logger): Promise<void> {
+  const entries = new Map<number, NodeEntry>();
+  for (const row of store.listNodes()) entries.set(row.entry.port, row.entry);
+  for (const entry of config.nodes) entries.set(entry.port, entry);
+  let runAs;
+  try {
+    runAs = lookupRunAs(config.runAs);
+  } catch {
+    return; // the supervisor reports a missing runAs user
+  }
+  for (const entry of entries.values()) {
+    const spec = resolveSpec(config, entry, runAs);
+    try {
+      await recoverRestore(spec, engineFor(spec.kind), log);
+    } catch (err) {
+      log.error({ node: spec.id, err: String(err) }, 'an interrupted restore could not be put in order');
+    }
+  }
+}

@@ -1,0 +1,200 @@
+// The REST face of cold backups: list a node's backups, back up and restore a node (also a node
+// configured but not yet initialised: a rebuild from a backup), verify and prune. Everything that
+// takes time is a job; the reply names it (202, Location: /v1/jobs/<id>).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { backupDirFor, listBackups } from '../backup/catalog.ts';
+import { checkStorePath } from '../backup/store.ts';
+import { engineFor } from '../engines/index.ts';
+import { storeNamed, STORE_NAMES } from '../jobs/backup-jobs.ts';
+import type { NodeView } from '../supervisor/supervisor.ts';
+import { HttpError } from './errors.ts';
+import { requireMutationAllowed } from './security.ts';
+import type { HttpDeps } from './deps.ts';
+
+const errorSchema = { type: 'object', properties: { result: { type: 'string' }, info: { type: 'string' } } } as const;
+const acceptedSchema = {
+  type: 'object',
+  properties: { result: { type: 'string' }, info: { type: 'string' }, job_id: { type: 'string' } },
+} as const;
+const portParams = { type: 'object', required: ['port'], properties: { port: { type: 'integer', minimum: 1, maximum: 65535 } } } as const;
+const store = { type: 'string', enum: [...STORE_NAMES], description: 'the backup store; the configured one when absent' } as const;
+const jobId = { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.:@-]+$', description: 'idempotency key; generated when absent' } as const;
+const backupFile = { type: 'string', minLength: 2, maxLength: 1024, pattern: '^/.*\\.tgz$', description: 'the backup archive, e.g. /coldbackup/clust1/shard1/coldback_20211122_234303.tgz' } as const;
+
+const listingSchema = {
+  type: 'array',
+  items: {
+    type: 'object',
+    additionalProperties: true,
+    properties: {
+      node: { type: 'string' },
+      port: { type: 'integer' },
+      dir: { type: 'string' },
+      backups: {
+        type: 'array',
+        items: {
+          type: 'object',
+          additionalProperties: true,
+          properties: {
+            path: { type: 'string' },
+            time: { type: 'string', format: 'date-time' },
+            size: { type: 'integer' },
+            verify: { type: ['object', 'null'], additionalProperties: true },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+type StoreName = (typeof STORE_NAMES)[number];
+
+export async function backupRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
+  const { supervisor, jobs, config } = deps;
+  const guardReads = async (req: FastifyRequest) => {
+    if (!config.security.openReads) requireMutationAllowed(req, config);
+  };
+  const nodeOf = (port: number): NodeView => {
+    const n = supervisor.byPort(port);
+    if (!n) throw new HttpError(404, `no node on port ${port} on this host`);
+    if (!engineFor(n.kind).backup) throw new HttpError(400, `${n.id} is a ${n.kind} node: it has no data to back up or restore`);
+    return n;
+  };
+  const storeOf = (name?: StoreName) => {
+    try {
+      return storeNamed(config, name);
+    } catch (err) {
+      throw new HttpError(400, (err as Error).message);
+    }
+  };
+  const accept = (reply: FastifyReply, submission: { id?: string; type: string; params: unknown; nodeId?: string }) => {
+    const { job } = jobs.submit(submission);
+    return reply.code(202).header('location', `/v1/jobs/${encodeURIComponent(job.id)}`).send({ result: 'succeed', info: 'accepted', job_id: job.id });
+  };
+
+  app.get<{ Querystring: { port?: number; store?: StoreName } }>(
+    '/backups',
+    {
+      preHandler: guardReads,
+      schema: {
+        summary: "The cold backups of this host's nodes (or of one), newest first, with their last verification",
+        querystring: { type: 'object', properties: { port: { type: 'integer', minimum: 1, maximum: 65535 }, store } },
+        response: { 200: listingSchema, 400: errorSchema, 404: errorSchema },
+      },
+    },
+    async (req) => {
+      const s = storeOf(req.query.store);
+      const nodes = req.query.port !== undefined ? [nodeOf(req.query.port)] : supervisor.list().filter((n) => engineFor(n.kind).backup);
+      const out = [];
+      for (const n of nodes) {
+        let dir: string;
+        try {
+          dir = backupDirFor(n);
+        } catch (err) {
+          out.push({ node: n.id, port: n.port, dir: null, backups: [], info: (err as Error).message });
+          continue;
+        }
+        out.push({ node: n.id, port: n.port, dir, backups: await listBackups(s, dir) });
+      }
+      return out;
+    },
+  );
+
+  app.post<{ Body: { file?: string; port?: number; store?: StoreName; job_id?: string } | undefined }>(
+    '/backups/verify',
+    {
+      schema: {
+        summary: 'Verify a backup (file) or every backup of a node (port): read it back and check every digest; the result is recorded next to it',
+        body: { type: 'object', additionalProperties: false, properties: { file: backupFile, port: portParams.properties.port, store, job_id: jobId } },
+        response: { 202: acceptedSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema },
+      },
+    },
+    async (req, reply) => {
+      requireMutationAllowed(req, config);
+      const body = req.body ?? {};
+      if (body.file === undefined && body.port === undefined) throw new HttpError(400, 'give "file" (one backup) or "port" (every backup of that node)');
+      if (body.file !== undefined) checkPath(body.file);
+      storeOf(body.store);
+      const node = body.port !== undefined ? nodeOf(body.port) : undefined;
+      const { job_id, ...params } = body;
+      return accept(reply, { id: job_id, type: 'verify_backup', params, nodeId: node?.id });
+    },
+  );
+
+  app.post<{ Body: { port?: number; dry_run?: boolean; keep?: number; keep_days?: number; store?: StoreName; job_id?: string } | undefined }>(
+    '/backups/prune',
+    {
+      schema: {
+        summary: "Apply retention (backup.keep / backup.keepDays, or the body's) to one node's backups or every local node's; the newest verified backup is never deleted",
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            port: portParams.properties.port,
+            dry_run: { type: 'boolean' },
+            keep: { type: 'integer', minimum: 1 },
+            keep_days: { type: 'number', exclusiveMinimum: 0 },
+            store,
+            job_id: jobId,
+          },
+        },
+        response: { 202: acceptedSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema },
+      },
+    },
+    async (req, reply) => {
+      requireMutationAllowed(req, config);
+      const body = req.body ?? {};
+      storeOf(body.store);
+      const node = body.port !== undefined ? nodeOf(body.port) : undefined;
+      const { job_id, ...params } = body;
+      return accept(reply, { id: job_id, type: 'prune_backups', params, nodeId: node?.id });
+    },
+  );
+
+  app.post<{ Params: { port: number }; Body: { store?: StoreName; job_id?: string } | undefined }>(
+    '/nodes/:port/backup',
+    {
+      schema: {
+        summary: "Cold backup of a running node with its configured login (the legacy coldbackup takes the caller's)",
+        params: portParams,
+        body: { type: 'object', additionalProperties: false, properties: { store, job_id: jobId } },
+        response: { 202: acceptedSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema },
+      },
+    },
+    async (req, reply) => {
+      requireMutationAllowed(req, config);
+      const n = nodeOf(req.params.port);
+      const body = req.body ?? {};
+      storeOf(body.store);
+      return accept(reply, { id: body.job_id, type: 'coldbackup', params: { ...(body.store ? { store: body.store } : {}) }, nodeId: n.id });
+    },
+  );
+
+  app.post<{ Params: { port: number }; Body: { file: string; store?: StoreName; job_id?: string } }>(
+    '/nodes/:port/restore',
+    {
+      schema: {
+        summary: 'Restore a node from a cold backup; also rebuilds a configured node that has no data dir yet',
+        params: portParams,
+        body: { type: 'object', required: ['file'], additionalProperties: false, properties: { file: backupFile, store, job_id: jobId } },
+        response: { 202: acceptedSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema },
+      },
+    },
+    async (req, reply) => {
+      requireMutationAllowed(req, config);
+      const n = nodeOf(req.params.port);
+      checkPath(req.body.file);
+      storeOf(req.body.store);
+      const { job_id, ...params } = req.body;
+      return accept(reply, { id: job_id, type: 'coldrestore', params, nodeId: n.id });
+    },
+  );
+}
+
+function checkPath(file: string): void {
+  try {
+    checkStorePath(file);
+  } catch (err) {
+    throw new HttpError(400, (err as Error).message);
+  }
+}

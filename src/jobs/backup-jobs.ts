@@ -1,0 +1,144 @@
+// The backup job types: `coldbackup` and `coldrestore` (PROTOCOL §3–§4, also from the REST face),
+// `verify_backup` and `prune_backups`. The legacy edge has parsed the request and resolved the node
+// by s_port into the job's nodeId; REST requests carry the same fields without the s_* login.
+import type { Config } from '../config/schema.ts';
+import type { NodeSpec } from '../engines/engine.ts';
+import { engineFor } from '../engines/index.ts';
+import { openStore, LocalDirStore, WebHdfsStore, type BackupStore } from '../backup/index.ts';
+import { backupDirFor, pruneBackups, verifyAndRecord, listBackups, type PruneResult, type RetentionPolicy, type VerifyRecord } from '../backup/catalog.ts';
+import type { Supervisor } from '../supervisor/supervisor.ts';
+import type { NodeMgrMetrics } from '../metrics/metrics.ts';
+import { coldBackup } from './cold-backup.ts';
+import { coldRestore } from './cold-restore.ts';
+import { isLocalAddress } from './node-sql.ts';
+import type { JobContext, JobRunner } from './runner.ts';
+
+/** Params of a coldbackup job: the legacy request, or the REST one (no s_* fields). */
+export interface ColdBackupParams {
+  s_ip?: string;
+  s_port?: number;
+  s_user?: string;
+  s_pwd?: string;
+  /** `local` or `hdfs`/`webhdfs`; the configured store when absent. */
+  store?: string;
+}
+
+export interface ColdRestoreParams extends ColdBackupParams {
+  file: string;
+}
+
+export interface VerifyBackupParams {
+  /** One backup, by its store path. */
+  file?: string;
+  /** Or every backup of this node's directory. */
+  port?: number;
+  store?: string;
+}
+
+export interface PruneBackupsParams {
+  /** One node's directory; every local node's when absent. */
+  port?: number;
+  dry_run?: boolean;
+  /** Override backup.keep / backup.keepDays for this run. */
+  keep?: number;
+  keep_days?: number;
+  store?: string;
+}
+
+export const STORE_NAMES = ['local', 'hdfs', 'webhdfs'] as const;
+
+/** The store a request names (`local`, `hdfs`), or the configured one. */
+export function storeNamed(config: Pick<Config, 'backup'>, name?: string): BackupStore {
+  const configured = config.backup.store;
+  if (!name || name === configured || (name === 'hdfs' && configured === 'webhdfs')) return openStore(config);
+  if (name === 'local') return new LocalDirStore(config.backup.localDir);
+  if (name === 'hdfs' || name === 'webhdfs') {
+    if (!config.backup.webhdfs) throw new Error(`store "${name}" was asked for, but node-mgr has no backup.webhdfs { url, user } configured`);
+    return new WebHdfsStore({ url: config.backup.webhdfs.url, user: config.backup.webhdfs.user });
+  }
+  throw new Error(`unknown backup store ${JSON.stringify(name)}: use "local" or "hdfs"`);
+}
+
+/** The job's node, which must be able to hold a backup, named by a local s_ip when one is given. */
+function jobNode(ctx: JobContext, supervisor: Supervisor, sIp?: string): NodeSpec {
+  const spec = ctx.nodeId ? supervisor.spec(ctx.nodeId) : undefined;
+  if (!spec) throw new Error(`the job's node ${ctx.nodeId ?? '(none)'} is not supervised here`);
+  if (!engineFor(spec.kind).backup) throw new Error(`${spec.id} is a ${spec.kind} node: it has no data to back up or restore`);
+  if (sIp !== undefined && !isLocalAddress(sIp)) throw new Error(`s_ip ${sIp} is not an address of this host; the job runs on the node's own host`);
+  return spec;
+}
+
+/** The directories whose backups `prune_backups` looks after: one node's, or every local node's. */
+function pruneTargets(supervisor: Supervisor, port?: number): { node: string; dir: string }[] {
+  const nodes = supervisor.list().filter((n) => (port === undefined || n.port === port) && engineFor(n.kind).backup);
+  if (port !== undefined && nodes.length === 0) throw new Error(`no node with backups on port ${port} on this host`);
+  const dirs = new Map<string, string>();
+  for (const n of nodes) {
+    try {
+      dirs.set(backupDirFor(n), n.id);
+    } catch {
+      // A node without cluster/shard has no backup directory: nothing to prune for it.
+    }
+  }
+  return [...dirs].map(([dir, node]) => ({ node, dir }));
+}
+
+export function registerBackupJobs(jobs: JobRunner, config: Config, supervisor: Supervisor, opts: { metrics?: Pick<NodeMgrMetrics, 'observeBackup'> } = {}): void {
+  jobs.register('coldbackup', async (ctx) => {
+    const req = ctx.params as ColdBackupParams;
+    const spec = jobNode(ctx, supervisor, req.s_ip);
+    // The caller's login when given (the seed sends one), else the node's configured admin.
+    const creds = req.s_user !== undefined ? { user: req.s_user, password: req.s_pwd ?? '' } : { user: spec.user, password: spec.password };
+    return coldBackup(ctx, spec, creds, storeNamed(config, req.store), { config, supervisor, metrics: opts.metrics });
+  });
+
+  jobs.register('coldrestore', async (ctx) => {
+    const req = ctx.params as ColdRestoreParams;
+    const spec = jobNode(ctx, supervisor, req.s_ip);
+    return coldRestore(ctx, spec, req.file, storeNamed(config, req.store), { supervisor });
+  });
+
+  jobs.register('verify_backup', async (ctx) => {
+    const req = ctx.params as VerifyBackupParams;
+    const store = storeNamed(config, req.store);
+    let files: string[];
+    if (req.file !== undefined) files = [req.file];
+    else {
+      const node = req.port !== undefined ? supervisor.byPort(req.port) : undefined;
+      if (!node) throw new Error(`verify_backup needs "file" or the "port" of a node on this host`);
+      files = (await listBackups(store, backupDirFor(node))).map((b) => b.path);
+    }
+    const results: { file: string; result: VerifyRecord['result']; error?: string; files?: number; bytes?: number }[] = [];
+    let done = 0;
+    for (const file of files) {
+      ctx.progress({ phase: `verifying ${file}`, bytesDone: 0 });
+      try {
+        const r = await verifyAndRecord(store, file, { signal: ctx.signal, onBytes: (d, total) => ctx.progress({ phase: `verifying ${file}`, bytesDone: d, bytesTotal: total }) });
+        results.push({ file, result: 'ok', files: r.files, bytes: r.bytes });
+      } catch (err) {
+        if (ctx.signal.aborted) throw err;
+        results.push({ file, result: 'failed', error: (err as Error).message });
+      }
+      done++;
+    }
+    const failed = results.filter((r) => r.result === 'failed');
+    // One backup asked for: its failure is the job's. Several: the job reports each.
+    if (req.file !== undefined && failed.length) throw new Error(failed[0]!.error);
+    return { verified: done, failed: failed.length, backups: results };
+  });
+
+  jobs.register('prune_backups', async (ctx) => {
+    const req = ctx.params as PruneBackupsParams;
+    const store = storeNamed(config, req.store);
+    const policy: RetentionPolicy = {
+      keep: req.keep ?? config.backup.keep,
+      keepDays: req.keep_days ?? config.backup.keepDays,
+    };
+    const results: (PruneResult & { node: string })[] = [];
+    for (const { node, dir } of pruneTargets(supervisor, req.port)) {
+      ctx.progress({ phase: `pruning ${dir}` });
+      results.push({ node, ...(await pruneBackups(store, dir, policy, { dryRun: req.dry_run })) });
+    }
+    return { policy, dirs: results };
+  });
+}

@@ -1,0 +1,115 @@
+// The other host's node-mgr, as a table transfer's destination (PROTOCOL §6.4): a preflight call,
+// then one streaming POST whose reply is the destination's import and verification.
+import http from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TableTransferError, type ImportResult, type TableCondition } from './table-import.ts';
+import { TABLE_STREAM_CONTENT_TYPE, type RemoteDestination, type SourceTable } from './table-stream.ts';
+
+export interface RecvPreflightBody {
+  destination: RemoteDestination;
+  table: SourceTable;
+}
+
+interface PeerReply {
+  status: number;
+  body: { result?: string; info?: string } & Record<string, unknown>;
+}
+
+export class PeerNodeMgr {
+  constructor(
+    /** e.g. http://10.0.0.6:9998 */
+    readonly url: string,
+    private readonly token: string | undefined,
+  ) {}
+
+  private headers(contentType: string): Record<string, string> {
+    return { 'content-type': contentType, ...(this.token ? { authorization: `Bearer ${this.token}` } : {}) };
+  }
+
+  private refusal(step: string, reply: PeerReply): TableTransferError {
+    const info = reply.body.info ?? `HTTP ${reply.status}`;
+    const status = reply.status === 404 || reply.status === 409 || reply.status === 400 ? reply.status : 500;
+    return new TableTransferError(step, `the destination's node-mgr (${this.url}) answered ${reply.status}: ${info}`, status);
+  }
+
+  /** Asks the destination whether it can take the table; changes nothing there. */
+  async preflight(body: RecvPreflightBody, signal: AbortSignal): Promise<{ condition: TableCondition }> {
+    let res: Response;
+    try {
+      res = await fetch(new URL('/v1/recv/table/preflight', this.url), {
+        method: 'POST',
+        headers: this.headers('application/json'),
+        body: JSON.stringify(body),
+        signal: AbortSignal.any([signal, AbortSignal.timeout(60_000)]),
+      });
+    } catch (err) {
+      throw new TableTransferError('preflight', `cannot reach the destination's node-mgr at ${this.url}: ${(err as Error).message}`, 500);
+    }
+    const reply: PeerReply = { status: res.status, body: await res.json().catch(() => ({})) };
+    if (res.status !== 200) throw this.refusal('preflight', reply);
+    return { condition: reply.body.condition as TableCondition };
+  }
+
+  /**
+   * Opens the streaming POST. `send` resolves once the whole stream is handed to the kernel (the
+   * source may unlock then) and rejects at once if the destination answers before that (it refused);
+   * `result` is the destination's import and verification.
+   */
+  upload(signal: AbortSignal): { send(stream: AsyncIterable<Buffer>): Promise<void>; result: Promise<ImportResult & { bytes: number }> } {
+    const req = http.request(new URL('/v1/recv/table', this.url), { method: 'POST', headers: this.headers(TABLE_STREAM_CONTENT_TYPE), signal });
+    let finished = false;
+    req.once('finish', () => {
+      finished = true;
+    });
+    const reply = new Promise<PeerReply>((resolve, reject) => {
+      req.once('error', reject);
+      req.once('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.once('error', reject);
+        res.once('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: PeerReply['body'] = {};
+          try {
+            body = JSON.parse(text);
+          } catch {
+            body = { info: text.slice(0, 500) };
+          }
+          resolve({ status: res.statusCode ?? 0, body });
+        });
+      });
+    });
+    reply.catch(() => undefined);
+    const result = reply.then(
+      (r) => {
+        if (r.status !== 200) throw this.refusal('importing on the destination', r);
+        return r.body as unknown as ImportResult & { bytes: number };
+      },
+      (err: Error) => {
+        throw new TableTransferError('importing on the destination', `the connection to the destination's node-mgr at ${this.url} failed: ${err.message}`, 500);
+      },
+    );
+    result.catch(() => undefined);
+    return {
+      send: async (stream) => {
+        const sent = pipeline(Readable.from(stream, { objectMode: false }), req);
+        sent.catch(() => undefined);
+        try {
+          // The destination answers before the end of the body only to refuse it.
+          await Promise.race([sent, result.then(() => sent)]);
+        } catch (err) {
+          if (finished) throw err;
+          req.destroy();
+          // The refusal explains a broken pipe better than the pipe does: give it a moment to arrive.
+          const answered = await Promise.race([reply.then((r) => r, () => null), sleep(1000).then(() => null)]);
+          if (answered && answered.status !== 200) throw this.refusal('importing on the destination', answered);
+          if (err instanceof TableTransferError) throw err;
+          throw new TableTransferError('sending to the destination', `sending the table to ${this.url} failed: ${(err as Error).message}`, 500);
+        }
+      },
+      result,
+    };
+  }
+}

@@ -1,0 +1,282 @@
+// `send` + `file_type:"table"`: copy an InnoDB table to another storage node by transportable
+// tablespace (PROTOCOL §6). This file is the source half and the job's course; the destination
+// half is table-import.ts (in-process for a node of this host, behind the other host's
+// `POST /v1/recv/table` otherwise). Both halves exchange the stream of table-stream.ts.
+import { realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config/schema.ts';
+import type { NodeSpec } from '../engines/engine.ts';
+import { NodeCommandError, type NodeView, type Supervisor } from '../supervisor/supervisor.ts';
+import type { LegacyRequest } from '../http/legacy-requests.ts';
+import type { JobContext } from './runner.ts';
+import { closeSession, countAndChecksum, ER, errno, isLocalAddress, openSession, rows, serverFilename, type Credentials, type Session } from './node-sql.ts';
+import { checkIdentifier, filenameEncode, kunlunDatabaseName, qualifiedTable, tableFile } from './sql-names.ts';
+import { TableTransferError, type DestinationTable, type ImportResult, type TableImports } from './table-import.ts';
+import { PeerNodeMgr } from './table-peer.ts';
+import { receiveTableStream, sendRateLimit, tableStream, type SourceSummary, type SourceTable, type StreamHeader, type StreamTrailer } from './table-stream.ts';
+
+export type SendRequest = LegacyRequest<'send'>;
+
+export interface SendResult {
+  source: { node: string; database: string; table: string };
+  destination: { node: string; database: string; table: string; created: boolean; via: 'local' | string };
+  bytes: number;
+  rows: string;
+  checksum: string;
+  sha256: StreamTrailer['sha256'];
+  /** How long the source table was locked (FLUSH TABLES … FOR EXPORT to UNLOCK TABLES). */
+  lock_ms: number;
+  /** Where the time went: preflight of both sides, the locked export (copy and source checksum), the destination's import and verification. */
+  phases_ms: { preflight: number; export: number; import: number; verify: number };
+  /** Within the lock: until the last file byte was read, and until the source's COUNT + CHECKSUM TABLE were done. */
+  locked_ms: { copy: number; checksum: number };
+  total_ms: number;
+  mb_per_s: number;
+}
+
+interface Exported {
+  summary: SourceSummary;
+  sha256: StreamTrailer['sha256'];
+  bytes: number;
+  lockMs: number;
+  startedAt: number;
+  finishedAt: number;
+  copyMs: number;
+  checksumMs: number;
+}
+
+const WILDCARD = new Set(['0.0.0.0', '::', '']);
+
+/**
+ * Checks the source table and describes it for the destination. Refused: a missing table, another
+ * engine, partitions (one file per partition), foreign keys (their names and targets would have to
+ * move too), DATA DIRECTORY (the files are not in the data dir).
+ */
+async function describeSource(conn: Session, spec: NodeSpec, database: string, table: string): Promise<SourceTable> {
+  const name = qualifiedTable(database, table);
+  let createStatement: string;
+  try {
+    const [row] = await rows<{ 'Create Table'?: string }>(conn, `SHOW CREATE TABLE ${name}`);
+    if (!row?.['Create Table']) throw new TableTransferError('preflight', `${name} on ${spec.id} is a view, not a table`, 409);
+    createStatement = row['Create Table'];
+  } catch (err) {
+    if (errno(err) === ER.NO_SUCH_TABLE || errno(err) === ER.BAD_DB) throw new TableTransferError('preflight', `table ${name} does not exist on ${spec.id}`, 404);
+    throw err;
+  }
+  const refuse = (why: string) => new TableTransferError('preflight', `table ${name} on ${spec.id} ${why}; send moves plain file-per-table InnoDB tables`, 409);
+  const engine = /\)\s*ENGINE=(\w+)/.exec(createStatement)?.[1];
+  if (engine?.toLowerCase() !== 'innodb') throw refuse(`uses ${engine ?? 'an unknown engine'}, not InnoDB`);
+  if (/\bPARTITION BY\b/.test(createStatement)) throw refuse('is partitioned');
+  if (/\bFOREIGN KEY\b/.test(createStatement)) throw refuse('has foreign keys');
+  if (/\bDATA DIRECTORY=/.test(createStatement)) throw refuse('lives in a DATA DIRECTORY outside the data dir');
+  const [info] = await rows<{ version: string; pageSize: number | string; datadir: string; filePerTable: number | string }>(
+    conn,
+    'SELECT VERSION() AS version, @@innodb_page_size AS pageSize, @@datadir AS datadir, @@innodb_file_per_table AS filePerTable',
+  );
+  // The files are read from the data dir node-mgr configured; make sure the server agrees.
+  const [ours, theirs] = await Promise.all([realpath(spec.dataDir), realpath(info!.datadir).catch(() => info!.datadir)]);
+  if (path.resolve(ours) !== path.resolve(theirs)) {
+    throw new TableTransferError('preflight', `${spec.id} serves data dir ${info!.datadir}, node-mgr expects ${spec.dataDir}`, 409);
+  }
+  for (const n of [database, table]) {
+    const enc = await serverFilename(conn, n);
+    if (enc !== null && enc !== filenameEncode(n)) {
+      throw new TableTransferError('preflight', `${spec.id} keeps ${JSON.stringify(n)} on disk as ${enc}, node-mgr computed ${filenameEncode(n)}`, 409);
+    }
+  }
+  if (!(await stat(tableFile(spec.dataDir, database, table, '.ibd')).catch(() => null))) {
+    throw refuse(`has no tablespace file at ${tableFile(spec.dataDir, database, table, '.ibd')} (innodb_file_per_table was ${Number(info!.filePerTable) ? 'on' : 'off'}: is it in the system tablespace?)`);
+  }
+  return { createStatement, version: info!.version, pageSize: Number(info!.pageSize) };
+}
+
+export class TableTransfer {
+  constructor(
+    private readonly config: Config,
+    private readonly supervisor: Supervisor,
+    private readonly imports: TableImports,
+  ) {}
+
+  /** The node of this host that `ip:port` names, if any. */
+  private localNode(ip: string, port: number): NodeView | undefined {
+    const n = this.supervisor.byPort(port);
+    if (!n) return undefined;
+    return n.ip === ip || (WILDCARD.has(n.ip) && isLocalAddress(ip)) ? n : undefined;
+  }
+
+  /** The destination host's node-mgr: same port as ours (9998 on every host, as the original), same token. */
+  private peer(ip: string): PeerNodeMgr {
+    const port = this.config.listen.port;
+    if (!port) throw new TableTransferError('preflight', `node-mgr listens on an ephemeral port, so the destination host's node-mgr port is unknown`, 409);
+    const host = ip.includes(':') ? `[${ip}]` : ip;
+    return new PeerNodeMgr(`http://${host}:${port}`, this.config.security.token);
+  }
+
+  async run(ctx: JobContext, req: SendRequest): Promise<SendResult> {
+    const started = Date.now();
+    let step = 'preflight';
+    try {
+      ctx.progress({ phase: 'preflight' });
+      if (!ctx.nodeId) throw new TableTransferError('preflight', 'the job names no source node', 400);
+      if (!isLocalAddress(req.s_ip)) throw new TableTransferError('preflight', `s_ip ${req.s_ip} is not an address of this host: send runs on the source's host`, 400);
+      const src = this.imports.node(ctx.nodeId);
+      const source = { database: kunlunDatabaseName(req.s_dbname), table: checkIdentifier(req.s_table_name, 'source table name') };
+      const dest = { database: kunlunDatabaseName(req.d_dbname), table: checkIdentifier(req.d_table_name, 'destination table name') };
+      const srcCreds: Credentials = { user: req.s_user, password: req.s_pwd };
+      const destCreds: Credentials = { user: req.d_user, password: req.d_pwd };
+      const localDest = this.localNode(req.d_ip, req.d_port);
+      if (localDest?.id === src.id && source.database === dest.database && source.table === dest.table) {
+        throw new TableTransferError('preflight', `source and destination are the same table ${qualifiedTable(source.database, source.table)} on ${src.id}`, 400);
+      }
+
+      step = 'the source preflight';
+      const conn = await openSession(src, srcCreds, 'the source preflight');
+      let table: SourceTable;
+      try {
+        table = await describeSource(conn, src, source.database, source.table);
+      } finally {
+        await closeSession(conn);
+      }
+
+      let imported: ImportResult;
+      let exported: Exported;
+      let via: string;
+      const header = { v: 1 as const, jobId: ctx.id, source: `${src.id} ${qualifiedTable(source.database, source.table)}`, table };
+      if (localDest) {
+        via = 'local';
+        step = 'the destination preflight';
+        const destination: DestinationTable = { nodeId: localDest.id, ...dest, creds: destCreds };
+        await this.imports.preflight(destination, table);
+        const session = await this.imports.begin(destination, ctx.id);
+        try {
+          step = 'exporting';
+          exported = await this.export(ctx, src, source, srcCreds, header, (stream) =>
+            receiveTableStream(stream, async () => session.staging, { verifyHashes: false }),
+          );
+          step = 'importing';
+          ctx.progress({ phase: 'importing' });
+          // After the export: a send between two tables of one node marks it exporting, then importing.
+          this.supervisor.beginWork(localDest.id, 'importing', ctx.id);
+          try {
+            imported = await session.complete(table, exported.summary, (phase) => ctx.progress({ phase }));
+          } finally {
+            this.supervisor.endWork(localDest.id, ctx.id);
+          }
+        } finally {
+          await session.abort();
+        }
+      } else {
+        const peer = this.peer(req.d_ip);
+        via = peer.url;
+        step = 'the destination preflight';
+        const remote = { port: req.d_port, ...dest, user: req.d_user, password: req.d_pwd };
+        await peer.preflight({ destination: remote, table }, ctx.signal);
+        step = 'exporting';
+        // The POST opens only once the source is locked and the stream is ready.
+        let upload: ReturnType<PeerNodeMgr['upload']> | undefined;
+        exported = await this.export(ctx, src, source, srcCreds, { ...header, destination: remote }, (stream) => {
+          upload = peer.upload(ctx.signal);
+          return upload.send(stream);
+        });
+        step = `importing at ${peer.url}`;
+        ctx.progress({ phase: 'importing' });
+        imported = await upload!.result;
+        // The destination checked against the trailer; the source checks the destination's word too.
+        if (imported.rows !== exported.summary.rows || imported.checksum !== exported.summary.checksum) {
+          throw new TableTransferError(step, `${peer.url} reports ${imported.rows} rows with checksum ${imported.checksum}; the source had ${exported.summary.rows} with ${exported.summary.checksum}`, 500);
+        }
+      }
+      const totalMs = Date.now() - started;
+      const exportMs = exported.finishedAt - exported.startedAt;
+      return {
+        source: { node: src.id, database: source.database, table: source.table },
+        destination: { node: imported.node, database: imported.database, table: imported.table, created: imported.created, via },
+        bytes: exported.bytes,
+        rows: imported.rows,
+        checksum: imported.checksum,
+        sha256: exported.sha256,
+        lock_ms: exported.lockMs,
+        phases_ms: { preflight: exported.startedAt - started, export: exportMs, import: imported.import_ms, verify: imported.verify_ms },
+        locked_ms: { copy: exported.copyMs, checksum: exported.checksumMs },
+        total_ms: totalMs,
+        mb_per_s: Math.round((exported.bytes / 1048576 / (totalMs / 1000)) * 10) / 10,
+      };
+    } catch (err) {
+      // Preflight refusals say what is wrong; the job's sentence also says which preflight.
+      if (err instanceof TableTransferError && err.step === 'preflight') throw new TableTransferError('preflight', `${step} failed: ${err.message}`, err.status);
+      if (err instanceof TableTransferError) throw err;
+      if (err instanceof NodeCommandError) throw new TableTransferError(step, `${step}: ${err.message}`, 409);
+      throw new TableTransferError(step, `${step} failed: ${(err as Error).message}`, 500);
+    }
+  }
+
+  /**
+   * Step 2 of §6, in one session: FLUSH TABLES … FOR EXPORT, the files handed to `deliver` as a
+   * stream, UNLOCK TABLES — always, also on error (and if the session broke, the lock went with it).
+   * The row count and CHECKSUM TABLE run on two more sessions meanwhile: the lock lets others
+   * read, so they see exactly the exported data, and the lock is held for the longest of the three,
+   * not their sum.
+   */
+  private async export(
+    ctx: JobContext,
+    src: NodeSpec,
+    t: { database: string; table: string },
+    creds: Credentials,
+    header: Omit<StreamHeader, 'files'>,
+    deliver: (stream: AsyncIterable<Buffer>) => Promise<unknown>,
+  ): Promise<Exported> {
+    const startedAt = Date.now();
+    const name = qualifiedTable(t.database, t.table);
+    const lockConn = await openSession(src, creds, 'FLUSH TABLES … FOR EXPORT');
+    const summaryConns: Session[] = [];
+    let stream: AsyncGenerator<Buffer> | undefined;
+    try {
+      this.supervisor.beginWork(src.id, 'exporting', ctx.id);
+    } catch (err) {
+      await closeSession(lockConn);
+      throw err;
+    }
+    try {
+      for (let i = 0; i < 2; i++) summaryConns.push(await openSession(src, creds, 'COUNT and CHECKSUM TABLE'));
+      ctx.progress({ phase: 'exporting' });
+      await lockConn.query(`FLUSH TABLES ${name} FOR EXPORT`);
+      const lockedAt = Date.now();
+      const paths = { cfg: tableFile(src.dataDir, t.database, t.table, '.cfg'), ibd: tableFile(src.dataDir, t.database, t.table, '.ibd') };
+      const cfg = await stat(paths.cfg).catch(() => null);
+      if (!cfg) throw new TableTransferError('exporting', `FLUSH TABLES ${name} FOR EXPORT wrote no ${paths.cfg}: the table is not where node-mgr expects its files`, 500);
+      const ibd = await stat(paths.ibd);
+      const total = cfg.size + ibd.size;
+      let checksumMs = 0;
+      let copyMs = 0;
+      const summary = countAndChecksum(summaryConns[0]!, summaryConns[1]!, name).then((s) => ((checksumMs = Date.now() - lockedAt), s));
+      summary.catch(() => undefined);
+      let trailer: StreamTrailer | undefined;
+      stream = tableStream({ ...header, files: [{ kind: 'cfg', size: cfg.size }, { kind: 'ibd', size: ibd.size }] }, paths, summary, {
+        signal: ctx.signal,
+        maxBytesPerSec: sendRateLimit(),
+        onBytes: (done) => {
+          ctx.progress({ phase: 'copying', bytesDone: done, bytesTotal: total });
+          if (done === total) copyMs = Date.now() - lockedAt;
+        },
+        onTrailer: (t) => {
+          trailer = t;
+        },
+      });
+      await deliver(stream);
+      if (!trailer) throw new TableTransferError('copying', 'the stream ended without its trailer', 500);
+      const done = await summary;
+      return { summary: done, sha256: trailer.sha256, bytes: total, lockMs: Date.now() - lockedAt, startedAt, finishedAt: Date.now(), copyMs, checksumMs };
+    } finally {
+      for (const c of summaryConns) c.destroy();
+      // A consumer that failed half-way leaves the generator suspended with a file open.
+      if (stream) void stream.return(undefined).catch(() => undefined);
+      try {
+        await lockConn.query('UNLOCK TABLES');
+        await closeSession(lockConn);
+      } catch {
+        lockConn.destroy();
+      }
+      this.supervisor.endWork(src.id, ctx.id);
+    }
+  }
+}

@@ -1,0 +1,241 @@
+// What node-mgr tells Prometheus: node states and figures read from the actors at scrape time,
+// job and backup outcomes observed as they happen, HTTP latency. One registry per node-mgr, so
+// tests (and two node-mgrs in one process) never share counters. Names and the state numbers are
+// a contract with dashboards and alerts: docs/metrics.md, never renumbered.
+import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { NodeView } from '../supervisor/supervisor.ts';
+import type { JobRecord, JobStatus } from '../state/store.ts';
+import type { NodeUsageSample } from '../host/node-usage.ts';
+
+/** `nodemgr_node_state` values. Append only: a number, once published, keeps its meaning. */
+export const NODE_STATE_CODES = {
+  adopting: 1,
+  stopped: 2,
+  initializing: 3,
+  preflight: 4,
+  starting: 5,
+  running: 6,
+  stopping: 7,
+  crashed: 8,
+  backoff: 9,
+  held: 10,
+  failed: 11,
+  dropping: 12,
+  dropped: 13,
+  backing_up: 14,
+  exporting: 15,
+  importing: 16,
+  restoring: 17,
+} as const satisfies Record<string, number>;
+
+/** 0 for a state this table does not know (a newer chart than the dashboard): never a guess. */
+export function nodeStateCode(state: string): number {
+  return (NODE_STATE_CODES as Record<string, number>)[state] ?? 0;
+}
+
+/** States in which the server answers: a node in one of them with no failed probe is ready. */
+export const SERVING_STATES: ReadonlySet<string> = new Set(['running', 'backing_up', 'exporting', 'importing']);
+
+export type BackupResult = 'succeeded' | 'failed' | 'cancelled';
+
+export interface BackupObservation {
+  bytes: number;
+  seconds: number;
+  result: BackupResult;
+  /** `cold`, `hot`, … as the backup job names its kind. */
+  kind?: string;
+}
+
+/** What the metrics read at scrape time; narrow so tests can hand in plain objects. */
+export interface MetricsSources {
+  nodes(): NodeView[];
+  /** Failed health probes in a row of a node (0 when healthy or not running). */
+  probeFailures(id: string): number;
+  usage(id: string): NodeUsageSample;
+  jobCounts(): { running: number; queued: number };
+  /** Subscribes to every job update; returns the unsubscribe function. */
+  onJobUpdate(listener: (job: JobRecord) => void): () => void;
+}
+
+const FINISHED: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'cancelled', 'interrupted']);
+
+export class NodeMgrMetrics {
+  readonly registry = new Registry();
+  readonly contentType = this.registry.contentType;
+  private readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
+  private readonly jobDuration: Histogram<'type' | 'result'>;
+  private readonly backupSize: Histogram<'kind' | 'result'>;
+  private readonly backupDuration: Histogram<'kind' | 'result'>;
+  private readonly backupLastSuccess: Gauge<'kind'>;
+  readonly eventStreamClients: Gauge;
+  private readonly unsubscribe: () => void;
+  /** When each live job was first seen running: its duration excludes the wait in the queue. */
+  private readonly jobStarted = new Map<string, number>();
+  /** Ids of jobs already counted, so a repeated update of a finished job is not counted twice. */
+  private readonly jobCounted = new Set<string>();
+
+  constructor(private readonly sources: MetricsSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'nodemgr_' });
+
+    const nodeLabels = ['node', 'kind', 'role', 'port'] as const;
+    new Gauge({
+      name: 'nodemgr_node_state',
+      help: 'State of the node actor as a number: see docs/metrics.md (1 adopting … 6 running … 8 crashed, 9 backoff … 17 restoring; 0 unknown)',
+      labelNames: nodeLabels,
+      registers,
+      collect() {
+        this.reset();
+        for (const n of sources.nodes()) this.set(labelsOf(n), nodeStateCode(n.state));
+      },
+    });
+    new Gauge({
+      name: 'nodemgr_node_ready',
+      help: '1 when the node serves and its last health probe passed (what /v1/nodes/:port/health answers 200 for), else 0',
+      labelNames: ['node'],
+      registers,
+      collect() {
+        this.reset();
+        for (const n of sources.nodes()) this.set({ node: n.id }, SERVING_STATES.has(n.state) && sources.probeFailures(n.id) === 0 ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'nodemgr_node_restarts',
+      help: 'Automatic restarts of the node since it was registered (kept across node-mgr restarts)',
+      labelNames: ['node'],
+      registers,
+      collect() {
+        this.reset();
+        for (const n of sources.nodes()) this.set({ node: n.id }, n.restarts);
+      },
+    });
+    new Gauge({
+      name: 'nodemgr_node_last_exit_timestamp_seconds',
+      help: 'When the server last exited on its own (crash), with its exit code, signal and diagnosed cause as labels',
+      labelNames: ['node', 'code', 'signal', 'cause'],
+      registers,
+      collect() {
+        this.reset();
+        for (const n of sources.nodes()) {
+          const e = n.lastExit;
+          if (!e) continue;
+          this.set({ node: n.id, code: e.code === null ? '' : String(e.code), signal: e.signal ?? '', cause: e.cause }, e.at / 1000);
+        }
+      },
+    });
+    new Gauge({
+      name: 'nodemgr_node_backoff_remaining_seconds',
+      help: 'Time left before a node in backoff is started again (0 when not in backoff)',
+      labelNames: ['node'],
+      registers,
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const n of sources.nodes()) this.set({ node: n.id }, n.state === 'backoff' && n.backoffUntil ? Math.max(0, (n.backoffUntil - now) / 1000) : 0);
+      },
+    });
+    const usageGauge = (name: string, help: string, pick: (u: NodeUsageSample) => number | null) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['node'],
+        registers,
+        collect() {
+          this.reset();
+          for (const n of sources.nodes()) {
+            const v = pick(sources.usage(n.id));
+            if (v !== null) this.set({ node: n.id }, v);
+          }
+        },
+      });
+    usageGauge('nodemgr_node_cpu_percent', 'CPU use of the server process, percent of one core (sampled every 10 s)', (u) => u.cpuPct);
+    usageGauge('nodemgr_node_memory_rss_bytes', 'Resident memory of the server process (sampled every 10 s)', (u) => u.memRss);
+    usageGauge('nodemgr_node_disk_used_bytes', 'Size of the node data directory (sampled every 10 s)', (u) => u.diskUsed);
+
+    new Gauge({
+      name: 'nodemgr_jobs',
+      help: 'Jobs running and waiting now',
+      labelNames: ['status'],
+      registers,
+      collect() {
+        const c = sources.jobCounts();
+        this.set({ status: 'running' }, c.running);
+        this.set({ status: 'queued' }, c.queued);
+      },
+    });
+    this.jobDuration = new Histogram({
+      name: 'nodemgr_job_duration_seconds',
+      help: 'Run time of finished jobs (from start to end, without the wait in the queue), by job type and result',
+      labelNames: ['type', 'result'],
+      buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600],
+      registers,
+    });
+    this.backupSize = new Histogram({
+      name: 'nodemgr_backup_size_bytes',
+      help: 'Bytes written by each backup, by kind and result (the _sum is the total backed up)',
+      labelNames: ['kind', 'result'],
+      buckets: [1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13],
+      registers,
+    });
+    this.backupDuration = new Histogram({
+      name: 'nodemgr_backup_duration_seconds',
+      help: 'Duration of each backup, by kind and result',
+      labelNames: ['kind', 'result'],
+      buckets: [1, 10, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600],
+      registers,
+    });
+    this.backupLastSuccess = new Gauge({
+      name: 'nodemgr_backup_last_success_timestamp_seconds',
+      help: 'When the last successful backup of each kind finished',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.httpDuration = new Histogram({
+      name: 'nodemgr_http_request_duration_seconds',
+      help: 'HTTP request latency by route pattern and status code (the event stream is not counted)',
+      labelNames: ['method', 'route', 'status_code'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 30, 120],
+      registers,
+    });
+    this.eventStreamClients = new Gauge({ name: 'nodemgr_event_stream_clients', help: 'Clients connected to GET /v1/events', registers });
+
+    this.unsubscribe = sources.onJobUpdate((job) => this.onJob(job));
+  }
+
+  /** For the backup job: one call per finished backup, whatever its outcome. */
+  observeBackup(o: BackupObservation): void {
+    const labels = { kind: o.kind ?? 'cold', result: o.result };
+    this.backupSize.observe(labels, Math.max(0, o.bytes));
+    this.backupDuration.observe(labels, Math.max(0, o.seconds));
+    if (o.result === 'succeeded') this.backupLastSuccess.set({ kind: labels.kind }, Date.now() / 1000);
+  }
+
+  observeHttp(method: string, route: string, statusCode: number, seconds: number): void {
+    this.httpDuration.observe({ method, route, status_code: String(statusCode) }, seconds);
+  }
+
+  /** The exposition text (Prometheus text format 0.0.4). */
+  async render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+
+  private onJob(job: JobRecord): void {
+    if (this.jobCounted.has(job.id)) return;
+    if (job.status === 'running' && !this.jobStarted.has(job.id)) this.jobStarted.set(job.id, job.updatedAt);
+    if (!FINISHED.has(job.status)) return;
+    const started = this.jobStarted.get(job.id) ?? job.createdAt;
+    this.jobStarted.delete(job.id);
+    this.jobCounted.add(job.id);
+    // Remember only recent ids: an update of a job finished long ago does not come any more.
+    if (this.jobCounted.size > 10_000) this.jobCounted.delete(this.jobCounted.values().next().value!);
+    this.jobDuration.observe({ type: job.type, result: job.status }, Math.max(0, ((job.finishedAt ?? job.updatedAt) - started) / 1000));
+  }
+}
+
+function labelsOf(n: NodeView): { node: string; kind: string; role: string; port: string } {
+  return { node: n.id, kind: n.kind, role: n.role, port: String(n.port) };
+}
