@@ -5,8 +5,8 @@
 //   - a plain WebHDFS upload of that file with `curl -L -T` (the NameNode's 307 to a DataNode);
 //   - for the restore: `curl` download | `gzip -d` | `mbstream -x`, then `mariabackup --prepare`.
 // node-mgr does more than either: its backup is prepared, hashed per file, read back from HDFS and
-// checked before it is committed; its restore checks every digest before it stops the node, then
-// swaps the data dir and waits for SQL. The tables show what that costs.
+// its sha256 checked before it is committed; its restore checks every digest before it stops the
+// node, then swaps the data dir and waits for SQL. The tables show what that costs.
 //
 //   node --import tsx bench/backup.ts          BENCH_BACKUP_MB=1024 (smaller to try it out)
 import { createWriteStream } from 'node:fs';
@@ -200,7 +200,7 @@ runBench(async () => {
     ['seconds', 'data MB/s', 'archive MB', 'node-mgr / this'],
     backupRows,
     [
-      `node-mgr phases (s): copy+prepare ${phases.copy}, pack+gzip+upload ${phases.upload}, read back + verify every digest ${phases.verify}, commit ${phases.commit}; node-mgr peak RSS ${ours.peakRssMB ?? '?'} MB`,
+      `node-mgr phases (s): copy+prepare ${phases.copy}, pack+gzip+upload ${phases.upload}, read back + sha256 ${phases.verify}, commit ${phases.commit}; node-mgr peak RSS ${ours.peakRssMB ?? '?'} MB`,
       'the plain pipeline is neither prepared nor checked, and lands on local disk; node-mgr streams a prepared backup straight to HDFS and reads it back',
       'data MB/s = data-dir bytes (without redo and binlogs) / wall seconds; node-mgr gzips at level 1 in one zlib stream',
     ],
@@ -215,7 +215,7 @@ runBench(async () => {
       [plainRestoreNoPrepare.label, plainRestoreNoPrepare.seconds, mbps(plainRestoreNoPrepare), ratio(restoreMeasure.seconds, plainRestoreNoPrepare.seconds)],
     ],
     [
-      `node-mgr phases (s): download+check+unpack (fsync per file) ${rphases.download}, prepare ${rphases.prepare}, stop ${rphases.stop}, swap ${rphases.swap}, start ${rphases.start}, clean ${rphases.clean}; node down ${(restoreMeasure.job as { downtime_s: number }).downtime_s} s; peak RSS ${restoreMeasure.peakRssMB ?? '?'} MB`,
+      `node-mgr phases (s): download+check every digest+unpack ${rphases.download}, fsync+prepare ${rphases.prepare}, stop ${rphases.stop}, swap ${rphases.swap}, start ${rphases.start}, clean ${rphases.clean}; node down ${(restoreMeasure.job as { downtime_s: number }).downtime_s} s; peak RSS ${restoreMeasure.peakRssMB ?? '?'} MB`,
       'the plain restore only unpacks and prepares into an empty dir: no digest check, no stop, swap or start',
     ],
   );

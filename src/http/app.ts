@@ -12,6 +12,7 @@ import { healthRoutes } from './health.ts';
 import { instrumentHttp, metricsRoutes } from './metrics.ts';
 import { inspectorRoutes } from './inspector/routes.ts';
 import type { HttpDeps } from './deps.ts';
+import { requireMutationAllowed } from './security.ts';
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -29,6 +30,12 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     frameworkErrors: (err, req, reply) => errorHandler(err, req, reply),
   });
   app.setErrorHandler(errorHandler);
+  // Every mutating request is authenticated before its body is validated or parsed, so a caller
+  // without a credential gets 401/403 and not a hint about the body. POST / (the legacy protocol)
+  // decides by its job_type: read-only types may be open (security.openReads).
+  app.addHook('onRequest', async (req) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD' && req.routeOptions.url !== '/') requireMutationAllowed(req, deps.config);
+  });
   instrumentHttp(app, deps.metrics);
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send({ result: 'error', info: `no route ${req.method} ${req.url.split('?')[0]}` });

@@ -1,5 +1,6 @@
 // PROTOCOL §7: multipart upload of install configs. The first part `parameters` names the
 // file_type; the file part is saved by its base name, via a temporary name, then renamed.
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
@@ -71,7 +72,8 @@ async function receiveUpload(req: FastifyRequest, deps: HttpDeps): Promise<{ res
     await mkdir(dir, { recursive: true });
     if (read.error || part.file.destroyed) throw cutShort();
     const final = path.join(dir, name);
-    const temp = path.join(dir, `.${name}.${process.pid}.${Date.now()}.part`);
+    // Unique per upload: two uploads of one name in the same millisecond must not share a temp file.
+    const temp = path.join(dir, `.${name}.${process.pid}.${Date.now()}.${randomBytes(4).toString('hex')}.part`);
     try {
       await pipeline(part.file, createWriteStream(temp, { flags: 'wx', mode: 0o640 })).catch((err) => {
         // A failed write (ENOSPC…) also errors the part's stream: the file system's error wins.

@@ -9,17 +9,6 @@ import type { NodeSpec } from '../engines/engine.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import { closeSession, isLocalAddress, openSession, rows, type Credentials, type Session, type SqlTarget } from './node-sql.ts';
 
-/**
- * The binlog file the newest verified cold backup of the node starts from (its MANIFEST's binlog
- * position), or null when the node has no such backup. Point-in-time recovery replays the binlogs
- * from that file on, so they are kept. Returns null for now: the cold-backup jobs (src/backup,
- * src/jobs/cold-*.ts) will answer it from their store once backups record their binlog position.
- */
-export async function newestBackupBinlog(nodeId: string): Promise<string | null> {
-  void nodeId;
-  return null;
-}
-
 export interface PurgeRequest {
   creds: Credentials;
   /** Purge only binlogs before this one (it is kept), like `PURGE BINARY LOGS TO`. */
@@ -32,7 +21,11 @@ export interface PurgeRequest {
 export interface PurgeDeps {
   supervisor: Supervisor;
   log: Logger;
-  newestBackupBinlog?: (nodeId: string) => Promise<string | null>;
+  /**
+   * The binlog file the newest verified cold backup of the node starts from, or null when it has
+   * none: point-in-time recovery replays the binlogs from that file on, so they are kept.
+   */
+  newestBackupBinlog: (nodeId: string) => Promise<string | null>;
 }
 
 export interface BinlogFile {
@@ -139,7 +132,7 @@ export async function purgeBinlogs(node: NodeSpec, req: PurgeRequest, deps: Purg
       throw new Error(`binlog ${JSON.stringify(req.to)} is not in the binlog index of ${node.id} (it has ${files[0]?.name} … ${files.at(-1)?.name})`);
     }
     const replicas = await replicaNeeds(conn, node, req.creds, deps);
-    const backup = await (deps.newestBackupBinlog ?? newestBackupBinlog)(node.id);
+    const backup = await deps.newestBackupBinlog(node.id);
     const plan = planPurge(files, { current: master.File, replicas, backup, to: req.to, before });
     const doomed = plan.filter((v) => v.action === 'purge');
     const result: PurgeResult = { node: node.id, dry_run: Boolean(req.dryRun), current: master.File, replicas, backup, binlogs: [] };

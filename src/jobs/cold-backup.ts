@@ -116,6 +116,7 @@ export async function coldBackup(ctx: JobContext, spec: NodeSpec, creds: BackupC
     phaseStart = now;
   };
   let uploaded = 0;
+  let committed = false;
 
   await step('checking the store', spec, async () => {
     if (await store.stat(final)) throw new Error(`${final} already exists (a backup of this shard was taken in the same second)`);
@@ -194,6 +195,7 @@ export async function coldBackup(ctx: JobContext, spec: NodeSpec, creds: BackupC
     await step(`committing ${final}`, spec, async () => {
       await store.write(sidecarPath(final), [Buffer.from(sidecarText(sha256, final))], { signal: ctx.signal });
       await store.rename(copying, final);
+      committed = true;
     });
     // Committed: what follows records it; a failure there leaves a valid backup behind.
     await step(`recording ${final}`, spec, async () => {
@@ -217,8 +219,11 @@ export async function coldBackup(ctx: JobContext, spec: NodeSpec, creds: BackupC
       throughput_mb_s: Math.round((verified.manifest.total_bytes / 1e6 / Math.max(durationS, 0.001)) * 10) / 10,
     };
   } catch (err) {
-    // Nothing may stay under the upload name; the final name was never written.
-    await store.delete(copying).catch(() => undefined);
+    // Before the commit, nothing may stay: not the upload, not a sidecar without its archive.
+    if (!committed) {
+      await store.delete(copying).catch(() => undefined);
+      await store.delete(sidecarPath(final)).catch(() => undefined);
+    }
     deps.metrics?.observeBackup({ kind: 'cold', bytes: uploaded, seconds: (Date.now() - started) / 1000, result: ctx.signal.aborted ? 'cancelled' : 'failed' });
     throw err;
   } finally {

@@ -526,12 +526,14 @@ export class JobRunner {
     const progress: JobProgress = { phase };
     if (done !== null) progress.bytes_done = done;
     if (total !== null) progress.bytes_total = total;
+    const elapsedS = (now - job.phaseStartedAt) / 1000;
+    const moved = done === null ? 0 : done - (job.phaseStartBytes ?? 0);
+    // A rate from less than a second of data is noise.
+    const rate = elapsedS >= 1 && moved > 0 ? moved / elapsedS : null;
+    if (rate !== null) progress.rate_bps = Math.round(rate);
     if (done !== null && total !== null && total > 0) {
       progress.pct = Math.min(100, Math.round((done / total) * 1000) / 10);
-      const elapsedS = (now - job.phaseStartedAt) / 1000;
-      const moved = done - (job.phaseStartBytes ?? 0);
-      // An estimate from less than a second of data is noise.
-      if (elapsedS >= 1 && moved > 0) progress.eta_s = Math.max(0, Math.round((total - done) / (moved / elapsedS)));
+      if (rate !== null) progress.eta_s = Math.max(0, Math.round((total - done) / rate));
     }
     return progress;
   }

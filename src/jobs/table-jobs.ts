@@ -8,6 +8,7 @@ import type { LegacyRequest } from '../http/legacy-requests.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { JobContext, JobRunner } from './runner.ts';
 import { purgeBinlogs } from './binlog-purge.ts';
+import { newestVerifiedBackupBinlog } from '../backup/catalog.ts';
 import { isLocalAddress } from './node-sql.ts';
 import { dropTable } from './table-drop.ts';
 import { TableImports } from './table-import.ts';
@@ -55,7 +56,11 @@ export function registerTableJobs(jobs: JobRunner, config: Config, supervisor: S
       return dropTable(node, { database: req.s_dbname, table: req.s_table_name, creds });
     }
     ctx.progress({ phase: req.dry_run ? 'planning' : 'purging' });
-    return purgeBinlogs(node, { creds, to: req.to, before: req.before, dryRun: req.dry_run }, { supervisor, log: ctx.log });
+    return purgeBinlogs(node, { creds, to: req.to, before: req.before, dryRun: req.dry_run }, {
+      supervisor,
+      log: ctx.log,
+      newestBackupBinlog: () => newestVerifiedBackupBinlog(config, null, node),
+    });
   });
 
   // The transfer checks its source node and s_ip itself, as the first step of its preflight.

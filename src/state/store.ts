@@ -89,6 +89,8 @@ export interface JobProgress {
   bytes_total?: number;
   pct?: number;
   eta_s?: number;
+  /** Bytes per second in the current phase. */
+  rate_bps?: number;
 }
 
 export interface JobRecord {

@@ -133,6 +133,8 @@ describe('the inspector page', () => {
     const fresh = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
     await fresh.goto(`${mgr.url}/inspect#node=${port}`);
     await fresh.locator('#chart svg g.state.active[data-wire="running"]').waitFor();
+    // The journal arrives in its own request after the chart: wait for it rather than race it.
+    await fresh.locator('#transitions tbody', { hasText: 'crashed → backoff' }).waitFor({ timeout: 15_000 }).catch(() => {});
     const journal = await fresh.locator('#transitions tbody').innerText();
     assert.match(journal, /crashed → backoff/, 'history from before the restart');
     assert.match(journal, /adopting → running/, 'the new node-mgr adopted the server');

@@ -326,7 +326,7 @@ describe('job runner: records and get_status', () => {
     const live = runner.legacyStatus('j1');
     assert.equal(live.result, 'busy');
     assert.equal(live.job_status, 'copying');
-    assert.deepEqual({ ...live.progress, eta_s: undefined }, { phase: 'copying', bytes_done: 200, bytes_total: 200, pct: 100, eta_s: undefined });
+    assert.deepEqual({ ...live.progress, eta_s: undefined, rate_bps: undefined }, { phase: 'copying', bytes_done: 200, bytes_total: 200, pct: 100, eta_s: undefined, rate_bps: undefined });
 
     // The trailing write brings the file up to date without further reports.
     while (store.getJob('j1')?.progress?.bytes_done !== 200) await new Promise((r) => setTimeout(r, 20));
