@@ -56,11 +56,15 @@ describe(`kill -9 of database servers, ${KILLS} times each`, () => {
     while (done < kills && Date.now() < deadline) {
       await sleep(r.chance(0.25) ? r.int(0, 50) : r.int(50, 1500));
       let victims: number[] = [];
-      for (let i = 0; i < 400 && victims.length === 0; i++) {
+      for (let i = 0; i < 1200 && victims.length === 0; i++) {
         victims = await serversOnDataDir(node.dataDir, programsOf(node));
         if (victims.length === 0) await sleep(25);
       }
-      if (victims.length === 0) throw new Error(`${node.name}: no server came back within 10 s after kill ${done}`);
+      if (victims.length === 0) {
+        const v = (await api(c.mgr.url, 'GET', `/v1/nodes/${node.port}`)).body;
+        const recent = (v.transitions ?? []).slice(0, 8).map((t: { from: string; to: string; detail: string | null }) => `${t.from}->${t.to}${t.detail ? ` (${t.detail})` : ''}`);
+        throw new Error(`${node.name}: no server came back within 30 s after kill ${done}: ${JSON.stringify({ state: v.state, restarts: v.restarts, lastError: v.lastError, lastExit: v.lastExit, recent })}`);
+      }
       const view = await api(c.mgr.url, 'GET', `/v1/nodes/${node.port}`);
       if (view.body.state === 'starting') whileStarting++;
       for (const pid of victims) {

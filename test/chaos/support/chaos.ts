@@ -137,6 +137,24 @@ export async function serverEvidence(dataDir: string, programs: readonly string[
   return found;
 }
 
+/** SIGKILLs every process working under `root` (a test's temp tree): servers a failed test left behind. */
+export async function killProcessesUnder(root: string): Promise<number[]> {
+  const killed: number[] = [];
+  for (const e of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    const cwd = await readlink(`/proc/${e}/cwd`).catch(() => null);
+    if (cwd && (cwd === root || cwd.startsWith(`${root}/`))) {
+      try {
+        process.kill(Number(e), 'SIGKILL');
+        killed.push(Number(e));
+      } catch {
+        /* gone */
+      }
+    }
+  }
+  return killed;
+}
+
 export const MYSQL_SERVERS = ['mariadbd', 'mysqld'] as const;
 export const PG_SERVERS = ['postgres'] as const;
 

@@ -2,7 +2,7 @@
 import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { freePort, removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../../support/nodes.ts';
-import { MYSQL_SERVERS, PG_SERVERS, serversOnDataDir } from './chaos.ts';
+import { killProcessesUnder, MYSQL_SERVERS, PG_SERVERS, serversOnDataDir } from './chaos.ts';
 import { api, killProcessGroups, startNodeMgrProcess, type NodeMgrProcess } from '../../support/node-mgr-process.ts';
 
 export const ADMIN = { user: 'admin', password: 'admin_pwd' };
@@ -97,6 +97,8 @@ export async function startChaosCluster(wishes: NodeWish[], extra: Record<string
         for (const pid of await serversOnDataDir(n.dataDir, n.kind === 'mysql' ? MYSQL_SERVERS : PG_SERVERS)) pids.add(pid);
       }
       await killProcessGroups([...pids]);
+      // Whatever still works in the temp tree (a server a failed test could not name) goes too.
+      await killProcessesUnder(root);
       await removeTempDirs();
     },
   };
