@@ -7,6 +7,7 @@ import path from 'node:path';
 import { addAbortSignal, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
+  CountedSource,
   BackupStoreError,
   abortedError,
   checkOffset,
@@ -72,33 +73,22 @@ export class LocalDirStore implements BackupStore {
     // Write under a temp name in the same directory, fsync, then rename: the final name only
     // ever shows a complete file, and a crash leaves at most a hidden temp file.
     const temp = tempNameFor(target);
-    let bytes = 0;
-    let sourceError: unknown;
-    const counted = async function* () {
-      try {
-        for await (const chunk of source as AsyncIterable<Uint8Array> | Iterable<Uint8Array>) {
-          bytes += chunk.byteLength;
-          yield chunk;
-        }
-      } catch (err) {
-        sourceError = err;
-        throw err;
-      }
-    };
+    const counted = new CountedSource(source);
     try {
-      await pipeline(counted, createWriteStream(temp, { flags: 'wx', mode: 0o640 }), signal ? { signal } : {});
+      await pipeline(counted.stream, createWriteStream(temp, { flags: 'wx', mode: 0o640 }), signal ? { signal } : {});
       await syncFile(temp);
       await fs.rename(temp, target);
     } catch (err) {
       await fs.rm(temp, { force: true });
       if (signal?.aborted) throw abortedError('write', p, signal);
-      if (sourceError !== undefined) {
-        throw new BackupStoreError('failed', `write ${p}: reading the data to write failed after ${bytes} bytes: ${(sourceError as Error).message ?? String(sourceError)}`, p, { cause: sourceError });
+      if (counted.error !== undefined) {
+        const why = (counted.error as Error).message ?? String(counted.error);
+        throw new BackupStoreError('failed', `write ${p}: reading the data to write failed after ${counted.bytes} bytes: ${why}`, p, { cause: counted.error });
       }
       throw this.#fsError('write', p, err);
     }
     await syncDir(path.dirname(target));
-    return { bytes };
+    return { bytes: counted.bytes };
   }
 
   async read(storePath: string, opts: { offset?: number; signal?: AbortSignal } = {}): Promise<Readable> {

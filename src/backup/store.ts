@@ -5,6 +5,31 @@ import type { Readable } from 'node:stream';
 /** Bytes to store: a Node stream, or any (async) iterable of chunks, e.g. an async generator. */
 export type ByteSource = Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 
+/**
+ * Wraps a source so a store knows how many bytes went through and whether reading the source
+ * (rather than writing to the store) is what failed: the two need different error messages.
+ */
+export class CountedSource {
+  bytes = 0;
+  /** Set when the source itself threw. */
+  error: unknown = undefined;
+
+  constructor(private readonly source: ByteSource) {}
+
+  /** A generator function for stream.pipeline. */
+  readonly stream = async function* (this: CountedSource) {
+    try {
+      for await (const chunk of this.source as AsyncIterable<Uint8Array> | Iterable<Uint8Array>) {
+        this.bytes += chunk.byteLength;
+        yield chunk;
+      }
+    } catch (err) {
+      this.error = err;
+      throw err;
+    }
+  }.bind(this);
+}
+
 export interface StoreEntry {
   name: string;
   size: number;

@@ -9,6 +9,7 @@ import { PassThrough, Readable, addAbortSignal } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  CountedSource,
   BackupStoreError,
   abortedError,
   checkOffset,
@@ -300,8 +301,7 @@ export class WebHdfsStore implements BackupStore {
   ): Promise<number> {
     if (signal?.aborted) throw abortedError(op.toLowerCase(), p, signal);
     const dataNode = target.host;
-    let bytes = 0;
-    let sourceError: unknown;
+    const counted = new CountedSource(source);
     const req = (target.protocol === 'https:' ? https : http).request(target, {
       method,
       signal,
@@ -321,29 +321,17 @@ export class WebHdfsStore implements BackupStore {
     });
     reply.catch(() => undefined); // awaited below; an early rejection must not go unhandled
 
-    async function* counted() {
-      try {
-        for await (const chunk of source as AsyncIterable<Uint8Array> | Iterable<Uint8Array>) {
-          bytes += chunk.byteLength;
-          yield chunk;
-        }
-      } catch (err) {
-        sourceError = err;
-        throw err;
-      }
-    }
-
     let sendError: unknown;
     try {
-      await pipeline(counted, req);
+      await pipeline(counted.stream, req);
     } catch (err) {
       sendError = err;
     }
     // Headers never handed to the socket: the DataNode cannot have created anything.
     progress.requestSent = req.headersSent;
     if (signal?.aborted) throw abortedError(op.toLowerCase(), p, signal);
-    if (sourceError !== undefined) {
-      throw new BackupStoreError('failed', `${op} ${p}: reading the data to upload failed after ${bytes} bytes: ${describe(sourceError)}`, p, { cause: sourceError });
+    if (counted.error !== undefined) {
+      throw new BackupStoreError('failed', `${op} ${p}: reading the data to upload failed after ${counted.bytes} bytes: ${describe(counted.error)}`, p, { cause: counted.error });
     }
     let answer: Reply | undefined;
     let replyError: unknown;
@@ -356,18 +344,18 @@ export class WebHdfsStore implements BackupStore {
     if (signal?.aborted) throw abortedError(op.toLowerCase(), p, signal);
     if (answer && (answer.status < 200 || answer.status >= 300)) {
       const remote = this.#remoteError(op, p, answer);
-      throw new WebHdfsRemoteError(remote.code, `${remote.message} (DataNode ${dataNode}, after ${bytes} bytes sent)`, p, remote.exception, remote.httpStatus);
+      throw new WebHdfsRemoteError(remote.code, `${remote.message} (DataNode ${dataNode}, after ${counted.bytes} bytes sent)`, p, remote.exception, remote.httpStatus);
     }
     const broken = sendError ?? replyError;
     if (broken !== undefined || !answer) {
       throw new BackupStoreError(
         'failed',
-        `${op} ${p}: upload to DataNode ${dataNode} failed after ${bytes} bytes sent: ${broken === undefined ? 'no answer' : describe(broken)}`,
+        `${op} ${p}: upload to DataNode ${dataNode} failed after ${counted.bytes} bytes sent: ${broken === undefined ? 'no answer' : describe(broken)}`,
         p,
         { cause: broken },
       );
     }
-    return bytes;
+    return counted.bytes;
   }
 
   /** Sends a request without a body and resolves with the response head. */
