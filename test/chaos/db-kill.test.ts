@@ -49,15 +49,17 @@ describe(`kill -9 of database servers, ${KILLS} times each`, () => {
    * of them under 50 ms, so that starting servers are hit too). A gap that finds no server (the
    * node is in backoff) waits for the next one, bounded.
    */
-  async function killLoop(node: ChaosNode, kills: number, r: Rng): Promise<{ kills: number; whileStarting: number }> {
+  async function killLoop(node: ChaosNode, kills: number, r: Rng): Promise<{ kills: number; whileStarting: number; killed: Set<number> }> {
     let done = 0;
     let whileStarting = 0;
+    // A pid SIGKILLed a moment ago may still show in /proc: each kill must hit a new server.
+    const killed = new Set<number>();
     const deadline = Date.now() + kills * 15_000;
     while (done < kills && Date.now() < deadline) {
       await sleep(r.chance(0.25) ? r.int(0, 50) : r.int(50, 1500));
       let victims: number[] = [];
       for (let i = 0; i < 1200 && victims.length === 0; i++) {
-        victims = await serversOnDataDir(node.dataDir, programsOf(node));
+        victims = (await serversOnDataDir(node.dataDir, programsOf(node))).filter((pid) => !killed.has(pid));
         if (victims.length === 0) await sleep(25);
       }
       if (victims.length === 0) {
@@ -68,6 +70,7 @@ describe(`kill -9 of database servers, ${KILLS} times each`, () => {
       const view = await api(c.mgr.url, 'GET', `/v1/nodes/${node.port}`);
       if (view.body.state === 'starting') whileStarting++;
       for (const pid of victims) {
+        killed.add(pid);
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
@@ -76,7 +79,7 @@ describe(`kill -9 of database servers, ${KILLS} times each`, () => {
       }
       done++;
     }
-    return { kills: done, whileStarting };
+    return { kills: done, whileStarting, killed };
   }
 
   async function ackedMissing(node: ChaosNode, writer: AckWriter): Promise<number[]> {
@@ -107,20 +110,22 @@ describe(`kill -9 of database servers, ${KILLS} times each`, () => {
     await p.query('CREATE TABLE acks (id int PRIMARY KEY)');
     await p.end();
 
-    const watch = new DataDirWatch([storage!, computer!].map((n) => ({ dataDir: n.dataDir, programs: programsOf(n) })));
+    const watch = new DataDirWatch(c.mgr.pid, [storage!, computer!].map((n) => ({ dataDir: n.dataDir, programs: programsOf(n) })));
     const writers = {
       storage: mysqlAckWriter({ port: storage!.port, ...ADMIN, table: 'chaos.acks' }),
       computer: pgAckWriter({ port: computer!.port, ...ADMIN, table: 'acks' }),
     };
-    let ms: { kills: number; whileStarting: number };
-    let ps: { kills: number; whileStarting: number };
+    let ms: Awaited<ReturnType<typeof killLoop>>;
+    let ps: Awaited<ReturnType<typeof killLoop>>;
     let back: Array<{ pid: number; restarts: number; wanted: string }>;
     const started = Date.now();
     try {
       [ms, ps] = await Promise.all([killLoop(storage!, KILLS, new Rng(rng.int(1, 2 ** 30))), killLoop(computer!, KILLS, new Rng(rng.int(1, 2 ** 30)))]);
       report.killSeconds = Math.round((Date.now() - started) / 1000);
-      // Every node comes back on its own after the last kill.
-      back = await Promise.all([storage!, computer!].map((n) => waitForNode(c.mgr.url, n.port, (x) => x.state === 'running', 60_000)));
+      // Every node comes back on its own after the last kill, as a server that was not killed.
+      back = await Promise.all(
+        ([[storage!, ms], [computer!, ps]] as const).map(([n, k]) => waitForNode(c.mgr.url, n.port, (x) => x.state === 'running' && !k.killed.has(x.pid), 60_000)),
+      );
       back.forEach((v) => c.pids.add(v.pid));
       // Let the writers commit against the final servers before they stop.
       await sleep(500);
@@ -131,7 +136,7 @@ describe(`kill -9 of database servers, ${KILLS} times each`, () => {
     }
     const maxServers = watch.max;
 
-    report.kills = { storage: ms, computer: ps };
+    report.kills = { storage: { kills: ms.kills, whileStarting: ms.whileStarting }, computer: { kills: ps.kills, whileStarting: ps.whileStarting } };
     report.acked = { storage: writers.storage.acked.length, computer: writers.computer.acked.length };
     report.writeFailures = { storage: writers.storage.failures, computer: writers.computer.failures };
     report.restarts = { storage: back[0].restarts, computer: back[1].restarts };

@@ -162,22 +162,70 @@ export const PG_SERVERS = ['postgres'] as const;
  * Samples /proc while faults are injected and remembers the most servers ever seen on each data
  * dir at once. Stops by itself after maxMs, whatever the caller does.
  */
+/** A process working in a data dir: a server, a child of one (renamed `postgres: …` or not yet), a leftover. */
+export interface DataDirProcess {
+  pid: number;
+  ppid: number;
+  cmdline: string;
+}
+
+/** Every process of a database server in the data dir: cwd is the dir and argv[0] is a server program or a renamed PostgreSQL child. */
+export async function dataDirProcesses(dataDir: string, programs: readonly string[]): Promise<DataDirProcess[]> {
+  const found: DataDirProcess[] = [];
+  for (const e of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(e)) continue;
+    const pid = Number(e);
+    try {
+      if ((await readlink(`/proc/${pid}/cwd`)) !== dataDir) continue;
+      const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+      const argv0 = argv[0] ?? '';
+      if (!programs.includes(path.basename(argv0)) && !argv0.startsWith('postgres:')) continue;
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (fields[0] === 'Z') continue;
+      found.push({ pid, ppid: Number(fields[1]), cmdline: argv.join(' ').trim().slice(0, 120) });
+    } catch {
+      /* gone */
+    }
+  }
+  return found;
+}
+
+/**
+ * How many server instances work on the data dir at once, as far as it matters: the servers
+ * node-mgr spawned (its children), plus one when anything else (leftovers of a killed server, a
+ * stray server) runs there beside a server. PostgreSQL's children are their own process groups
+ * (setsid), so the tree is read from parent pids. Leftovers alone, while node-mgr reaps them and
+ * before it starts the next server, are not a second server.
+ */
+export function serverInstances(procs: DataDirProcess[], managerPid: number): number {
+  const servers = procs.filter((p) => p.ppid === managerPid);
+  if (servers.length === 0) return 0;
+  const ours = new Set(servers.map((s) => s.pid));
+  const others = procs.filter((p) => !ours.has(p.pid) && !ours.has(p.ppid));
+  return servers.length + (others.length > 0 ? 1 : 0);
+}
+
 export class DataDirWatch {
   readonly max = new Map<string, number>();
-  /** What /proc showed whenever a data dir had more than one server. */
+  /** What /proc showed whenever a data dir had processes of more than one server instance. */
   readonly evidence: string[] = [];
   readonly samples = { count: 0 };
   private stopped = false;
   private readonly done: Promise<void>;
-  constructor(dirs: Array<{ dataDir: string; programs: readonly string[] }>, intervalMs = 25, maxMs = 30 * 60_000) {
+  constructor(managerPid: number, dirs: Array<{ dataDir: string; programs: readonly string[] }>, intervalMs = 25, maxMs = 30 * 60_000) {
     for (const d of dirs) this.max.set(d.dataDir, 0);
     const deadline = Date.now() + maxMs;
     this.done = (async () => {
       while (!this.stopped && Date.now() < deadline) {
         for (const d of dirs) {
-          const seen = await serverEvidence(d.dataDir, d.programs);
-          if (seen.length > 1 && this.evidence.length < 20) this.evidence.push(`${d.dataDir}: ${JSON.stringify(seen)}`);
-          if (seen.length > (this.max.get(d.dataDir) ?? 0)) this.max.set(d.dataDir, seen.length);
+          const seen = await dataDirProcesses(d.dataDir, d.programs);
+          let instances = serverInstances(seen, managerPid);
+          // /proc is read one process at a time: a server killed during the scan leaves its children
+          // looking orphaned beside it. A sighting counts only if every process in it still lives.
+          if (instances > 1 && !(await Promise.all(seen.map((p) => isAlive(p.pid)))).every(Boolean)) instances = 1;
+          if (instances > 1 && this.evidence.length < 20) this.evidence.push(`${d.dataDir}: ${JSON.stringify(seen)}`);
+          if (instances > (this.max.get(d.dataDir) ?? 0)) this.max.set(d.dataDir, instances);
         }
         this.samples.count++;
         await sleep(intervalMs);
