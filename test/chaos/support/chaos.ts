@@ -365,7 +365,46 @@ export interface AckWriter {
  * Inserts ids 1, 2, 3… one at a time with autocommit, reconnecting after any failure, until
  * stopped or maxMs has passed. Only an id whose INSERT returned OK is recorded.
  */
-export function mysqlAckWriter(opts: { port: number; user: string; password: string; table: string; maxMs?: number }): AckWriter {
+export function mysqlAckWriter(opts: AckWriterOptions): AckWriter {
+  return ackWriter(opts, async () => {
+    const conn = await mysql.createConnection({ host: '127.0.0.1', port: opts.port, user: opts.user, password: opts.password, connectTimeout: 2000 });
+    return {
+      insert: async (id) => void (await conn.query(`INSERT INTO ${opts.table} (id) VALUES (?)`, [id])),
+      close: async () => conn.destroy(),
+    };
+  });
+}
+
+export function pgAckWriter(opts: AckWriterOptions): AckWriter {
+  return ackWriter(opts, async () => {
+    const c = new pg.Client({ host: '127.0.0.1', port: opts.port, user: opts.user, password: opts.password, database: 'postgres', connectionTimeoutMillis: 2000 });
+    c.on('error', () => {});
+    await c.connect().catch((err) => {
+      void c.end().catch(() => {});
+      throw err;
+    });
+    return {
+      insert: async (id) => void (await c.query(`INSERT INTO ${opts.table} (id) VALUES ($1)`, [id])),
+      close: () => c.end().catch(() => {}),
+    };
+  });
+}
+
+interface AckWriterOptions {
+  port: number;
+  user: string;
+  password: string;
+  table: string;
+  maxMs?: number;
+}
+
+interface WriterSession {
+  insert(id: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The insert loop both writers share; `connect` opens one session of the database's client. */
+function ackWriter(opts: AckWriterOptions, connect: () => Promise<WriterSession>): AckWriter {
   const state: AckWriter & { stopped: boolean } = {
     acked: [],
     failures: 0,
@@ -378,66 +417,24 @@ export function mysqlAckWriter(opts: { port: number; user: string; password: str
   const deadline = Date.now() + (opts.maxMs ?? 30 * 60_000);
   const loop = (async () => {
     let id = 0;
-    let conn: mysql.Connection | null = null;
+    let session: WriterSession | null = null;
     while (!state.stopped && Date.now() < deadline) {
       try {
-        conn ??= await mysql.createConnection({ host: '127.0.0.1', port: opts.port, user: opts.user, password: opts.password, connectTimeout: 2000 });
+        session ??= await connect();
         const next = id + 1;
-        await conn.query(`INSERT INTO ${opts.table} (id) VALUES (?)`, [next]);
+        await session.insert(next);
         id = next;
         state.acked.push(next);
       } catch {
         state.failures++;
         // The INSERT may have committed before the connection broke: never reuse that id.
         id++;
-        conn?.destroy();
-        conn = null;
+        void session?.close();
+        session = null;
         await sleep(50);
       }
     }
-    conn?.destroy();
-  })();
-  return state;
-}
-
-export function pgAckWriter(opts: { port: number; user: string; password: string; table: string; maxMs?: number }): AckWriter {
-  const state: AckWriter & { stopped: boolean } = {
-    acked: [],
-    failures: 0,
-    stopped: false,
-    async stop() {
-      state.stopped = true;
-      await loop;
-    },
-  };
-  const deadline = Date.now() + (opts.maxMs ?? 30 * 60_000);
-  const loop = (async () => {
-    let id = 0;
-    let client: pg.Client | null = null;
-    while (!state.stopped && Date.now() < deadline) {
-      try {
-        if (!client) {
-          const c = new pg.Client({ host: '127.0.0.1', port: opts.port, user: opts.user, password: opts.password, database: 'postgres', connectionTimeoutMillis: 2000 });
-          c.on('error', () => {});
-          await c.connect().catch((err) => {
-            void c.end().catch(() => {});
-            throw err;
-          });
-          client = c;
-        }
-        const next = id + 1;
-        await client.query(`INSERT INTO ${opts.table} (id) VALUES ($1)`, [next]);
-        id = next;
-        state.acked.push(next);
-      } catch {
-        state.failures++;
-        id++;
-        void client?.end().catch(() => {});
-        client = null;
-        await sleep(50);
-      }
-    }
-    await client?.end().catch(() => {});
+    await session?.close();
   })();
   return state;
 }
