@@ -15,9 +15,9 @@ import type { Logger } from 'pino';
 import type { Config, NodeEntry } from '../config/schema.ts';
 import type { Engine, NodeSpec } from '../engines/engine.ts';
 import { engineFor } from '../engines/index.ts';
-import { lookupRunAs, resolveSpec } from '../engines/spec.ts';
+import { lookupRunAs, resolveSpec, RESTORE_JOURNAL_NAME } from '../engines/spec.ts';
 
-export const JOURNAL_NAME = '.restore-journal.json';
+export const JOURNAL_NAME = RESTORE_JOURNAL_NAME;
 
 export type RestoreStep =
   /** Unpacking into newDir; the data dir is untouched. */

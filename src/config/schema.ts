@@ -121,6 +121,10 @@ export const configSchema = z.strictObject({
       exposeSecrets: z.boolean().default(false),
       bodyLimitBytes: z.number().int().positive().default(1024 * 1024),
       uploadLimitBytes: z.number().int().positive().default(16 * 1024 * 1024),
+      /** A connection with nothing moving for this long is closed (a stalled header or body). */
+      idleTimeoutMs: z.number().int().positive().default(60_000),
+      /** A request must have arrived in full this long after it began (not a table stream: see recv). */
+      requestTimeoutMs: z.number().int().positive().default(120_000),
     })
     .prefault({}),
   discovery: z

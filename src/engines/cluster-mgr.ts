@@ -155,4 +155,6 @@ export const clusterMgrEngine: Engine = {
   ownedPaths(spec) {
     return [spec.dir];
   },
+
+  laysOutNodeDir: false,
 };

@@ -90,6 +90,12 @@ export interface Engine {
   diagnoseExit(spec: NodeSpec, exit: { code: number | null; signal: string | null }): Promise<ExitDiagnosis>;
   /** Files and dirs that belong to the node (moved to the trash on DROP). */
   ownedPaths(spec: NodeSpec): string[];
+  /**
+   * True when node-mgr lays out the node dir itself (databases): other files in it are the
+   * operator's, so CREATE refuses such a dir and DROP leaves them in place. False when the node
+   * dir is the program's own install dir (cluster_mgr).
+   */
+  readonly laysOutNodeDir: boolean;
   /** Hot physical backup and restore of the data dir (cold-backup jobs); absent for kinds without data. */
   readonly backup?: PhysicalBackup;
 }

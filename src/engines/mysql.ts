@@ -340,6 +340,8 @@ export const mysqlEngine: Engine = {
     return spec.dataDir.startsWith(spec.dir + path.sep) ? [spec.dir] : [spec.dir, spec.dataDir];
   },
 
+  laysOutNodeDir: true,
+
   // A getter: mysql-backup.ts imports this module's paths, and the cycle must not be read at load.
   get backup() {
     return mysqlBackup;

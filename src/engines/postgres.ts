@@ -287,6 +287,8 @@ export const postgresEngine: Engine = {
     return spec.dataDir.startsWith(spec.dir + path.sep) ? [spec.dir] : [spec.dir, spec.dataDir];
   },
 
+  laysOutNodeDir: true,
+
   // A getter: postgres-backup.ts imports this module's paths, and the cycle must not be read at load.
   get backup() {
     return postgresBackup;

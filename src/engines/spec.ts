@@ -1,6 +1,6 @@
 // From a config entry to the NodeSpec engines work with, and the on-disk layout of a node dir.
 import { readFileSync } from 'node:fs';
-import { chown, chmod, mkdir, readFile, stat } from 'node:fs/promises';
+import { chown, chmod, mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { effectivePolicy } from '../config/load.ts';
@@ -72,6 +72,36 @@ export function spawnedPidFile(spec: Pick<NodeSpec, 'runDir'>): string {
 /** Marker present while initDataDir runs: a data dir next to it is a half-done init, safe to redo. */
 export function initMarkerFile(spec: Pick<NodeSpec, 'dir'>): string {
   return path.join(spec.dir, '.init-in-progress');
+}
+
+/** Prefix of the staging dirs a cold backup makes in the node dir (when no stagingDir is configured). */
+export const COLD_BACKUP_STAGING_PREFIX = '.coldbackup-staging-';
+/** The restore journal, kept in the node dir while a cold restore swaps the data dir. */
+export const RESTORE_JOURNAL_NAME = '.restore-journal.json';
+
+/**
+ * Whether node-mgr, or a job of it, puts an entry of this name in a database node's dir: the data
+ * dir (and a restore's `<data>.old-*` / `<data>.restore-*`), log/, run/, tmp/, my.cnf, the
+ * init marker, the restore journal and backup staging dirs. Anything else is someone else's.
+ */
+export function isNodeDirEntry(spec: Pick<NodeSpec, 'dir' | 'dataDir'>, name: string): boolean {
+  if (['log', 'run', 'tmp', 'my.cnf', path.basename(initMarkerFile(spec)), RESTORE_JOURNAL_NAME].includes(name)) return true;
+  if (name.startsWith(COLD_BACKUP_STAGING_PREFIX)) return true;
+  if (path.dirname(spec.dataDir) !== spec.dir) return false;
+  const data = path.basename(spec.dataDir);
+  return name === data || name.startsWith(`${data}.old-`) || name.startsWith(`${data}.restore-`);
+}
+
+/** Entries of the node dir that node-mgr did not put there (none when the dir does not exist). */
+export async function foreignNodeDirEntries(spec: Pick<NodeSpec, 'dir' | 'dataDir'>): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(spec.dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return names.filter((name) => !isNodeDirEntry(spec, name)).sort();
 }
 
 /** The host clients use to reach the server: its bind address, or loopback when it binds every address. */

@@ -20,8 +20,9 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     loggerInstance: deps.log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
     bodyLimit: deps.config.security.bodyLimitBytes,
     // Slow clients that send a header and stall are cut off instead of holding a socket forever.
-    connectionTimeout: 60_000,
-    requestTimeout: 120_000,
+    connectionTimeout: deps.config.security.idleTimeoutMs,
+    // Node's requestTimeout is one bound for every route; the hook below applies it per route.
+    requestTimeout: 0,
     keepAliveTimeout: 65_000,
     return503OnClosing: true,
     // Requests that never reach a route (a broken request line or header, a bad URL) get the same
@@ -35,6 +36,17 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   // decides by its job_type: read-only types may be open (security.openReads).
   app.addHook('onRequest', async (req) => {
     if (req.method !== 'GET' && req.method !== 'HEAD' && req.routeOptions.url !== '/') requireMutationAllowed(req, deps.config);
+  });
+  // A request must arrive in full within requestTimeoutMs, except on routes whose body is a stream
+  // that may rightly take longer (config.streamedBody: a table sent by another node-mgr): those
+  // are bounded by the idle timeout, so a sender that stops is still cut off.
+  app.addHook('onRequest', (req, reply, done) => {
+    if (req.raw.complete || (req.routeOptions.config as { streamedBody?: boolean } | undefined)?.streamedBody) return done();
+    const timer = setTimeout(() => {
+      if (!req.raw.complete) clientErrorReply(Object.assign(new Error('request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), req.raw.socket);
+    }, deps.config.security.requestTimeoutMs).unref();
+    reply.raw.once('close', () => clearTimeout(timer));
+    done();
   });
   instrumentHttp(app, deps.metrics);
   app.setNotFoundHandler((req, reply) => {

@@ -57,14 +57,20 @@ export async function tableRecvRoutes(app: FastifyInstance, deps: HttpDeps): Pro
 
   app.post(
     '/recv/table',
-    { schema: { summary: `Table send, destination side: a ${TABLE_STREAM_CONTENT_TYPE} body (header, .cfg, .ibd, trailer); imports it and answers with the verification` } },
+    {
+      schema: { summary: `Table send, destination side: a ${TABLE_STREAM_CONTENT_TYPE} body (header, .cfg, .ibd, trailer); imports it and answers with the verification` },
+      // A large table takes longer than any fixed request bound; a stalled sender still meets the idle timeout.
+      config: { streamedBody: true },
+    },
     async (req) => {
       requireMutationAllowed(req, deps.config);
       if (req.headers['content-type'] !== TABLE_STREAM_CONTENT_TYPE) throw new HttpError(415, `recv expects Content-Type ${TABLE_STREAM_CONTENT_TYPE}`);
-      // The import and its checksum can outlast the idle timeout of the socket after the last byte.
+      // The import and its checksum can outlast the idle timeout of the socket after the last byte:
+      // once the body is in, the socket may be quiet.
       const socket = req.raw.socket;
       const idle = socket.timeout;
-      socket.setTimeout(0);
+      if (req.raw.complete) socket.setTimeout(0);
+      else req.raw.once('end', () => socket.setTimeout(0));
       try {
         const result = await imports.receive(req.body as AsyncIterable<Buffer>);
         req.log.info({ node: result.node, table: `${result.database}.${result.table}`, bytes: result.bytes }, 'table received and imported');

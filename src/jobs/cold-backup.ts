@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { Config } from '../config/schema.ts';
 import type { NodeSpec } from '../engines/engine.ts';
 import { engineFor } from '../engines/index.ts';
+import { COLD_BACKUP_STAGING_PREFIX } from '../engines/spec.ts';
 import type { BackupCredentials, PhysicalBackupRun } from '../engines/physical-backup.ts';
 import { Digest, digesting, packArchive } from '../backup/archive.ts';
 import {
@@ -61,7 +62,7 @@ export class StepError extends Error {
   }
 }
 
-const STAGING_PREFIX = '.coldbackup-staging-';
+const STAGING_PREFIX = COLD_BACKUP_STAGING_PREFIX;
 
 /** Where a node's staging dirs go: under backup.stagingDir when configured, else in the node dir. */
 function stagingParent(config: Config, spec: NodeSpec): { dir: string; prefix: string } {

@@ -186,8 +186,12 @@ function secretValues(params: unknown, found: Set<string> = new Set()): Set<stri
   return found;
 }
 
+/** Control characters a tool's output can carry (a BEL from mariabackup) have no place in a reply. */
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+
 function scrubText(text: string, secrets: readonly string[]): string {
-  let out = text;
+  let out = text.replace(CONTROL_CHARS, '');
   for (const secret of secrets) out = out.split(secret).join(REDACTED);
   return out;
 }

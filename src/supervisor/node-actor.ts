@@ -1,5 +1,5 @@
 // Wires the pure node statechart to an engine: every effect the chart names is implemented here.
-import { mkdir, rename } from 'node:fs/promises';
+import { mkdir, readdir, rename } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fromCallback, fromPromise, type AnyEventObject } from 'xstate';
@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { nodeMachine, type Diagnosis, type ProcessCommand, type ProcessHandleInput, type NodeEvent } from '../../machines/node.machine.ts';
 import type { Engine, NodeSpec } from '../engines/engine.ts';
 import { portHolder, sendSignal } from '../engines/process-info.ts';
+import { foreignNodeDirEntries } from '../engines/spec.ts';
 import { spawnServer, watchAdopted, rotateIfLarge } from './spawn.ts';
 import { checkDiskSpace } from './disk.ts';
 import { reapLeftovers } from './leftovers.ts';
@@ -138,7 +139,19 @@ export function nodeMachineFor(rt: NodeRuntime) {
         const dest = path.join(rt.trashDir, `${spec.id}-${new Date().toISOString().replace(/[:.]/g, '')}`);
         await mkdir(dest, { recursive: true });
         for (const p of engine.ownedPaths(spec)) {
-          if (existsSync(p)) await rename(p, path.join(dest, path.basename(p)));
+          if (!existsSync(p)) continue;
+          const foreign = p === spec.dir && engine.laysOutNodeDir ? await foreignNodeDirEntries(spec) : [];
+          if (!foreign.length) {
+            await rename(p, path.join(dest, path.basename(p)));
+            continue;
+          }
+          // The operator's own files stay where they are; only what node-mgr put there goes.
+          const into = path.join(dest, path.basename(p));
+          await mkdir(into);
+          for (const name of await readdir(p)) {
+            if (!foreign.includes(name)) await rename(path.join(p, name), path.join(into, name));
+          }
+          log.warn({ node: spec.id, dir: p, kept: foreign.slice(0, 20) }, 'drop left files that node-mgr did not create in the node dir');
         }
       }),
     },

@@ -8,7 +8,7 @@ import type { Config, NodeEntry } from '../config/schema.ts';
 import { stateName, type NodeEvent, type NodeWork, type Wanted } from '../../machines/node.machine.ts';
 import type { Engine, NodeSpec, RunAs } from '../engines/engine.ts';
 import { engineFor } from '../engines/index.ts';
-import { resolveSpec, lookupRunAs } from '../engines/spec.ts';
+import { foreignNodeDirEntries, resolveSpec, lookupRunAs } from '../engines/spec.ts';
 import { StateStoreError, type NodeSource, type StateStore } from '../state/store.ts';
 import { nodeMachineFor } from './node-actor.ts';
 
@@ -327,8 +327,14 @@ export class Supervisor extends EventEmitter {
   async create(entry: NodeEntry, timeoutMs = 300_000): Promise<NodeView> {
     const spec = resolveSpec(this.config, entry, this.runAs);
     const id = spec.id;
-    if (this.nodes.has(id) || this.byPort(entry.port)) throw new NodeCommandError(`a node on port ${entry.port} already exists`, 409);
-    this.refuseSharedDirs(spec);
+    const refuseTaken = () => {
+      if (this.nodes.has(id) || this.byPort(entry.port)) throw new NodeCommandError(`a node on port ${entry.port} already exists`, 409);
+      this.refuseSharedDirs(spec);
+    };
+    refuseTaken();
+    await this.refuseForeignDir(spec);
+    // Again, with no await before register(): another create may have taken the port meanwhile.
+    refuseTaken();
     const n = this.register(entry, 'created', 'stopped');
     await this.waitSettled(n, 60_000);
     if (n.state !== 'stopped') {
@@ -350,6 +356,18 @@ export class Supervisor extends EventEmitter {
         if (clash) throw new NodeCommandError(`cannot create node ${spec.id}: its directory ${clash} overlaps ${theirs} of node ${other.spec.id}`, 409);
       }
     }
+  }
+
+  /**
+   * A database node's dir holds only what node-mgr puts there: creating one in a directory that
+   * already holds other files (say /etc) would write my.cnf over theirs, and a DROP would move them.
+   */
+  private async refuseForeignDir(spec: NodeSpec): Promise<void> {
+    if (!engineFor(spec.kind).laysOutNodeDir) return;
+    const foreign = await foreignNodeDirEntries(spec);
+    if (!foreign.length) return;
+    const shown = foreign.slice(0, 3).join(', ') + (foreign.length > 3 ? `, … (${foreign.length} in all)` : '');
+    throw new NodeCommandError(`cannot create node ${spec.id}: its directory ${spec.dir} already holds files node-mgr did not create (${shown}); give a new or empty directory`, 409);
   }
 
   /** Initialises and starts a configured node whose data dir does not exist yet. */

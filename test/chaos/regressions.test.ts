@@ -4,7 +4,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { errorReply } from '../../src/http/errors.ts';
@@ -153,6 +154,81 @@ describe('regressions found by the chaos suite', () => {
       const r = await api(mgr.url, 'POST', '/v1/nodes', { ...entry, user: 'admin', password: 'admin_pwd' }, AUTH);
       assert.equal(r.status, 409, r.text);
       assert.match(r.body.info, /overlaps/);
+    }
+  });
+
+  it('refuses a new node in a directory that already holds files node-mgr did not create (409), and writes nothing there', async () => {
+    const dir = path.join(root, 'occupied');
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
+    writeFileSync(path.join(dir, 'my.cnf'), '[client]\n');
+    const port = await freePort();
+    const r = await api(mgr.url, 'POST', '/v1/nodes', { kind: 'mysql', role: 'storage', port, dir, user: 'admin', password: 'admin_pwd' }, AUTH);
+    assert.equal(r.status, 409, r.text);
+    assert.match(r.body.info, /already holds files node-mgr did not create \(passwd\)/);
+    assert.deepEqual(readdirSync(dir).sort(), ['my.cnf', 'passwd']);
+    assert.equal(readFileSync(path.join(dir, 'my.cnf'), 'utf8'), '[client]\n');
+    assert.equal((await api(mgr.url, 'GET', `/v1/nodes/${port}`, undefined, AUTH)).status, 404);
+  });
+
+  it('bounds how long a request may take to arrive, except a table stream, which is bounded by the idle timeout', async () => {
+    // Was: one 120 s bound for every route, so a table sent by another node-mgr could not take
+    // longer than 120 s (~2.7 GB at the measured cross-host rate).
+    const port = await freePort();
+    const quick = await startNodeMgrProcess(path.join(root, 'mgr-timeouts'), {
+      listen: { host: '127.0.0.1', port },
+      stateDir: path.join(root, 'state-timeouts'),
+      runAs: TEST_RUN_AS,
+      security: { token: TOKEN, requestTimeoutMs: 600, idleTimeoutMs: 2500 },
+    });
+    /** Sends head, then each chunk 250 ms after the last (never idle for long); resolves with what came back and whether the socket closed. */
+    const trickle = (head: Buffer, chunks: Buffer[], waitMs = 15_000) =>
+      new Promise<{ reply: string; closed: boolean }>((resolve) => {
+        const socket = net.connect(port, '127.0.0.1');
+        let reply = '';
+        let timer: NodeJS.Timeout | undefined;
+        const give = setTimeout(() => finish(false), waitMs);
+        const finish = (closed: boolean) => {
+          clearTimeout(give);
+          clearTimeout(timer);
+          socket.destroy();
+          resolve({ reply, closed });
+        };
+        socket.on('data', (d) => (reply += d.toString('latin1')));
+        socket.on('error', () => undefined);
+        socket.on('close', () => finish(true));
+        socket.on('connect', () => {
+          socket.write(head);
+          const next = (i: number) => {
+            if (i < chunks.length) timer = setTimeout(() => (socket.write(chunks[i]!), next(i + 1)), 250);
+          };
+          next(0);
+        });
+      });
+    try {
+      const body = Buffer.from(JSON.stringify({ ver: '0.1', job_type: 'get_node' }).padEnd(60));
+      const jobHead = Buffer.from(`POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n`);
+      const slowJob = await trickle(jobHead, Array.from({ length: 10 }, (_, i) => body.subarray(i * 6, i * 6 + 6)));
+      assert.match(slowJob.reply, /^HTTP\/1\.1 408 /, slowJob.reply);
+      assert.match(slowJob.reply, /the request did not arrive in time/);
+
+      // The same trickle to the table-stream route outlasts the request bound and gets the
+      // stream's own verdict on its (bad) header; a sender that stops is cut off by the idle timeout.
+      const header = Buffer.from('{not json}');
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(header.length);
+      const recvHead = Buffer.from(
+        `POST /v1/recv/table HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/vnd.node-mgr.table-stream\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n`,
+      );
+      const slowStream = await trickle(recvHead, [length.subarray(0, 2), length.subarray(2), ...Array.from({ length: 5 }, (_, i) => header.subarray(i * 2, i * 2 + 2))]);
+      assert.match(slowStream.reply, /^HTTP\/1\.1 400 /, slowStream.reply);
+      assert.match(slowStream.reply, /the header is not valid JSON/);
+
+      const stalled = await trickle(recvHead, [length]);
+      assert.equal(stalled.closed, true, 'a stalled table stream is closed by the idle timeout');
+      assert.equal((await api(quick.url, 'GET', '/healthz')).status, 200);
+    } finally {
+      await quick.stop('SIGKILL');
     }
   });
 

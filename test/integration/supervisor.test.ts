@@ -3,7 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -230,5 +230,18 @@ describe('supervising real servers', () => {
     const trash = readdirSync(path.join(root, 'state', 'trash'));
     assert.ok(trash.some((d) => d.startsWith(`postgres-${pgPort}`)), `trash holds ${trash.join(', ')}`);
     assert.equal((await api(mgr.url, 'GET', `/v1/nodes/${pgPort}`)).status, 404);
+  });
+
+  it('DROP of a configured node whose dir also holds the operator\'s files moves only what node-mgr made', async () => {
+    const dir = path.join(root, 'bad');
+    writeFileSync(path.join(dir, 'operator-notes.txt'), 'do not lose me\n');
+    const r = await api(mgr.url, 'DELETE', `/v1/nodes/${badPort}`);
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(readdirSync(dir), ['operator-notes.txt']);
+    assert.equal(readFileSync(path.join(dir, 'operator-notes.txt'), 'utf8'), 'do not lose me\n');
+    const trashed = readdirSync(path.join(root, 'state', 'trash')).find((d) => d.startsWith(`mysql-${badPort}`));
+    assert.ok(trashed, 'the node has a trash entry');
+    const moved = readdirSync(path.join(root, 'state', 'trash', trashed, 'bad')).sort();
+    assert.ok(moved.includes('data') && moved.includes('my.cnf'), `trash holds ${moved.join(', ')}`);
   });
 });

@@ -174,6 +174,18 @@ describe('job runner: secrets', () => {
   });
 });
 
+describe('job runner: error text', () => {
+  it('drops control characters a tool printed (a BEL from mariabackup) from the reported info', async () => {
+    const { runner } = newRunner();
+    runner.register('coldbackup', async () => {
+      throw new Error('mariabackup failed: \u0007[00] FATAL ERROR:\tno space left\r');
+    });
+    runner.submit({ id: 'j1', type: 'coldbackup', params: {} });
+    await until(runner, 'j1', finished);
+    assert.equal(runner.legacyStatus('j1').info, 'mariabackup failed: [00] FATAL ERROR:\tno space left');
+  });
+});
+
 describe('job runner: scheduling', () => {
   it('runs two jobs on one node one after the other, and jobs on two nodes in parallel', async () => {
     const { runner } = newRunner();
