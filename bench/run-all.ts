@@ -9,8 +9,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BENCH_DIR, printHeader, RESULTS_DIR, RUN_ID, type ResultFile } from './support/report.ts';
 
-/** Ours first; the backup and table-transfer figures belong to other issues and run when present. */
-const FIGURES = ['api', 'recovery', 'footprint', 'backup', 'table-transfer'];
+/** The three core figures, then the features' (each runs when its script is present). */
+const FIGURES = ['api', 'recovery', 'footprint', 'backup', 'table-transfer', 'inspector-50'];
 
 interface Outcome {
   name: string;
