@@ -1,7 +1,7 @@
 // Nothing stays behind a stop: after a server exits, any process still in its process group, or
 // still working in its data dir, is killed before the node counts as down.
 import path from 'node:path';
-import { pidsOwnedBy, processGroup, processState, sendSignal, workingDir } from '../engines/process-info.ts';
+import { pidsOwnedBy, runningProcessGroup, sendSignal, workingDir } from '../engines/process-info.ts';
 
 export interface Leftover {
   pid: number;
@@ -15,18 +15,18 @@ export interface Leftover {
  * the data dir is never a leftover.
  */
 export async function findLeftovers(pgid: number, dataDir: string, serverUid: number): Promise<Leftover[]> {
-  const found: Leftover[] = [];
   const root = path.resolve(dataDir);
-  for (const pid of await pidsOwnedBy(serverUid)) {
-    if (pid === process.pid || (await processState(pid)) !== 'running') continue;
-    if ((await processGroup(pid)) === pgid) {
-      found.push({ pid, why: 'process group' });
-      continue;
-    }
-    const cwd = await workingDir(pid);
-    if (cwd && (cwd === root || cwd.startsWith(`${root}/`))) found.push({ pid, why: 'data dir' });
-  }
-  return found;
+  const verdicts = await Promise.all(
+    (await pidsOwnedBy(serverUid)).map(async (pid): Promise<Leftover | null> => {
+      if (pid === process.pid) return null;
+      const group = await runningProcessGroup(pid);
+      if (group === null) return null;
+      if (group === pgid) return { pid, why: 'process group' };
+      const cwd = await workingDir(pid);
+      return cwd && (cwd === root || cwd.startsWith(`${root}/`)) ? { pid, why: 'data dir' } : null;
+    }),
+  );
+  return verdicts.filter((v): v is Leftover => v !== null);
 }
 
 /** Kills what findLeftovers finds and returns it, so the caller can log the evidence. */

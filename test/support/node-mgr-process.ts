@@ -23,7 +23,9 @@ export async function startNodeMgrProcess(dir: string, config: Record<string, un
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'node-mgr.json');
   writeFileSync(file, JSON.stringify(config, null, 2));
-  const child = spawn(process.execPath, [BIN, 'start', '--config', file, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  // NODE_MGR_CPU_PROF=<dir>: each node-mgr writes a V8 CPU profile there when it exits cleanly (benches).
+  const profile = process.env.NODE_MGR_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.NODE_MGR_CPU_PROF)}`] : [];
+  const child = spawn(process.execPath, [...profile, BIN, 'start', '--config', file, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   const lines: string[] = [];
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {

@@ -99,6 +99,17 @@ describe('portHolder', () => {
     assert.equal(await portHolder(port), null);
   });
 
+  it('looks where the server would bind: a listener on another address of the host does not hold the port', async () => {
+    const { child, firstLine } = await nodeChild(
+      `const s = require('net').createServer().listen(0, '127.0.0.1', () => console.log(s.address().port));`,
+    );
+    const port = Number(firstLine);
+    assert.equal((await portHolder(port, '127.0.0.1'))?.pid, child.pid);
+    assert.equal((await portHolder(port, '0.0.0.0'))?.pid, child.pid);
+    assert.equal(await portHolder(port, '127.0.0.2'), null);
+    child.kill('SIGKILL');
+  });
+
   it('finds an IPv6 listener too', async () => {
     const { child, firstLine } = await nodeChild(
       `const s = require('net').createServer().listen(0, '::', () => console.log(s.address().port));`,
