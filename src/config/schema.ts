@@ -63,7 +63,10 @@ export const nodeEntrySchema = z.strictObject({
   /** cluster_mgr only: the program and its arguments (no shell), pidfile and health URL. */
   command: z.array(z.string()).optional(),
   pidFile: z.string().optional(),
-  healthUrl: z.string().optional(),
+  healthUrl: z
+    .string()
+    .refine((u) => URL.canParse(u) && ['http:', 'https:'].includes(new URL(u).protocol), 'must be an http:// or https:// URL')
+    .optional(),
   policy: partialPolicySchema.optional(),
 });
 

@@ -3,6 +3,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import path from 'node:path';
 import { HttpError } from './errors.ts';
+import { isLoopback } from '../engines/spec.ts';
 import { nodeEntrySchema, type NodeEntry } from '../config/schema.ts';
 import { requireMutationAllowed } from './security.ts';
 import type { HttpDeps } from './deps.ts';
@@ -54,8 +55,17 @@ const EXECUTING_OPTIONS = new Set([
   'plugin_load', 'plugin_load_add', 'plugin_dir', 'init_file', 'init_connect', 'init_slave', 'init_replica',
 ]);
 
-/** A node entry from the network may not name a program (beyond the allow-list) or an executing option. */
+/** A node entry from the network may not name a program (beyond the allow-list), an executing option, or a URL elsewhere. */
 function refuseRemoteExecution(entry: NodeEntry, allowList: string[]): void {
+  // The health URL is fetched by node-mgr: from the network it may only point at the node itself.
+  if (entry.healthUrl !== undefined) {
+    const url = new URL(entry.healthUrl);
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    if (port !== entry.port || !(host === entry.ip || isLoopback(host))) {
+      throw new HttpError(400, `node entry field "healthUrl": it must point at the node itself (host ${entry.ip} or loopback, port ${entry.port}); set another URL in node-mgr's config file`);
+    }
+  }
   const program = entry.command?.[0];
   if (program !== undefined && !allowList.includes(program)) {
     throw new HttpError(400, `node entry field "command": program ${JSON.stringify(program)} is not in the command allow-list (commandAllowList)`);
@@ -126,6 +136,9 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;
         throw new HttpError(400, `node entry field "${issue.path.join('.') || 'body'}": ${issue.message}`);
+      }
+      if (parsed.data.kind === 'cluster_mgr' && !parsed.data.command?.length) {
+        throw new HttpError(400, 'node entry field "command": a cluster_mgr node needs the program and its arguments');
       }
       refuseRemoteExecution(parsed.data, config.commandAllowList);
       const entry = { ...parsed.data, dir: path.resolve(config.nodesDir, parsed.data.dir) };

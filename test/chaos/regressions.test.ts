@@ -144,6 +144,23 @@ describe('regressions found by the chaos suite', () => {
     assert.equal(existsSync(path.join(root, 'never')), false);
   });
 
+  it('refuses a network node entry whose healthUrl points anywhere but the node itself (node-mgr would fetch it)', async () => {
+    const port = await freePort();
+    const base = { kind: 'cluster_mgr', role: 'cluster_mgr', port, dir: path.join(root, 'cm-health'), command: ['/usr/bin/true'] };
+    for (const healthUrl of ['http://169.254.169.254/latest/meta-data/', `http://127.0.0.1:${port + 1}/health`, `http://10.1.2.3:${port}/health`, 'file:///etc/passwd', 'gopher://127.0.0.1/']) {
+      const r = await api(mgr.url, 'POST', '/v1/nodes', { ...base, healthUrl }, AUTH);
+      assert.equal(r.status, 400, `${healthUrl}: ${r.text}`);
+      assert.match(r.body.info, /healthUrl/);
+      assert.equal((await api(mgr.url, 'GET', `/v1/nodes/${port}`, undefined, AUTH)).status, 404);
+    }
+  });
+
+  it('answers a cluster_mgr node entry without "command" with a 400 naming the field (was a 500)', async () => {
+    const r = await api(mgr.url, 'POST', '/v1/nodes', { kind: 'cluster_mgr', role: 'cluster_mgr', port: await freePort(), dir: path.join(root, 'cm-nocmd') }, AUTH);
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.body.info, /"command"/);
+  });
+
   it('refuses a new node whose data dir is another node\'s, or lies inside or around it (409)', async () => {
     const dataDir = path.join(configured.dir, 'data');
     for (const entry of [
