@@ -5,7 +5,7 @@
 //   npm run bench                    all of them
 //   npm run bench -- api footprint   some of them
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BENCH_DIR, printHeader, RESULTS_DIR, RUN_ID, type ResultFile } from './support/report.ts';
 
@@ -48,21 +48,29 @@ async function main(): Promise<number> {
     if (interrupted) break;
   }
 
+  // Printed, and kept as bench/results/tables-<run>.txt (what docs/bench-latest.md is made from).
+  const out: string[] = [];
+  const say = (line: string) => {
+    console.log(line);
+    out.push(line);
+  };
   console.log(`\n\n######## all tables (run ${RUN_ID}) ########`);
   for (const o of outcomes) {
     const file = path.join(RESULTS_DIR, `${o.name}-${RUN_ID}.json`);
-    console.log(`\n=== ${o.name}: ${o.code === 0 ? 'ok' : `FAILED (exit ${o.code})`}, ${o.seconds.toFixed(0)} s`);
+    say(`\n=== ${o.name}: ${o.code === 0 ? 'ok' : `FAILED (exit ${o.code})`}, ${o.seconds.toFixed(0)} s`);
     if (!existsSync(file)) {
-      console.log('    (no results file)');
+      say('    (no results file)');
       continue;
     }
     const result = JSON.parse(readFileSync(file, 'utf8')) as ResultFile;
     const m = result.machine;
-    console.log(`    loadavg ${m.loadavg.join(' ')} at start, ${result.loadavgAtEnd.join(' ')} at end; code ${m.commit} + ${m.uncommittedPaths} uncommitted path(s)\n`);
-    for (const t of result.tables) console.log(`${t}\n`);
+    say(`    loadavg ${m.loadavg.join(' ')} at start, ${result.loadavgAtEnd.join(' ')} at end; code ${m.commit} + ${m.uncommittedPaths} uncommitted path(s)\n`);
+    for (const t of result.tables) say(`${t}\n`);
   }
   const total = (Date.now() - started) / 1000;
-  console.log(`npm run bench: ${outcomes.length} figure(s) in ${Math.floor(total / 60)} min ${Math.round(total % 60)} s; raw numbers in bench/results/*-${RUN_ID}.json`);
+  say(`npm run bench: ${outcomes.length} figure(s) in ${Math.floor(total / 60)} min ${Math.round(total % 60)} s; raw numbers in bench/results/*-${RUN_ID}.json`);
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  writeFileSync(path.join(RESULTS_DIR, `tables-${RUN_ID}.txt`), `${out.join('\n')}\n`);
   return outcomes.every((o) => o.code === 0) ? 0 : 1;
 }
 
