@@ -74,6 +74,13 @@ export interface Engine {
   writeServerConfig(spec: NodeSpec): Promise<void>;
   /** True when the data dir holds an initialised server. */
   isInitialised(spec: NodeSpec): Promise<boolean>;
+  /**
+   * Waits, bounded, until a previous server of this node is truly gone before a new one starts.
+   * A killed server stays a zombie until its parent reaps it (for an adopted server, init, in its
+   * own time); PostgreSQL takes a zombie's pid in postmaster.pid for a live postmaster and refuses
+   * to start. Absent where a zombie is harmless.
+   */
+  awaitPreviousServer?(spec: NodeSpec, signal?: AbortSignal): Promise<void>;
   /** argv to start the server in the foreground (no daemonising), to be spawned as runAs. */
   launchPlan(spec: NodeSpec): LaunchPlan;
   /** Resolves once the server accepts SQL (or, for cluster_mgr, its HTTP port answers). */

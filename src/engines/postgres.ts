@@ -2,11 +2,12 @@
 // postmaster in the foreground (no pg_ctl, which daemonises) as node-mgr's direct child.
 import { appendFile, chown, readFile, readdir, realpath, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Engine, ExitDiagnosis, LaunchPlan, NodeSpec } from './engine.ts';
 import { waitForSql } from './readiness.ts';
 import { diagnoseFromLogs } from './exit-diagnosis.ts';
-import { climbStopLadder, cmdline, isAlive, pidsOwnedBy, readPidFile, sendSignal, startedAtMs, workingDir } from './process-info.ts';
+import { climbStopLadder, cmdline, isAlive, pidsOwnedBy, processState, readPidFile, sendSignal, startedAtMs, workingDir } from './process-info.ts';
 import {
   assertSocketPathFits,
   clientHost,
@@ -17,6 +18,9 @@ import {
   serverLogFile,
 } from './spec.ts';
 import { postgresBackup } from './postgres-backup.ts';
+
+/** How long a start waits for a killed postmaster's zombie to be reaped; then it tries anyway. */
+const ZOMBIE_WAIT_MS = 10_000;
 
 /** The bootstrap superuser initdb creates; tools such as pg_basebackup log in as it. */
 const BOOTSTRAP_SUPERUSER = 'postgres';
@@ -230,6 +234,13 @@ export const postgresEngine: Engine = {
     } catch (err) {
       throw new Error(`${spec.id}: SELECT 1 on ${clientHost(spec)}:${spec.port} failed: ${(err as Error).message}`);
     }
+  },
+
+  async awaitPreviousServer(spec, signal) {
+    const pidFile = await readPidFile(postgresPaths(spec).postmasterPid);
+    if (!pidFile) return;
+    const deadline = Date.now() + ZOMBIE_WAIT_MS;
+    while ((await processState(pidFile.pid)) === 'zombie' && Date.now() < deadline) await sleep(10, undefined, { signal });
   },
 
   async findRunning(spec) {

@@ -38,6 +38,7 @@ export function nodeMachineFor(rt: NodeRuntime) {
         // A server of ours already on the data dir (started behind our back) must not get a twin.
         const running = await engine.findRunning(spec);
         if (running !== null) throw new Error(`node ${spec.id}: a server (pid ${running}) is already running on data dir ${spec.dataDir}`);
+        await engine.awaitPreviousServer?.(spec);
         const holder = await portHolder(spec.port, spec.ip || '0.0.0.0');
         if (holder) throw new Error(`node ${spec.id}: port ${spec.port} is held by pid ${holder.pid} (${holder.program})`);
         if (!(await engine.isInitialised(spec))) {
