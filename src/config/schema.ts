@@ -128,6 +128,8 @@ export const configSchema = z.strictObject({
       idleTimeoutMs: z.number().int().positive().default(60_000),
       /** A request must have arrived in full this long after it began (not a table stream: see recv). */
       requestTimeoutMs: z.number().int().positive().default(120_000),
+      /** Connections beyond this many at once are closed on arrival: a flood cannot take every fd. */
+      maxConnections: z.number().int().positive().default(512),
     })
     .prefault({}),
   discovery: z

@@ -30,6 +30,8 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     clientErrorHandler: clientErrorReply,
     frameworkErrors: (err, req, reply) => errorHandler(err, req, reply),
   });
+  // Node closes connections beyond this on arrival; the fds the databases' supervision needs stay free.
+  app.server.maxConnections = deps.config.security.maxConnections;
   app.setErrorHandler(errorHandler);
   // Every mutating request is authenticated before its body is validated or parsed, so a caller
   // without a credential gets 401/403 and not a hint about the body. POST / (the legacy protocol)

@@ -249,6 +249,42 @@ describe('regressions found by the chaos suite', () => {
     }
   });
 
+  it('closes connections beyond security.maxConnections on arrival, and serves again once they go', async () => {
+    const port = await freePort();
+    const capped = await startNodeMgrProcess(path.join(root, 'mgr-capped'), {
+      listen: { host: '127.0.0.1', port },
+      stateDir: path.join(root, 'state-capped'),
+      runAs: TEST_RUN_AS,
+      security: { token: TOKEN, maxConnections: 3 },
+    });
+    /** A keep-alive connection that got an answer (and stays open), or null when it was closed unanswered. */
+    const hold = () =>
+      new Promise<net.Socket | null>((resolve) => {
+        const socket = net.connect(port, '127.0.0.1', () => socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'));
+        socket.once('data', () => resolve(socket));
+        socket.once('error', () => resolve(null));
+        socket.once('close', () => resolve(null));
+      });
+    const held: net.Socket[] = [];
+    try {
+      let refused = false;
+      for (let i = 0; i < 6 && !refused; i++) {
+        const s = await hold();
+        if (s) held.push(s);
+        else refused = true;
+      }
+      assert.equal(refused, true, `all of ${held.length} connections were served`);
+      assert.ok(held.length <= 3, `${held.length} connections served at once`);
+      for (const s of held.splice(0)) s.destroy();
+      await new Promise((r) => setTimeout(r, 200));
+      const again = await rawExchange(port, ['GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'], { expect: 1 });
+      assert.equal(again.responses[0]?.status, 200);
+    } finally {
+      for (const s of held) s.destroy();
+      await capped.stop('SIGKILL');
+    }
+  });
+
   it('authenticates a mutating REST request before validating its body (401, not 400)', async () => {
     for (const [route, body] of [['/v1/nodes', []], [`/v1/nodes/${configured.port}/restore`, {}], [`/v1/nodes/${configured.port}/pause`, { minutes: 'x' }]] as const) {
       const r = await api(mgr.url, 'POST', route, body);
