@@ -78,6 +78,8 @@ export type NodeEvent =
   | { type: 'RESET' }
   | { type: 'PAUSE'; minutes: number }
   | { type: 'RESUME' }
+  /** A reloaded config changed the node's effective policy: it applies from the next decision on. */
+  | { type: 'SET_POLICY'; policy: NodePolicy }
   | { type: 'PROCESS_STARTED'; pid: number }
   | { type: 'PROCESS_READY' }
   | { type: 'PROCESS_EXITED'; code: number | null; signal: string | null; at: number }
@@ -219,6 +221,7 @@ export const nodeMachine = setup({
       delay: ({ event }) => (event.type === 'PAUSE' && event.minutes > 0 ? event.minutes * 60_000 : 0),
     }),
     resume: assign({ paused: false }),
+    setPolicy: assign({ policy: ({ context, event }) => (event.type === 'SET_POLICY' ? event.policy : context.policy) }),
   },
 }).createMachine({
   id: 'node',
@@ -250,6 +253,7 @@ export const nodeMachine = setup({
       { actions: ['cancelPauseTimer', 'resume'] },
     ],
     RESUME: { actions: ['cancelPauseTimer', 'resume'] },
+    SET_POLICY: { actions: 'setPolicy' },
   },
   states: {
     adopting: {

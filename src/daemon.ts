@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/schema.ts';
 import { openStateStore, type StateStore } from './state/store.ts';
 import { JobRunner } from './jobs/runner.ts';
-import { Supervisor } from './supervisor/supervisor.ts';
+import { Supervisor, type ConfigChange } from './supervisor/supervisor.ts';
 import { HostInfo } from './host/info.ts';
 import { NodeUsage } from './host/node-usage.ts';
 import { buildHttpServer } from './http/app.ts';
@@ -31,9 +31,25 @@ export interface NodeMgr {
   http: FastifyInstance;
   /** The address the API listens on, e.g. http://127.0.0.1:9998. */
   url: string;
+  /**
+   * Applies a re-read config file (SIGHUP): policies, static nodes, the security settings that
+   * are read per request, the command allow-list and create defaults. Throws, changing nothing,
+   * when the new settings would leave a non-loopback API without authentication.
+   */
+  reload(next: Config): ReloadResult;
   /** Stops node-mgr. The databases keep running unless stopNodes (or config.stopNodesOnExit). */
   close(opts?: { stopNodes?: boolean }): Promise<void>;
 }
+
+export interface ReloadResult {
+  nodes: ConfigChange;
+  /** Settings that changed in the file but are read only at start (listen, stateDir…): they wait for a restart. */
+  restartNeeded: string[];
+}
+
+/** Read at each use, so a reload can simply replace them in the shared config object. */
+const LIVE_SECTIONS = ['policy', 'nodes', 'commandAllowList', 'createDefaults'] as const;
+const LIVE_SECURITY = ['token', 'allowFrom', 'openReads', 'exposeSecrets', 'requestTimeoutMs', 'maxConnections'] as const;
 
 export interface StartOptions {
   log?: Logger;
@@ -97,8 +113,29 @@ export async function startNodeMgr(config: Config, opts: StartOptions = {}): Pro
   if (config.discovery.source !== 'static') jobs.submit({ type: 'update_node', params: { job_type: 'update_node', reason: 'node-mgr start' } });
   log.info({ url, nodes: supervisor.list().length }, 'node-mgr is serving');
 
+  const reload = (next: Config): ReloadResult => {
+    checkBindAllowed({ ...next, listen: config.listen });
+    const differs = (a: unknown, b: unknown) => JSON.stringify(a) !== JSON.stringify(b);
+    const restartNeeded = [
+      ...(Object.keys(next) as Array<keyof Config>).filter((k) => k !== 'security' && !(LIVE_SECTIONS as readonly string[]).includes(k) && differs(next[k], config[k])),
+      ...(Object.keys(next.security) as Array<keyof Config['security']>)
+        .filter((k) => !(LIVE_SECURITY as readonly string[]).includes(k) && differs(next.security[k], config.security[k]))
+        .map((k) => `security.${k}`),
+    ];
+    config.policy = next.policy;
+    config.nodes = next.nodes;
+    config.commandAllowList = next.commandAllowList;
+    config.createDefaults = next.createDefaults;
+    for (const k of LIVE_SECURITY) (config.security as Record<string, unknown>)[k] = next.security[k];
+    http.server.maxConnections = config.security.maxConnections;
+    const nodes = supervisor.applyConfig();
+    log.info({ ...nodes, restartNeeded }, 'config reloaded');
+    return { nodes, restartNeeded };
+  };
+
   let closed = false;
   return {
+    reload,
     config,
     log,
     store,

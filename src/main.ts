@@ -47,6 +47,7 @@ async function start(args: string[]): Promise<number> {
   const stately = values.inspect || values['inspect-url'] ? await connectStatelyInspector(inspectUrl) : null;
   const mgr = await startNodeMgr(config, { inspect: stately?.observer });
   if (stately) mgr.log.info({ url: inspectUrl }, 'forwarding actor inspection events to the Stately inspector');
+  reloadOnHangup(mgr, values.config, Boolean(values['stop-nodes-on-exit']));
   await runUntilSignal(mgr);
   stately?.stop();
   return 0;
@@ -60,6 +61,30 @@ const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
   process.once('SIGTERM', () => resolve('SIGTERM'));
   process.once('SIGINT', () => resolve('SIGINT'));
 });
+
+/**
+ * SIGHUP (`systemctl reload`, `kill -HUP`) re-reads the config file. A file that does not load
+ * changes nothing: the error is logged and node-mgr goes on with what it has.
+ */
+function reloadOnHangup(mgr: NodeMgr, file: string | undefined, stopNodesOnExit: boolean): void {
+  onHangup = () => {
+    if (!file) {
+      mgr.log.warn('SIGHUP: node-mgr was started without --config; there is nothing to reload');
+      return;
+    }
+    try {
+      const next = loadConfig(file);
+      if (stopNodesOnExit) next.stopNodesOnExit = true;
+      mgr.reload(next);
+    } catch (err) {
+      mgr.log.error({ file, err: (err as Error).message }, 'SIGHUP: config not reloaded; the previous settings stay');
+    }
+  };
+}
+
+/** Caught from the start too: the default action of SIGHUP (a closed terminal) would end node-mgr. */
+let onHangup: () => void = () => undefined;
+process.on('SIGHUP', () => onHangup());
 
 /** SIGTERM/SIGINT stop node-mgr only; the databases keep running (unless configured otherwise). */
 async function runUntilSignal(mgr: NodeMgr): Promise<void> {

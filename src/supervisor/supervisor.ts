@@ -54,6 +54,8 @@ export interface NodeView {
   lastError: string | null;
   /** The job working on the node, if any. */
   work: NodeSnapshot['context']['work'];
+  /** The effective restart / stop / probe policy (config defaults overlaid by the node's own). */
+  policy: NodeSpec['policy'];
 }
 
 interface Supervised {
@@ -80,6 +82,25 @@ export class NodeCommandError extends Error {
 
 /** States a command waits for; anything else is on its way somewhere. */
 const SETTLED = new Set(['running', 'stopped', 'failed', 'backoff', 'held', 'dropped']);
+
+/** States in which a node's actor can be replaced (a reloaded entry): nothing is under way. */
+const REPLACEABLE = new Set(['running', 'stopped', 'failed', 'held']);
+
+/** What applyConfig did, by node id. */
+export interface ConfigChange {
+  /** Effective policy changed, applied in place. */
+  policy: string[];
+  /** New static entries, registered. */
+  added: string[];
+  /** Changed static entries, re-registered (the running server adopted). */
+  replaced: string[];
+  /** Changed static entries of busy or moving nodes: not applied; reload again later. */
+  deferred: string[];
+  /** Static nodes no longer in the file: still supervised, as at a restart. */
+  unlisted: string[];
+  /** Entries that could not be applied, with the reason. */
+  refused: string[];
+}
 
 /** States in which a job owns the node: operator commands wait or get 409. */
 const BUSY = new Set(['backing_up', 'exporting', 'importing', 'restoring']);
@@ -255,6 +276,7 @@ export class Supervisor extends EventEmitter {
       lastExit: ctx.lastExit,
       lastError: ctx.lastError,
       work: ctx.work,
+      policy: n.spec.policy,
     };
   }
 
@@ -401,6 +423,67 @@ export class Supervisor extends EventEmitter {
   pause(minutes: number, id?: string): void {
     const targets = id ? [this.require(id)] : [...this.nodes.values()];
     for (const n of targets) n.actor.send({ type: 'PAUSE', minutes });
+  }
+
+  /**
+   * Applies a reloaded config (SIGHUP) whose `policy` and `nodes` the caller has already put into
+   * the shared config object. A changed effective policy reaches the node's actor at once; a
+   * changed static entry (credentials, options, dir) re-registers the node, whose new actor adopts
+   * the running server, but only while the node is settled and no job owns it; a new static entry
+   * is registered like at start-up. As at a restart, a node dropped from the config file stays
+   * supervised (the state file knows it): DELETE /v1/nodes/:port drops it.
+   */
+  applyConfig(): ConfigChange {
+    const change: ConfigChange = { policy: [], added: [], replaced: [], deferred: [], unlisted: [], refused: [] };
+    const listed = new Map(this.config.nodes.map((e) => [e.port, e]));
+    for (const n of [...this.nodes.values()]) {
+      const id = n.spec.id;
+      const fromFile = n.source === 'static' ? listed.get(n.spec.port) : undefined;
+      if (n.source === 'static' && !fromFile) change.unlisted.push(id);
+      const entry = fromFile ?? n.entry;
+      if (JSON.stringify(entry) !== JSON.stringify(n.entry)) {
+        if (!REPLACEABLE.has(n.state) || n.actor.getSnapshot().context.work) {
+          change.deferred.push(id);
+          continue;
+        }
+        try {
+          this.replace(n, entry);
+          change.replaced.push(id);
+        } catch (err) {
+          change.refused.push(`${id}: ${(err as Error).message}`);
+        }
+        continue;
+      }
+      const policy = resolveSpec(this.config, entry, this.runAs).policy;
+      if (JSON.stringify(policy) !== JSON.stringify(n.spec.policy)) {
+        // The engines read spec.policy at each use (probe timeouts, the stop ladder); the chart keeps its own copy.
+        n.spec.policy = policy;
+        n.actor.send({ type: 'SET_POLICY', policy });
+        change.policy.push(id);
+      }
+    }
+    for (const entry of this.config.nodes) {
+      if (this.byPort(entry.port)) continue;
+      try {
+        change.added.push(this.register(entry, 'static').spec.id);
+      } catch (err) {
+        change.refused.push(`port ${entry.port}: ${(err as Error).message}`);
+      }
+    }
+    return change;
+  }
+
+  /** A new actor for a changed entry, keeping what the operator wanted; it adopts the running server. */
+  private replace(n: Supervised, entry: NodeEntry): void {
+    const wanted = n.actor.getSnapshot().context.wanted;
+    const spec = resolveSpec(this.config, entry, this.runAs);
+    if (spec.id !== n.spec.id) {
+      this.forget(n.spec.id);
+    } else {
+      n.actor.stop();
+      this.nodes.delete(n.spec.id);
+    }
+    this.register(entry, n.source, wanted);
   }
 
   /** Stops supervising a node without touching its process (a node removed by discovery). */

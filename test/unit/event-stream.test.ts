@@ -16,7 +16,7 @@ import { parseConfig } from '../../src/config/load.ts';
 const view = (state: string): NodeView => ({
   id: 'mysql-6001', kind: 'mysql', role: 'storage', port: 6001, ip: '127.0.0.1', user: 'u', password: 'secret', dir: '/d', dataDir: '/d/data',
   source: 'static', state, wanted: 'running', pid: 7, adopted: false, since: new Date().toISOString(), restarts: 0, paused: false,
-  backoffMs: null, backoffUntil: null, lastExit: null, lastError: null, work: null,
+  backoffMs: null, backoffUntil: null, lastExit: null, lastError: null, work: null, policy: parseConfig({}).policy,
 });
 
 class FakeSupervisor extends EventEmitter {

@@ -6,6 +6,7 @@ import { NODE_STATE_CODES, NodeMgrMetrics, nodeStateCode, type MetricsSources } 
 import { machineGraph } from '../../src/http/inspector/machine-graph.ts';
 import { nodeMachine, stateName } from '../../machines/node.machine.ts';
 import type { NodeView } from '../../src/supervisor/supervisor.ts';
+import { parseConfig } from '../../src/config/load.ts';
 import type { JobRecord } from '../../src/state/store.ts';
 import { parseExposition, sampleValue } from '../support/prometheus.ts';
 
@@ -13,7 +14,7 @@ function node(over: Partial<NodeView>): NodeView {
   return {
     id: 'mysql-6001', kind: 'mysql', role: 'storage', port: 6001, ip: '127.0.0.1', user: 'u', password: 'secret', dir: '/d', dataDir: '/d/data',
     source: 'static', state: 'running', wanted: 'running', pid: 42, adopted: false, since: new Date().toISOString(), restarts: 0, paused: false,
-    backoffMs: null, backoffUntil: null, lastExit: null, lastError: null, work: null, ...over,
+    backoffMs: null, backoffUntil: null, lastExit: null, lastError: null, work: null, policy: parseConfig({}).policy, ...over,
   };
 }
 

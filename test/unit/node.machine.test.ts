@@ -133,6 +133,23 @@ describe('node statechart', () => {
     assert.equal(h.actor.getSnapshot().context.restarts, 1);
   });
 
+  it('SET_POLICY (a reloaded config) changes the next backoff and the restart limit, in any state', async () => {
+    const h = harness();
+    await h.settle();
+    h.actor.send({ type: 'SET_POLICY', policy: { restart: { ...policy.restart, initialDelayMs: 5000, maxRestarts: 0 }, probe: policy.probe } });
+    await h.settle();
+    assert.equal(h.state(), 'running', 'a policy change does not touch the process');
+    assert.equal(h.actor.getSnapshot().context.policy.restart.initialDelayMs, 5000);
+    await h.crash();
+    assert.equal(h.state(), 'failed', 'maxRestarts 0: the first crash is one too many');
+    h.actor.send({ type: 'SET_POLICY', policy: { restart: { ...policy.restart, initialDelayMs: 5000 }, probe: policy.probe } });
+    h.actor.send({ type: 'START' });
+    await h.settle();
+    await h.crash();
+    assert.equal(h.state(), 'backoff');
+    assert.equal(h.actor.getSnapshot().context.backoffMs, 5000);
+  });
+
   it('doubles the backoff on each consecutive crash up to the 60 s cap', async () => {
     const h = harness({ policy: { maxRestarts: 100 } });
     await h.settle();
