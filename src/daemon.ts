@@ -94,7 +94,7 @@ export async function startNodeMgr(config: Config, opts: StartOptions = {}): Pro
   await http.listen({ host: config.listen.host, port: config.listen.port });
   const address = http.server.address();
   const port = typeof address === 'object' && address ? address.port : config.listen.port;
-  const url = `http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;
+  const url = `${config.listen.tls ? 'https' : 'http'}://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;
   await loading;
   usage.start();
   const stopHousekeeping = startHousekeeping({

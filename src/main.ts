@@ -2,6 +2,8 @@
 import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { get as httpGet, type IncomingMessage } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import path from 'node:path';
 import { loadConfig, parseConfig, ConfigError } from './config/load.ts';
 import type { Config, NodeEntry } from './config/schema.ts';
@@ -96,17 +98,36 @@ async function runUntilSignal(mgr: NodeMgr): Promise<void> {
 async function status(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, url: { type: 'string' } } });
   let url = values.url;
+  let ca: Buffer | undefined;
   if (!url) {
     const config = values.config ? loadConfig(values.config) : parseConfig({});
-    url = `http://${config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host}:${config.listen.port}`;
+    const tls = config.listen.tls;
+    url = `${tls ? 'https' : 'http'}://${config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host}:${config.listen.port}`;
+    if (tls) ca = readFileSync(tls.ca ?? tls.cert);
   }
-  const res = await fetch(`${url}/v1/nodes`).catch((err: Error) => {
-    throw new Error(`node-mgr at ${url} is not answering: ${err.cause ? String((err.cause as Error).message) : err.message}`);
+  const res = await getText(`${url}/v1/nodes`, ca).catch((err: Error) => {
+    throw new Error(`node-mgr at ${url} is not answering: ${err.message}`);
   });
-  if (!res.ok) throw new Error(`node-mgr at ${url} answered HTTP ${res.status}: ${await res.text()}`);
-  const nodes = (await res.json()) as Array<{ id: string; role: string; port: number; state: string; wanted: string; pid: number | null; restarts: number; lastError: string | null }>;
+  if (res.status !== 200) throw new Error(`node-mgr at ${url} answered HTTP ${res.status}: ${res.text}`);
+  const nodes = JSON.parse(res.text) as Array<{ id: string; role: string; port: number; state: string; wanted: string; pid: number | null; restarts: number; lastError: string | null }>;
   console.log(formatTable(nodes));
   return 0;
+}
+
+/** GET over http or https; with `ca`, the certificate must chain to it (a cluster's own CA). */
+function getText(url: string, ca?: Buffer): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const onResponse = (res: IncomingMessage) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.once('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.once('error', reject);
+    };
+    const req = url.startsWith('https:') ? httpsGet(url, ca ? { ca } : {}, onResponse) : httpGet(url, onResponse);
+    req.setTimeout(10_000, () => req.destroy(new Error('no answer within 10 s')));
+    req.once('error', reject);
+  });
 }
 
 export function formatTable(nodes: Array<{ id: string; role: string; port: number; state: string; wanted: string; pid: number | null; restarts: number; lastError: string | null }>): string {

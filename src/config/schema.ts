@@ -86,6 +86,12 @@ export const configSchema = z.strictObject({
     .strictObject({
       host: z.string().default('127.0.0.1'),
       port: z.number().int().min(0).max(65535).default(9998),
+      /**
+       * HTTPS instead of HTTP: PEM files read at start. `ca` (the cluster's CA) is what node-mgr
+       * trusts when it calls another host's node-mgr (a table send); every node-mgr of a cluster
+       * speaks the same scheme.
+       */
+      tls: z.strictObject({ cert: z.string(), key: z.string(), ca: z.string().optional() }).optional(),
     })
     .prefault({}),
   /** SQLite state, trash, uploads; default ./var/node-mgr. */

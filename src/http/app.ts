@@ -1,4 +1,5 @@
 // The HTTP face: builds the fastify app over the supervisor and the job runner.
+import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
@@ -15,7 +16,9 @@ import type { HttpDeps } from './deps.ts';
 import { requireMutationAllowed } from './security.ts';
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
+  const tls = deps.config.listen.tls;
   const app = Fastify({
+    ...(tls ? { https: readTlsFiles(tls) } : {}),
     // Fastify's per-request info lines would drown the log; refusals and failures are logged at warn.
     loggerInstance: deps.log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
     bodyLimit: deps.config.security.bodyLimitBytes,
@@ -86,4 +89,16 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/healthz', { schema: { hide: true } }, async () => ({ result: 'succeed', info: 'node-mgr is alive' }));
   return app;
+}
+
+/** The PEM files of listen.tls, with a sentence naming the one that cannot be read. */
+function readTlsFiles(tls: { cert: string; key: string; ca?: string }): { cert: Buffer; key: Buffer } {
+  const read = (what: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new Error(`listen.tls.${what}: cannot read ${file}: ${(err as Error).message}`);
+    }
+  };
+  return { cert: read('cert', tls.cert), key: read('key', tls.key) };
 }

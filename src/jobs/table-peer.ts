@@ -1,6 +1,7 @@
 // The other host's node-mgr, as a table transfer's destination (PROTOCOL §6.4): a preflight call,
 // then one streaming POST whose reply is the destination's import and verification.
 import http from 'node:http';
+import https from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,7 +23,14 @@ export class PeerNodeMgr {
     /** e.g. http://10.0.0.6:9998 */
     readonly url: string,
     private readonly token: string | undefined,
+    /** PEM of the CA that signed the peer's certificate (https URLs); the system's CAs when absent. */
+    private readonly ca?: string,
   ) {}
+
+  private request(route: string, opts: http.RequestOptions): http.ClientRequest {
+    const url = new URL(route, this.url);
+    return url.protocol === 'https:' ? https.request(url, { ...opts, ...(this.ca ? { ca: this.ca } : {}) }) : http.request(url, opts);
+  }
 
   private headers(contentType: string): Record<string, string> {
     return { 'content-type': contentType, ...(this.token ? { authorization: `Bearer ${this.token}` } : {}) };
@@ -36,19 +44,20 @@ export class PeerNodeMgr {
 
   /** Asks the destination whether it can take the table; changes nothing there. */
   async preflight(body: RecvPreflightBody, signal: AbortSignal): Promise<{ condition: TableCondition }> {
-    let res: Response;
+    let reply: PeerReply;
     try {
-      res = await fetch(new URL('/v1/recv/table/preflight', this.url), {
+      const req = this.request('/v1/recv/table/preflight', {
         method: 'POST',
         headers: this.headers('application/json'),
-        body: JSON.stringify(body),
         signal: AbortSignal.any([signal, AbortSignal.timeout(60_000)]),
       });
+      const answered = replyOf(req);
+      req.end(JSON.stringify(body));
+      reply = await answered;
     } catch (err) {
       throw new TableTransferError('preflight', `cannot reach the destination's node-mgr at ${this.url}: ${(err as Error).message}`, 500);
     }
-    const reply: PeerReply = { status: res.status, body: await res.json().catch(() => ({})) };
-    if (res.status !== 200) throw this.refusal('preflight', reply);
+    if (reply.status !== 200) throw this.refusal('preflight', reply);
     return { condition: reply.body.condition as TableCondition };
   }
 
@@ -58,29 +67,12 @@ export class PeerNodeMgr {
    * `result` is the destination's import and verification.
    */
   upload(signal: AbortSignal): { send(stream: AsyncIterable<Buffer>): Promise<void>; result: Promise<ImportResult & { bytes: number }> } {
-    const req = http.request(new URL('/v1/recv/table', this.url), { method: 'POST', headers: this.headers(TABLE_STREAM_CONTENT_TYPE), signal });
+    const req = this.request('/v1/recv/table', { method: 'POST', headers: this.headers(TABLE_STREAM_CONTENT_TYPE), signal });
     let finished = false;
     req.once('finish', () => {
       finished = true;
     });
-    const reply = new Promise<PeerReply>((resolve, reject) => {
-      req.once('error', reject);
-      req.once('response', (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.once('error', reject);
-        res.once('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let body: PeerReply['body'] = {};
-          try {
-            body = JSON.parse(text);
-          } catch {
-            body = { info: text.slice(0, 500) };
-          }
-          resolve({ status: res.statusCode ?? 0, body });
-        });
-      });
-    });
+    const reply = replyOf(req);
     reply.catch(() => undefined);
     const result = reply.then(
       (r) => {
@@ -112,4 +104,26 @@ export class PeerNodeMgr {
       result,
     };
   }
+}
+
+/** The reply to a request: its status and JSON body (or the start of a body that is not JSON). */
+function replyOf(req: http.ClientRequest): Promise<PeerReply> {
+  return new Promise<PeerReply>((resolve, reject) => {
+    req.once('error', reject);
+    req.once('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.once('error', reject);
+      res.once('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: PeerReply['body'] = {};
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = { info: text.slice(0, 500) };
+        }
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+    });
+  });
 }

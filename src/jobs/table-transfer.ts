@@ -3,6 +3,7 @@
 // half is table-import.ts (in-process for a node of this host, behind the other host's
 // `POST /v1/recv/table` otherwise). Both halves exchange the stream of table-stream.ts.
 import { realpath, stat } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/schema.ts';
 import type { NodeSpec } from '../engines/engine.ts';
@@ -109,7 +110,10 @@ export class TableTransfer {
     const port = this.config.listen.port;
     if (!port) throw new TableTransferError('preflight', `node-mgr listens on an ephemeral port, so the destination host's node-mgr port is unknown`, 409);
     const host = ip.includes(':') ? `[${ip}]` : ip;
-    return new PeerNodeMgr(`http://${host}:${port}`, this.config.security.token);
+    const tls = this.config.listen.tls;
+    // Every node-mgr of a cluster speaks the same scheme; the cluster's CA vouches for the peer.
+    const ca = tls?.ca ? readFileSync(tls.ca, 'utf8') : undefined;
+    return new PeerNodeMgr(`${tls ? 'https' : 'http'}://${host}:${port}`, this.config.security.token, ca);
   }
 
   async run(ctx: JobContext, req: SendRequest): Promise<SendResult> {
