@@ -5,6 +5,7 @@ import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/schema.ts';
 import { openStateStore, type StateStore } from './state/store.ts';
+import { lockStateDir, type StateDirLock } from './state/lock.ts';
 import { JobRunner } from './jobs/runner.ts';
 import { Supervisor, type ConfigChange } from './supervisor/supervisor.ts';
 import { HostInfo } from './host/info.ts';
@@ -62,6 +63,16 @@ export async function startNodeMgr(config: Config, opts: StartOptions = {}): Pro
   checkBindAllowed(config);
   const log = opts.log ?? pino({ name: 'node-mgr', redact: { paths: ['*.password', '*.pwd', '*.s_pwd', '*.d_pwd', 'password'], censor: '******' } });
   mkdirSync(config.stateDir, { recursive: true });
+  const lock = lockStateDir(config.stateDir);
+  try {
+    return await startOnLockedState(config, opts, log, lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function startOnLockedState(config: Config, opts: StartOptions, log: Logger, lock: StateDirLock): Promise<NodeMgr> {
   const store = openStateStore(config.stateDir);
   const jobs = new JobRunner({
     store,
@@ -155,6 +166,7 @@ export async function startNodeMgr(config: Config, opts: StartOptions = {}): Pro
       await supervisor.shutdown(closeOpts.stopNodes ?? config.stopNodesOnExit);
       metrics.close();
       store.close();
+      lock.release();
     },
   };
 }

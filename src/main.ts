@@ -8,12 +8,14 @@ import path from 'node:path';
 import { loadConfig, parseConfig, ConfigError } from './config/load.ts';
 import type { Config, NodeEntry } from './config/schema.ts';
 import { startNodeMgr, type NodeMgr } from './daemon.ts';
+import { stateDirHolder } from './state/lock.ts';
 import { connectStatelyInspector, DEFAULT_STATELY_URL } from './supervisor/stately-inspector.ts';
 
 const USAGE = `usage:
   node-mgr start --config FILE [--stop-nodes-on-exit]   run in the foreground
           [--inspect [--inspect-url ws://127.0.0.1:8080]] and send actor events to Stately's inspector
   node-mgr status [--config FILE | --url URL]           table of the nodes
+  node-mgr reload --config FILE                         the running node-mgr of that config re-reads it (SIGHUP)
   node-mgr demo [--dir DIR] [--port PORT]               one MariaDB storage node and one PostgreSQL
                                                        computing node under DIR (default ./var/demo)`;
 
@@ -24,6 +26,8 @@ async function main(argv: string[]): Promise<number> {
       return start(rest);
     case 'status':
       return status(rest);
+    case 'reload':
+      return reload(rest);
     case 'demo':
       return demo(rest);
     case undefined:
@@ -93,6 +97,24 @@ async function runUntilSignal(mgr: NodeMgr): Promise<void> {
   const signal = await stopSignal;
   mgr.log.info({ signal }, 'node-mgr stopping; databases keep running unless stopNodesOnExit');
   await mgr.close().catch((err: unknown) => mgr.log.error({ err }, 'shutdown failed'));
+}
+
+/** Finds the node-mgr of the config's state dir by its pid file and sends it SIGHUP. */
+async function reload(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
+  if (!values.config) {
+    console.error('node-mgr reload: --config FILE is required (the file the running node-mgr was started with)');
+    return 2;
+  }
+  const config = loadConfig(values.config);
+  const pid = stateDirHolder(config.stateDir);
+  if (pid === null) {
+    console.error(`node-mgr reload: no node-mgr is running on the state dir ${config.stateDir}`);
+    return 1;
+  }
+  process.kill(pid, 'SIGHUP');
+  console.log(`sent SIGHUP to node-mgr pid ${pid}; its log says what changed ("config reloaded") or why nothing did ("config not reloaded")`);
+  return 0;
 }
 
 async function status(args: string[]): Promise<number> {

@@ -7,7 +7,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { sendSignal } from '../../src/engines/process-info.ts';
 import { freePort, removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../support/nodes.ts';
-import { api, killProcessGroups, startNodeMgrProcess, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';
+import { execa } from 'execa';
+import { api, BIN, killProcessGroups, startNodeMgrProcess, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';
 import { fakeClusterMgrEntry } from '../support/fake-cluster-mgr-nodes.ts';
 
 const restart = (initialDelayMs: number) => ({ initialDelayMs, maxDelayMs: 60_000, jitter: 0, stableAfterMs: 60_000, maxRestarts: 10, windowMs: 60_000 });
@@ -97,6 +98,26 @@ describe('SIGHUP reloads the config file', () => {
     assert.equal(old.status, 403, old.text);
     const fresh = await api(mgr.url, 'POST', `/v1/nodes/${b}/pause`, { minutes: 0 }, { authorization: 'Bearer token-two' });
     assert.equal(fresh.status, 200, fresh.text);
+  });
+
+  it('`node-mgr reload --config FILE` finds the running node-mgr by its pid file and reloads it', async () => {
+    const seen = reloads().length;
+    config = { ...config, policy: { restart: restart(3000) } };
+    writeFileSync(file, JSON.stringify(config, null, 2));
+    const cli = await execa(process.execPath, [BIN, 'reload', '--config', file]);
+    assert.match(cli.stdout, new RegExp(`sent SIGHUP to node-mgr pid ${mgr.pid}`));
+    assert.match(await nextReload(seen), /config reloaded/);
+    await waitForNode(mgr.url, a, (n) => n.policy.restart.initialDelayMs === 3000);
+    config = { ...config, policy: { restart: restart(4000) } };
+    writeFileSync(file, JSON.stringify(config, null, 2));
+    await execa(process.execPath, [BIN, 'reload', '--config', file]);
+    await waitForNode(mgr.url, a, (n) => n.policy.restart.initialDelayMs === 4000);
+  });
+
+  it('refuses a second node-mgr on the same state dir, naming the first, which carries on', async () => {
+    const second = { ...config, listen: { host: '127.0.0.1', port: await freePort() } };
+    await assert.rejects(startNodeMgrProcess(path.join(root, 'mgr-second'), second, 30_000), new RegExp(`another node-mgr \\(pid ${mgr.pid}\\) is using the state dir`));
+    assert.equal((await api(mgr.url, 'GET', '/healthz')).status, 200);
   });
 
   it('keeps every setting when the file does not load, and says why', async () => {
