@@ -55,6 +55,27 @@ export class HostInfo {
     return this.sample;
   }
 
+  private facts: { at: number; value: Record<string, unknown> } | null = null;
+
+  /** Name, kernel, load and uptime, read at most once a second: under load these syscalls showed in the profile. */
+  private hostFacts(): Record<string, unknown> {
+    const now = Date.now();
+    if (!this.facts || now - this.facts.at >= 1000) {
+      this.facts = {
+        at: now,
+        value: {
+          hostname: os.hostname(),
+          os: `${os.type()} ${os.release()}`,
+          kernel: os.release(),
+          cores: this.cores,
+          load: os.loadavg(),
+          uptime_s: Math.round(os.uptime()),
+        },
+      };
+    }
+    return this.facts.value;
+  }
+
   /** The filesystem (longest mount prefix) holding a path. */
   diskOf(p: string): HostSample['disks'][number] | undefined {
     const disks = this.sample?.disks ?? [];
@@ -75,14 +96,7 @@ export class HostInfo {
       disk_used: humanSize(root?.used ?? 0),
       disk_free: humanSize(root?.available ?? 0),
       ...counts,
-      host: {
-        hostname: os.hostname(),
-        os: `${os.type()} ${os.release()}`,
-        kernel: os.release(),
-        cores: this.cores,
-        load: os.loadavg(),
-        uptime_s: Math.round(os.uptime()),
-      },
+      host: this.hostFacts(),
       disks: disks.map((d) => ({ mount: d.mount, fs: d.fs, size: humanSize(d.size), used: humanSize(d.used), free: humanSize(d.available) })),
     };
   }
