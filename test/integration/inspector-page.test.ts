@@ -71,7 +71,9 @@ describe('the inspector page', () => {
     }
     assert.equal(await page.locator('#chart g.state.compound.active-ancestor[data-path="up"]').count(), 1);
     assert.match(await page.locator('#context [data-field="pid"]').innerText(), new RegExp(String(pids[0])));
-    // The journal from SQLite: the create brought it through initializing/preflight/starting.
+    // The journal from SQLite: the create brought it through initializing/preflight/starting. The
+    // page draws the node first and fetches its journal after: wait for that answer to be drawn.
+    await page.locator('#transitions tbody td', { hasText: 'initializing' }).first().waitFor();
     const journal = await page.locator('#transitions tbody').innerText();
     for (const s of ['initializing', 'preflight', 'starting', 'running']) assert.match(journal, new RegExp(s));
   });
@@ -119,6 +121,7 @@ describe('the inspector page', () => {
     await page.locator(`#context [data-field="pid"]:has-text("${after.pid}")`).waitFor({ timeout: 10_000 });
     assert.equal((await page.locator('#context [data-field="restarts"]').innerText()).trim(), '1');
     assert.match(await page.locator('#context [data-field="last exit"]').innerText(), /SIGKILL/);
+    await page.locator('#transitions tbody', { hasText: 'crashed → backoff' }).waitFor({ timeout: 10_000 });
     const journal = await page.locator('#transitions tbody').innerText();
     assert.match(journal, /running → crashed[\s\S]*PROCESS_EXITED/);
     assert.match(journal, /crashed → backoff/);
