@@ -7,10 +7,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { lookupRunAs } from '../src/engines/spec.ts';
 import { cmdline } from '../src/engines/process-info.ts';
 import { TEST_RUN_AS } from '../test/support/nodes.ts';
+import { FAKE_CLUSTER_MGR, fakeClusterMgrEntry } from '../test/support/fake-cluster-mgr-nodes.ts';
 import { benchConfig, benchPort, ensureFleet, fleetEntries, fleetMembers, reapFleet, type BenchEntry } from './support/fleet.ts';
 import { listNodes, onCleanup, runBench, startNodeMgrProcess, waitAllRunning, type NodeMgrProcess } from './support/node-mgr.ts';
 import { cpuPercent, cpuSample, memOf, memSample, type CpuSample, type MemSample } from './support/proc.ts';
@@ -21,7 +21,6 @@ const IDLE_SECONDS = envSeconds('BENCH_IDLE_SECONDS', 60);
 const SETTLE_SECONDS = Math.min(10, Math.max(2, IDLE_SECONDS / 6));
 const LIGHT_NODES = envInt('BENCH_LIGHT_NODES', 200);
 const HEALTHZ_EVERY_MS = 250;
-const FAKE_CLUSTER_MGR = fileURLToPath(new URL('../test/support/fake-cluster-mgr.mjs', import.meta.url));
 
 interface Idle {
   label: string;
@@ -114,24 +113,13 @@ async function lightEntries(root: string, count: number): Promise<BenchEntry[]> 
   const runAs = lookupRunAs(TEST_RUN_AS);
   const entries: BenchEntry[] = [];
   for (let i = 0; i < count; i++) {
-    const port = await benchPort();
-    const dir = path.join(root, `cm-${port}`);
-    for (const d of [dir, path.join(dir, 'run'), path.join(dir, 'log')]) {
+    const entry = fakeClusterMgrEntry(root, await benchPort()) as unknown as BenchEntry;
+    for (const d of [entry.dir, path.join(entry.dir, 'run'), path.join(entry.dir, 'log')]) {
       await mkdir(d, { recursive: true });
       await chown(d, runAs.uid, runAs.gid);
     }
-    const pidFile = path.join(dir, 'run', 'fake.pid');
-    entries.push({
-      kind: 'cluster_mgr',
-      role: 'cluster_mgr',
-      port,
-      dir,
-      command: [process.execPath, FAKE_CLUSTER_MGR, '--port', String(port), '--pidfile', pidFile],
-      pidFile,
-      healthUrl: `http://127.0.0.1:${port}/health`,
-      // 200 Node processes starting at once on 2 cores need more than the default 60 s.
-      policy: { probe: { startTimeoutMs: 600_000 } },
-    });
+    // 200 Node processes starting at once on 2 cores need more than the default 60 s.
+    entries.push({ ...entry, policy: { probe: { startTimeoutMs: 600_000 } } });
   }
   return entries;
 }

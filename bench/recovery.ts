@@ -8,15 +8,14 @@
 //   - adoption of the 20 running servers at node-mgr start vs node-mgr starting with no node.
 //
 //   node --import tsx bench/recovery.ts        BENCH_ROUNDS=5
-import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseConfig } from '../src/config/load.ts';
 import { engineFor } from '../src/engines/index.ts';
-import { processState } from '../src/engines/process-info.ts';
-import { lookupRunAs, resolveSpec, serverEnv, serverLogFile } from '../src/engines/spec.ts';
+import { processState, sendSignal } from '../src/engines/process-info.ts';
+import { spawnServer } from '../src/supervisor/spawn.ts';
+import { lookupRunAs, resolveSpec } from '../src/engines/spec.ts';
 import type { NodeSpec } from '../src/engines/engine.ts';
 import { TEST_RUN_AS } from '../test/support/nodes.ts';
 import { benchConfig, ensureFleet, fleetEntries, fleetMembers, reapFleet, selectOne, waitForSql, type BenchEntry, type FleetMember } from './support/fleet.ts';
@@ -120,25 +119,16 @@ async function killRound(url: string, e: BenchEntry): Promise<KillRound> {
   };
 }
 
-/** The raw server, spawned exactly as node-mgr spawns it (launchPlan, runAs, env, cwd, log fd). */
-function spawnRaw(spec: NodeSpec): { child: ChildProcess; exited: Promise<number> } {
-  const plan = engineFor(spec.kind).launchPlan(spec);
-  const fd = openSync(serverLogFile(spec), 'a');
-  try {
-    const child = spawn(plan.file, plan.args, {
-      cwd: plan.cwd,
-      env: serverEnv(spec, plan.env),
-      uid: spec.runAs.uid,
-      gid: spec.runAs.gid,
-      detached: true,
-      stdio: ['ignore', fd, fd],
-    });
-    // Resolves performance.now() of the 'exit' event: how fast a bare parent learns of the death.
-    const exited = new Promise<number>((resolve) => child.once('exit', () => resolve(performance.now())));
-    return { child, exited };
-  } finally {
-    closeSync(fd);
-  }
+/** The raw server, spawned by node-mgr's own spawnServer (launchPlan, runAs, env, cwd, log fd), no actor around it. */
+interface RawServer {
+  pid: number;
+  /** performance.now() of the exit: how fast a bare parent learns of the death. */
+  exited: Promise<number>;
+}
+
+async function spawnRaw(spec: NodeSpec): Promise<RawServer> {
+  const server = await spawnServer(spec, engineFor(spec.kind).launchPlan(spec));
+  return { pid: server.pid, exited: server.exit.then(() => performance.now()) };
 }
 
 /**
@@ -146,11 +136,11 @@ function spawnRaw(spec: NodeSpec): { child: ChildProcess; exited: Promise<number
  * refuses to start while the killed postmaster's children still hold its shared memory) is
  * respawned at once — a zero-delay supervisor. Resolves when SQL works.
  */
-async function rawUntilSql(spec: NodeSpec, e: BenchEntry): Promise<{ child: ChildProcess; exited: Promise<number>; spawnedAt: number; sqlAt: number; respawns: number }> {
+async function rawUntilSql(spec: NodeSpec, e: BenchEntry): Promise<RawServer & { spawnedAt: number; sqlAt: number; respawns: number }> {
   let respawns = 0;
   for (;;) {
     const spawnedAt = Date.now();
-    const raw = spawnRaw(spec);
+    const raw = await spawnRaw(spec);
     let dead = false;
     void raw.exited.then(() => (dead = true));
     const deadline = Date.now() + 120_000;
@@ -168,9 +158,9 @@ async function rawUntilSql(spec: NodeSpec, e: BenchEntry): Promise<{ child: Chil
   }
 }
 
-async function cleanStopRaw(spec: NodeSpec, raw: { child: ChildProcess; exited: Promise<number> }): Promise<void> {
+async function cleanStopRaw(spec: NodeSpec, raw: RawServer): Promise<void> {
   // mariadbd shuts down cleanly on SIGTERM; SIGINT is postgres' fast shutdown.
-  raw.child.kill(spec.kind === 'mysql' ? 'SIGTERM' : 'SIGINT');
+  process.kill(raw.pid, spec.kind === 'mysql' ? 'SIGTERM' : 'SIGINT');
   await raw.exited;
 }
 
@@ -193,7 +183,7 @@ async function rawBaseline(url: string, spec: NodeSpec, e: BenchEntry): Promise<
   const out: RawFigures = { cleanStartMs: [], killToSqlMs: [], spawnToSqlMs: [], respawns: [], exitEventMs: [] };
   let raw: Awaited<ReturnType<typeof rawUntilSql>> | null = null;
   onCleanup(() => {
-    raw?.child.kill('SIGKILL');
+    if (raw) sendSignal(raw.pid, 'SIGKILL');
   });
   try {
     for (let r = 0; r < ROUNDS; r++) {
@@ -207,7 +197,7 @@ async function rawBaseline(url: string, spec: NodeSpec, e: BenchEntry): Promise<
       await sleep(Math.max(0, raw.sqlAt + STABLE_MS + 250 - Date.now()));
       const t0 = Date.now();
       const p0 = performance.now();
-      raw.child.kill('SIGKILL');
+      process.kill(raw.pid, 'SIGKILL');
       out.exitEventMs.push((await raw.exited) - p0);
       raw = await rawUntilSql(spec, e);
       out.killToSqlMs.push(raw.sqlAt - t0);
@@ -217,7 +207,7 @@ async function rawBaseline(url: string, spec: NodeSpec, e: BenchEntry): Promise<
     await cleanStopRaw(spec, raw);
     raw = null;
   } finally {
-    if (raw) raw.child.kill('SIGKILL');
+    if (raw) sendSignal(raw.pid, 'SIGKILL');
   }
   const started = await api(url, 'POST', `/v1/nodes/${e.port}/start`);
   if (started.status !== 200) throw new Error(`node-mgr could not take ${spec.id} back after the raw baseline: ${started.text}`);

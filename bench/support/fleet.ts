@@ -6,9 +6,11 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import mysql from 'mysql2/promise';
-import pg from 'pg';
+import { parseConfig } from '../../src/config/load.ts';
+import type { NodeSpec } from '../../src/engines/engine.ts';
+import { engineFor } from '../../src/engines/index.ts';
 import { cmdline, processState } from '../../src/engines/process-info.ts';
+import { lookupRunAs, resolveSpec } from '../../src/engines/spec.ts';
 import { TEST_RUN_AS } from '../../test/support/nodes.ts';
 import { api, startNodeMgrProcess } from '../../test/support/node-mgr-process.ts';
 import { envInt, ROOT, sleep } from './report.ts';
@@ -225,37 +227,28 @@ export async function reapFleet(members: FleetMember[]): Promise<number> {
   return victims.length;
 }
 
-/** One `SELECT 1` on a fresh connection, as a client would; throws when the server does not answer. */
-export async function selectOne(e: Pick<BenchEntry, 'kind' | 'port'>, timeoutMs = 1000): Promise<void> {
-  if (e.kind === 'mysql') {
-    const conn = await mysql.createConnection({ host: '127.0.0.1', port: e.port, user: BENCH_USER, password: BENCH_PASSWORD, connectTimeout: timeoutMs });
-    try {
-      await conn.query({ sql: 'SELECT 1', timeout: timeoutMs });
-    } finally {
-      conn.destroy();
-    }
-    return;
+const specs = new Map<string, NodeSpec>();
+
+/** The NodeSpec node-mgr makes of an entry, with the given probe timeout (kept: polls call this often). */
+function specOf(e: BenchEntry, timeoutMs: number): NodeSpec {
+  const key = `${e.kind}:${e.port}:${e.dir}:${timeoutMs}`;
+  let spec = specs.get(key);
+  if (!spec) {
+    const config = parseConfig({ runAs: TEST_RUN_AS, nodes: [{ ...e, policy: { ...e.policy, probe: { ...e.policy?.probe, timeoutMs } } }] });
+    spec = resolveSpec(config, config.nodes[0]!, lookupRunAs(TEST_RUN_AS));
+    specs.set(key, spec);
   }
-  const client = new pg.Client({
-    host: '127.0.0.1',
-    port: e.port,
-    user: BENCH_USER,
-    password: BENCH_PASSWORD,
-    database: 'postgres',
-    connectionTimeoutMillis: timeoutMs,
-    query_timeout: timeoutMs,
-  });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    await client.query('SELECT 1');
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  return spec;
+}
+
+/** One `SELECT 1` on a fresh connection, as node-mgr's own probe does it; throws when the server does not answer. */
+export async function selectOne(e: BenchEntry, timeoutMs = 1000): Promise<void> {
+  const spec = specOf(e, timeoutMs);
+  await engineFor(spec.kind).probe(spec, AbortSignal.timeout(timeoutMs * 2));
 }
 
 /** Polls SELECT 1 every `everyMs` until it works; resolves Date.now() of the first success. */
-export async function waitForSql(e: Pick<BenchEntry, 'kind' | 'port'>, timeoutMs = 120_000, everyMs = 10): Promise<number> {
+export async function waitForSql(e: BenchEntry, timeoutMs = 120_000, everyMs = 10): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
