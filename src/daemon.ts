@@ -63,7 +63,7 @@ export async function startNodeMgr(config: Config, opts: StartOptions = {}): Pro
   checkBindAllowed(config);
   const log = opts.log ?? pino({ name: 'node-mgr', redact: { paths: ['*.password', '*.pwd', '*.s_pwd', '*.d_pwd', 'password'], censor: '******' } });
   mkdirSync(config.stateDir, { recursive: true });
-  const lock = lockStateDir(config.stateDir);
+  const lock = await lockStateDir(config.stateDir);
   try {
     return await startOnLockedState(config, opts, log, lock);
   } catch (err) {
@@ -133,10 +133,7 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
         .filter((k) => !(LIVE_SECURITY as readonly string[]).includes(k) && differs(next.security[k], config.security[k]))
         .map((k) => `security.${k}`),
     ];
-    config.policy = next.policy;
-    config.nodes = next.nodes;
-    config.commandAllowList = next.commandAllowList;
-    config.createDefaults = next.createDefaults;
+    for (const k of LIVE_SECTIONS) (config as Record<string, unknown>)[k] = next[k];
     for (const k of LIVE_SECURITY) (config.security as Record<string, unknown>)[k] = next.security[k];
     http.server.maxConnections = config.security.maxConnections;
     const nodes = supervisor.applyConfig();

@@ -107,7 +107,7 @@ async function reload(args: string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig(values.config);
-  const pid = stateDirHolder(config.stateDir);
+  const pid = await stateDirHolder(config.stateDir);
   if (pid === null) {
     console.error(`node-mgr reload: no node-mgr is running on the state dir ${config.stateDir}`);
     return 1;

@@ -3,6 +3,7 @@
 // reload` whom to send SIGHUP.
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { cmdline, processState } from '../engines/process-info.ts';
 
 export const LOCK_FILE_NAME = 'node-mgr.pid';
 
@@ -22,29 +23,21 @@ export interface StateDirLock {
 }
 
 /** The pid in the state dir's pid file when that process still runs (a node process), else null. */
-export function stateDirHolder(stateDir: string): number | null {
+export async function stateDirHolder(stateDir: string): Promise<number | null> {
   let pid: number;
   try {
     pid = Number(readFileSync(path.join(stateDir, LOCK_FILE_NAME), 'utf8').trim());
   } catch {
     return null;
   }
-  if (!Number.isInteger(pid) || pid <= 0) return null;
-  // Synchronous on purpose: read once at start-up (or by the CLI), before anything else runs.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    if (state === 'Z' || state === 'X') return null;
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    // A recycled pid that is not node (or node-mgr) is not the node-mgr that wrote the file.
-    return argv.some((a) => a.includes('node-mgr')) || path.basename(argv[0] ?? '').startsWith('node') ? pid : null;
-  } catch {
-    return null;
-  }
+  if (!Number.isInteger(pid) || pid <= 0 || (await processState(pid)) !== 'running') return null;
+  const argv = (await cmdline(pid)) ?? [];
+  // A recycled pid that is not node (or node-mgr) is not the node-mgr that wrote the file.
+  return argv.some((a) => a.includes('node-mgr')) || path.basename(argv[0] ?? '').startsWith('node') ? pid : null;
 }
 
 /** Claims the state dir for this process, or throws StateDirBusyError naming the node-mgr that has it. */
-export function lockStateDir(stateDir: string): StateDirLock {
+export async function lockStateDir(stateDir: string): Promise<StateDirLock> {
   const file = path.join(stateDir, LOCK_FILE_NAME);
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
@@ -66,7 +59,7 @@ export function lockStateDir(stateDir: string): StateDirLock {
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot write the pid file ${file}: ${(err as Error).message}`);
-      const holder = stateDirHolder(stateDir);
+      const holder = await stateDirHolder(stateDir);
       if (holder !== null && holder !== process.pid) {
         throw new StateDirBusyError(`another node-mgr (pid ${holder}) is using the state dir ${stateDir}: stop it first, or give this one its own stateDir`, holder);
       }
