@@ -3,10 +3,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import type { Engine, NodeSpec } from '../../src/engines/engine.ts';
@@ -16,6 +16,7 @@ import { isAlive, portHolder, sendSignal } from '../../src/engines/process-info.
 import { lookupRunAs, serverLogFile } from '../../src/engines/spec.ts';
 import { rotateIfLarge, spawnServer, watchAdopted, type SpawnedServer } from '../../src/supervisor/spawn.ts';
 import { makeSpec, removeTempDirs, tempNodeDir, type SpecOverrides } from '../support/nodes.ts';
+import { spawnFromForeignParent } from '../support/foreign-parent.ts';
 
 const FAKE_CLUSTER_MGR = fileURLToPath(new URL('../support/fake-cluster-mgr.mjs', import.meta.url));
 // Quotes and a backslash: the password must survive SQL quoting in both engines.
@@ -239,16 +240,8 @@ describe('cluster_mgr kind (a generic supervised program)', () => {
     const spec = await fakeSpec();
     await engine.initDataDir(spec);
     // A short-lived node-mgr: spawns the server, prints its pid, exits at once.
-    const script = [
-      `import { spawnServer } from ${JSON.stringify(new URL('../../src/supervisor/spawn.ts', import.meta.url).href)};`,
-      `import { engineFor } from ${JSON.stringify(new URL('../../src/engines/index.ts', import.meta.url).href)};`,
-      `const spec = JSON.parse(process.argv[1]);`,
-      `const server = await spawnServer(spec, engineFor('cluster_mgr').launchPlan(spec));`,
-      `console.log(server.pid);`,
-      `process.exit(0);`,
-    ].join('\n');
-    const { stdout } = await execa(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, JSON.stringify(spec)]);
-    const pid = Number(stdout.trim());
+    const { pid, parent } = await spawnFromForeignParent(spec, { parentStays: false });
+    if (parent.exitCode === null) await once(parent, 'exit');
     started.push(pid);
     await engine.waitReady(spec, pid, AbortSignal.timeout(10_000));
     assert.equal(await engine.findRunning(spec), pid);

@@ -6,16 +6,13 @@
 // zombie lasts exactly as long as the test wants.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { engineFor } from '../../src/engines/index.ts';
 import { processState, sendSignal } from '../../src/engines/process-info.ts';
 import { freePort, makeSpec, removeTempDirs, TEST_RUN_AS } from '../support/nodes.ts';
+import { spawnFromForeignParent } from '../support/foreign-parent.ts';
 import { api, killProcessGroups, startNodeMgrProcess, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';
-
-const SPAWN_TS = new URL('../../src/supervisor/spawn.ts', import.meta.url).href;
-const ENGINES_TS = new URL('../../src/engines/index.ts', import.meta.url).href;
 
 describe('a killed postmaster that is still a zombie', () => {
   let helper: ChildProcess | undefined;
@@ -37,17 +34,9 @@ describe('a killed postmaster that is still a zombie', () => {
     await engine.writeServerConfig(spec);
 
     // The helper plays the node-mgr that started the server: it spawns postgres and stays its parent.
-    const script = [
-      `import { spawnServer } from ${JSON.stringify(SPAWN_TS)};`,
-      `import { engineFor } from ${JSON.stringify(ENGINES_TS)};`,
-      `const spec = JSON.parse(process.argv[1]);`,
-      `const server = await spawnServer(spec, engineFor('postgres').launchPlan(spec));`,
-      `console.log(server.pid);`,
-      `setInterval(() => {}, 1000);`,
-    ].join('\n');
-    helper = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const [line] = (await once(helper.stdout!, 'data')) as [Buffer];
-    const postmaster = Number(line.toString().trim());
+    const started = await spawnFromForeignParent(spec, { parentStays: true });
+    helper = started.parent;
+    const postmaster = started.pid;
     pids.push(postmaster);
     await engine.waitReady(spec, postmaster, AbortSignal.timeout(30_000));
 
