@@ -43,6 +43,11 @@ export interface NodeContext {
   crashTimes: number[];
   /** Consecutive restarts since the last stable run: the backoff exponent. */
   attempt: number;
+  /**
+   * The current run has lasted stableAfterMs (for an adopted server: it had been up that long
+   * when found). Its crash is restarted at once; only crashes after that wait a backoff.
+   */
+  stable: boolean;
   backoffMs: number | null;
   /** Epoch ms when the current backoff ends (for "delay remaining" displays). */
   backoffUntil: number | null;
@@ -93,6 +98,12 @@ export type NodeEvent =
 /** Commands the machine sends to its process handle. */
 export type ProcessCommand = { type: 'STOP' } | { type: 'KILL' };
 
+/** What adoption found: the server's pid, and how long it had been running (null if unknown). */
+export interface AdoptResult {
+  pid: number | null;
+  upForMs?: number | null;
+}
+
 export interface ProcessHandleInput {
   nodeId: string;
   /** Adopt this pid instead of spawning. */
@@ -125,7 +136,7 @@ export const nodeMachine = setup({
   },
   actors: {
     /** Looks for a server already running on this node's data dir; resolves its pid or null. */
-    adopt: fromPromise<{ pid: number | null }, { nodeId: string }>(async () => ({ pid: null })),
+    adopt: fromPromise<AdoptResult, { nodeId: string }>(async () => ({ pid: null })),
     /** Creates the data dir and server config of a new node. */
     initialize: fromPromise<void, { nodeId: string }>(async () => {}),
     /** Refuses to start when the port or data dir is in use, the disk is full, …; rejects with a sentence. */
@@ -155,6 +166,7 @@ export const nodeMachine = setup({
     workIs: ({ event }, params: { work: NodeWork }) => event.type === 'WORK_STARTED' && event.work === params.work,
     intentIs: ({ context }, params: { intent: NodeContext['intent'] }) => context.intent === params.intent,
     tooManyRestarts: ({ context }) => context.crashTimes.length > context.policy.restart.maxRestarts,
+    wasStable: ({ context }) => context.stable,
     pauseIsTimed: ({ event }) => event.type === 'PAUSE' && event.minutes > 0,
     pauseIsIndefinite: ({ event }) => event.type === 'PAUSE' && event.minutes < 0,
     probeThresholdReached: ({ context }) => context.probeFailures + 1 >= context.policy.probe.failureThreshold,
@@ -165,7 +177,11 @@ export const nodeMachine = setup({
     setIntent: assign((_, params: { intent: NodeContext['intent'] }) => ({ intent: params.intent })),
     clearProcess: assign({ pid: null, adopted: false, intent: null, killReason: null, probeFailures: 0 }),
     recordPid: assign(({ event }) => (event.type === 'PROCESS_STARTED' ? { pid: event.pid } : {})),
-    recordAdopted: assign((_, params: { pid: number | null }) => ({ pid: params.pid, adopted: true })),
+    recordAdopted: assign(({ context }, params: AdoptResult) => ({
+      pid: params.pid,
+      adopted: true,
+      stable: (params.upForMs ?? 0) >= context.policy.restart.stableAfterMs,
+    })),
     recordError: assign((_, params: { error: unknown }) => ({ lastError: errorSentence(params.error) })),
     recordExit: assign(({ context, event }) => {
       if (event.type !== 'PROCESS_EXITED') return {};
@@ -195,6 +211,15 @@ export const nodeMachine = setup({
         restarts: context.restarts + 1,
       };
     }),
+    // The first crash after a stable run: no delay, and the backoff exponent stays at 0.
+    planImmediateRestart: assign(({ context }) => ({
+      backoffMs: null,
+      backoffUntil: null,
+      restarts: context.restarts + 1,
+      stable: false,
+      autoRestart: true,
+    })),
+    beginRun: assign(({ context }) => ({ stable: context.adopted && context.stable })),
     clearBackoff: assign({ backoffMs: null, backoffUntil: null }),
     recordWork: assign(({ event }) => {
       if (event.type === 'WORK_STARTED') return { work: { kind: event.work, jobId: event.jobId } };
@@ -203,7 +228,7 @@ export const nodeMachine = setup({
     }),
     clearWork: assign({ work: null }),
     markAutoRestart: assign({ autoRestart: true }),
-    markStable: assign({ attempt: 0, crashTimes: [] }),
+    markStable: assign({ attempt: 0, crashTimes: [], stable: true }),
     markRunning: assign({ autoRestart: false, probeFailures: 0, lastError: null }),
     countProbeFailure: assign(({ context }) => ({ probeFailures: context.probeFailures + 1 })),
     resetProbeFailures: assign({ probeFailures: 0 }),
@@ -234,6 +259,7 @@ export const nodeMachine = setup({
     restarts: input.restarts ?? 0,
     crashTimes: [],
     attempt: 0,
+    stable: false,
     backoffMs: null,
     backoffUntil: null,
     lastExit: null,
@@ -264,7 +290,7 @@ export const nodeMachine = setup({
           {
             guard: { type: 'hasPid', params: ({ event }) => ({ pid: event.output.pid }) },
             target: 'up.serving',
-            actions: { type: 'recordAdopted', params: ({ event }) => ({ pid: event.output.pid }) },
+            actions: { type: 'recordAdopted', params: ({ event }) => event.output },
           },
           { guard: 'wantsRunning', target: 'preflight' },
           { target: 'stopped' },
@@ -309,6 +335,8 @@ export const nodeMachine = setup({
       },
     },
     up: {
+      // An adopted server keeps the stability adoption found; a spawned one earns it by running.
+      entry: 'beginRun',
       invoke: {
         id: 'process',
         src: 'process',
@@ -411,6 +439,7 @@ export const nodeMachine = setup({
         { guard: 'wantsStopped', target: 'stopped' },
         { guard: 'tooManyRestarts', target: 'failed' },
         { guard: 'isPaused', target: 'held' },
+        { guard: 'wasStable', target: 'preflight', actions: 'planImmediateRestart' },
         { target: 'backoff' },
       ],
     },

@@ -4,9 +4,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fromCallback, fromPromise, type AnyEventObject } from 'xstate';
 import type { Logger } from 'pino';
-import { nodeMachine, type Diagnosis, type ProcessCommand, type ProcessHandleInput, type NodeEvent } from '../../machines/node.machine.ts';
+import { nodeMachine, type AdoptResult, type Diagnosis, type ProcessCommand, type ProcessHandleInput, type NodeEvent } from '../../machines/node.machine.ts';
 import type { Engine, NodeSpec } from '../engines/engine.ts';
-import { portHolder, sendSignal } from '../engines/process-info.ts';
+import { portHolder, sendSignal, startedAtMs } from '../engines/process-info.ts';
 import { foreignNodeDirEntries } from '../engines/spec.ts';
 import { spawnServer, watchAdopted, rotateIfLarge } from './spawn.ts';
 import { checkDiskSpace } from './disk.ts';
@@ -27,7 +27,13 @@ export function nodeMachineFor(rt: NodeRuntime) {
   const { spec, engine, log } = rt;
   return nodeMachine.provide({
     actors: {
-      adopt: fromPromise(async () => ({ pid: await engine.findRunning(spec) })),
+      adopt: fromPromise<AdoptResult, { nodeId: string }>(async () => {
+        const pid = await engine.findRunning(spec);
+        if (pid === null) return { pid };
+        // A server that has been up for days is stable already: its first crash restarts at once.
+        const since = await startedAtMs(pid);
+        return { pid, upForMs: since === null ? null : Date.now() - since };
+      }),
 
       initialize: fromPromise(async ({ signal }) => {
         await engine.initDataDir(spec, signal);

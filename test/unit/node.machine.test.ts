@@ -24,6 +24,8 @@ interface Harness {
 function harness(opts: {
   wanted?: 'running' | 'stopped';
   adoptPid?: number | null;
+  /** How long the adopted server had been up when found. */
+  adoptUpForMs?: number;
   preflight?: () => Promise<void>;
   diagnosis?: Diagnosis;
   policy?: Partial<NodePolicy['restart']>;
@@ -36,7 +38,7 @@ function harness(opts: {
   let nextPid = 100;
   const machine = nodeMachine.provide({
     actors: {
-      adopt: fromPromise(async () => ({ pid: opts.adoptPid ?? null })),
+      adopt: fromPromise(async () => ({ pid: opts.adoptPid ?? null, upForMs: opts.adoptUpForMs ?? 0 })),
       preflight: fromPromise(opts.preflight ?? (async () => {})),
       process: fromCallback<ProcessCommand, { nodeId: string; adoptPid: number | null }>(({ input, sendBack, receive }) => {
         spawned.push({ adoptPid: input.adoptPid });
@@ -164,7 +166,7 @@ describe('node statechart', () => {
     assert.deepEqual(delays, [1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000]);
   });
 
-  it('resets the backoff after a stable run', async () => {
+  it('restarts the first crash after a stable run at once, then backs off from the initial delay', async () => {
     const h = harness();
     await h.settle();
     await h.crash();
@@ -174,7 +176,74 @@ describe('node statechart', () => {
     await h.advance(2000);
     await h.advance(60_000);
     await h.crash();
+    assert.equal(h.state(), 'running', 'a stable server that crashes is restarted without waiting');
+    assert.equal(h.spawned.length, 4);
+    assert.equal(h.actor.getSnapshot().context.restarts, 3);
+    await h.crash();
+    assert.equal(h.state(), 'backoff', 'a second crash before the run is stable waits');
     assert.equal(h.actor.getSnapshot().context.backoffMs, 1000);
+    await h.advance(1000);
+    await h.crash();
+    assert.equal(h.actor.getSnapshot().context.backoffMs, 2000);
+  });
+
+  it('a crash before the first stable run waits the initial backoff', async () => {
+    const h = harness();
+    await h.settle();
+    await h.advance(59_999);
+    await h.crash();
+    assert.equal(h.state(), 'backoff');
+    assert.equal(h.actor.getSnapshot().context.backoffMs, 1000);
+  });
+
+  it('stability does not carry over a stop: a quick crash after START waits the backoff', async () => {
+    const h = harness();
+    await h.settle();
+    await h.advance(60_000);
+    h.actor.send({ type: 'STOP' });
+    await h.settle();
+    h.actor.send({ type: 'START' });
+    await h.settle();
+    assert.equal(h.state(), 'running');
+    await h.crash();
+    assert.equal(h.state(), 'backoff');
+  });
+
+  it('an adopted server that had been up past stableAfterMs is restarted at once when it crashes', async () => {
+    const h = harness({ adoptPid: 4242, adoptUpForMs: 3_600_000 });
+    await h.settle();
+    await h.crash();
+    assert.equal(h.state(), 'running');
+    assert.deepEqual(h.spawned, [{ adoptPid: 4242 }, { adoptPid: null }]);
+  });
+
+  it('an adopted server found young waits the backoff like a fresh start', async () => {
+    const h = harness({ adoptPid: 4242, adoptUpForMs: 5_000 });
+    await h.settle();
+    await h.crash();
+    assert.equal(h.state(), 'backoff');
+  });
+
+  it('gives up after more than maxRestarts crashes even when the first was restarted at once', async () => {
+    const h = harness({ policy: { maxRestarts: 2 } });
+    await h.settle();
+    await h.advance(60_000);
+    await h.crash();
+    assert.equal(h.state(), 'running');
+    await h.crash();
+    assert.equal(h.state(), 'backoff');
+    await h.advance(1000);
+    await h.crash();
+    assert.equal(h.state(), 'failed');
+  });
+
+  it('a stable server that crashes while auto_pullup is paused is held, not restarted', async () => {
+    const h = harness();
+    await h.settle();
+    await h.advance(60_000);
+    h.actor.send({ type: 'PAUSE', minutes: -1 });
+    await h.crash();
+    assert.equal(h.state(), 'held');
   });
 
   it('keeps the jittered delay within ±jitter and under the cap', () => {
