@@ -1,5 +1,6 @@
 // PROTOCOL §7: multipart upload of install configs. The first part `parameters` names the
-// file_type; the file part is saved by its base name, via a temporary name, then renamed.
+// file_type; the file part is saved under a temporary name and renamed to its base name only once
+// the whole request has been read without error: a request that fails leaves no file behind.
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, unlink } from 'node:fs/promises';
@@ -42,53 +43,56 @@ export async function handleUpload(req: FastifyRequest, deps: HttpDeps): Promise
 
 async function receiveUpload(req: FastifyRequest, deps: HttpDeps): Promise<{ result: 'succeed'; path: string }> {
   let fileType: string | null = null;
-  let saved: string | null = null;
-  for await (const part of req.parts({ limits: { fileSize: deps.config.security.uploadLimitBytes, files: 1, fields: 4 } })) {
-    if (part.type === 'field') {
-      if (part.fieldname !== 'parameters') continue;
-      let params: unknown;
-      try {
-        params = JSON.parse(String(part.value));
-      } catch {
-        throw badRequest('multipart field "parameters" is not valid JSON');
+  // The file received so far, still under its temp name until the request has been read in full.
+  let received: { temp: string; final: string } | null = null;
+  try {
+    for await (const part of req.parts({ limits: { fileSize: deps.config.security.uploadLimitBytes, files: 1, fields: 4 } })) {
+      if (part.type === 'field') {
+        if (part.fieldname !== 'parameters') continue;
+        let params: unknown;
+        try {
+          params = JSON.parse(String(part.value));
+        } catch {
+          throw badRequest('multipart field "parameters" is not valid JSON');
+        }
+        const ft = (params as { file_type?: unknown } | null)?.file_type;
+        if (typeof ft !== 'string' || !FILE_TYPES.has(ft)) throw badRequest('parameters.file_type must be "mysql", "pgsql" or "cluster"');
+        if (fileType !== null && ft !== fileType) throw badRequest('multipart part "parameters" is given twice with different file types');
+        fileType = ft;
+        continue;
       }
-      const ft = (params as { file_type?: unknown } | null)?.file_type;
-      if (typeof ft !== 'string' || !FILE_TYPES.has(ft)) throw badRequest('parameters.file_type must be "mysql", "pgsql" or "cluster"');
-      fileType = ft;
-      continue;
-    }
-    if (!fileType) {
-      part.file.resume();
-      throw badRequest('multipart part "parameters" must come before the file');
-    }
-    // A body that ends inside the file part errors the part's stream, maybe before we start reading
-    // it (the mkdir below yields): pipeline() over a stream already destroyed would wait forever,
-    // holding the request and the temp file's fd.
-    const read = { error: null as Error | null };
-    part.file.once('error', (err) => (read.error = err));
-    const cutShort = () => badRequest(`the multipart body ends inside the file part: ${read.error?.message ?? 'the part was cut short'}`);
-    const name = checkUploadName(part.filename);
-    const dir = uploadDirFor(deps.config, fileType);
-    await mkdir(dir, { recursive: true });
-    if (read.error || part.file.destroyed) throw cutShort();
-    const final = path.join(dir, name);
-    // Unique per upload: two uploads of one name in the same millisecond must not share a temp file.
-    const temp = path.join(dir, `.${name}.${process.pid}.${Date.now()}.${randomBytes(4).toString('hex')}.part`);
-    try {
+      if (!fileType) {
+        part.file.resume();
+        throw badRequest('multipart part "parameters" must come before the file');
+      }
+      // A body that ends inside the file part errors the part's stream, maybe before we start reading
+      // it (the mkdir below yields): pipeline() over a stream already destroyed would wait forever,
+      // holding the request and the temp file's fd.
+      const read = { error: null as Error | null };
+      part.file.once('error', (err) => (read.error = err));
+      const cutShort = () => badRequest(`the multipart body ends inside the file part: ${read.error?.message ?? 'the part was cut short'}`);
+      const name = checkUploadName(part.filename);
+      const dir = uploadDirFor(deps.config, fileType);
+      await mkdir(dir, { recursive: true });
+      if (read.error || part.file.destroyed) throw cutShort();
+      // Unique per upload: two uploads of one name in the same millisecond must not share a temp file.
+      const temp = path.join(dir, `.${name}.${process.pid}.${Date.now()}.${randomBytes(4).toString('hex')}.part`);
+      received = { temp, final: path.join(dir, name) };
       await pipeline(part.file, createWriteStream(temp, { flags: 'wx', mode: 0o640 })).catch((err) => {
         // A failed write (ENOSPC…) also errors the part's stream: the file system's error wins.
         throw read.error && typeof (err as { syscall?: unknown }).syscall !== 'string' ? cutShort() : err;
       });
       if (part.file.truncated) throw new HttpError(413, `uploaded file is larger than ${deps.config.security.uploadLimitBytes} bytes`);
-      await rename(temp, final);
-    } catch (err) {
-      await unlink(temp).catch(() => {});
-      throw err;
     }
-    saved = final;
+    if (!fileType) throw badRequest('multipart body has no "parameters" part');
+    if (!received) throw badRequest('multipart body has no file part');
+    // Only now, with every part read (a second file, a bad field or a cut body after the file would
+    // have thrown above), does the file take its name.
+    await rename(received.temp, received.final);
+  } catch (err) {
+    if (received) await unlink(received.temp).catch(() => {});
+    throw err;
   }
-  if (!fileType) throw badRequest('multipart body has no "parameters" part');
-  if (!saved) throw badRequest('multipart body has no file part');
-  req.log.info({ fileType, path: saved }, 'install config uploaded');
-  return { result: 'succeed', path: saved };
+  req.log.info({ fileType, path: received.final }, 'install config uploaded');
+  return { result: 'succeed', path: received.final };
 }
