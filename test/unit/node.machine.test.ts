@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createActor, fromCallback, fromPromise, SimulatedClock, type AnyEventObject } from 'xstate';
-import { backoffDelay, nodeMachine, stateName, type NodePolicy, type ProcessCommand, type Diagnosis } from '../../machines/node.machine.ts';
+import { backoffDelay, nodeMachine, stateName, type AdoptResult, type NodePolicy, type ProcessCommand, type Diagnosis } from '../../machines/node.machine.ts';
 
 const policy: NodePolicy = {
   restart: { initialDelayMs: 1000, maxDelayMs: 60_000, jitter: 0, stableAfterMs: 60_000, maxRestarts: 5, windowMs: 300_000 },
@@ -38,7 +38,7 @@ function harness(opts: {
   let nextPid = 100;
   const machine = nodeMachine.provide({
     actors: {
-      adopt: fromPromise(async () => ({ pid: opts.adoptPid ?? null, upForMs: opts.adoptUpForMs ?? 0 })),
+      adopt: fromPromise(async (): Promise<AdoptResult> => ({ pid: opts.adoptPid ?? null, upForMs: opts.adoptUpForMs ?? 0 })),
       preflight: fromPromise(opts.preflight ?? (async () => {})),
       process: fromCallback<ProcessCommand, { nodeId: string; adoptPid: number | null }>(({ input, sendBack, receive }) => {
         spawned.push({ adoptPid: input.adoptPid });
