@@ -10,6 +10,7 @@ import type { Config, NodeEntry } from './config/schema.ts';
 import { startNodeMgr, type NodeMgr } from './daemon.ts';
 import { stateDirHolder } from './state/lock.ts';
 import { connectStatelyInspector, DEFAULT_STATELY_URL } from './supervisor/stately-inspector.ts';
+import { catchProcessSignals, type ProcessSignals } from './lifecycle/signals.ts';
 
 const USAGE = `usage:
   node-mgr start --config FILE [--stop-nodes-on-exit]   run in the foreground
@@ -43,6 +44,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function start(args: string[]): Promise<number> {
+  const signals = catchProcessSignals();
   const { values } = parseArgs({
     args,
     options: { config: { type: 'string', short: 'c' }, 'stop-nodes-on-exit': { type: 'boolean' }, inspect: { type: 'boolean' }, 'inspect-url': { type: 'string' } },
@@ -53,27 +55,18 @@ async function start(args: string[]): Promise<number> {
   const stately = values.inspect || values['inspect-url'] ? await connectStatelyInspector(inspectUrl) : null;
   const mgr = await startNodeMgr(config, { inspect: stately?.observer });
   if (stately) mgr.log.info({ url: inspectUrl }, 'forwarding actor inspection events to the Stately inspector');
-  reloadOnHangup(mgr, values.config, Boolean(values['stop-nodes-on-exit']));
-  await runUntilSignal(mgr);
+  reloadOnHangup(signals, mgr, values.config, Boolean(values['stop-nodes-on-exit']));
+  await runUntilSignal(signals, mgr);
   stately?.stop();
   return 0;
 }
 
 /**
- * The first SIGTERM/SIGINT, caught from the moment the CLI starts: a signal that arrives while
- * node-mgr is still starting must stop it cleanly too, not kill it half-way.
- */
-const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
-  process.once('SIGTERM', () => resolve('SIGTERM'));
-  process.once('SIGINT', () => resolve('SIGINT'));
-});
-
-/**
  * SIGHUP (`systemctl reload`, `kill -HUP`) re-reads the config file. A file that does not load
  * changes nothing: the error is logged and node-mgr goes on with what it has.
  */
-function reloadOnHangup(mgr: NodeMgr, file: string | undefined, stopNodesOnExit: boolean): void {
-  onHangup = () => {
+function reloadOnHangup(signals: ProcessSignals, mgr: NodeMgr, file: string | undefined, stopNodesOnExit: boolean): void {
+  signals.onHangup(() => {
     if (!file) {
       mgr.log.warn('SIGHUP: node-mgr was started without --config; there is nothing to reload');
       return;
@@ -85,18 +78,19 @@ function reloadOnHangup(mgr: NodeMgr, file: string | undefined, stopNodesOnExit:
     } catch (err) {
       mgr.log.error({ file, err: (err as Error).message }, 'SIGHUP: config not reloaded; the previous settings stay');
     }
-  };
+  });
 }
 
-/** Caught from the start too: the default action of SIGHUP (a closed terminal) would end node-mgr. */
-let onHangup: () => void = () => undefined;
-process.on('SIGHUP', () => onHangup());
-
-/** SIGTERM/SIGINT stop node-mgr only; the databases keep running (unless configured otherwise). */
-async function runUntilSignal(mgr: NodeMgr): Promise<void> {
-  const signal = await stopSignal;
+/**
+ * SIGTERM/SIGINT stop node-mgr only; the databases keep running (unless stopNodesOnExit). A
+ * second stop signal does not cut the clean stop short (SIGKILL does).
+ */
+async function runUntilSignal(signals: ProcessSignals, mgr: NodeMgr): Promise<void> {
+  const signal = await signals.stopRequested;
+  signals.onRepeatedStop((again) => mgr.log.warn({ signal: again }, `${again}: node-mgr is already stopping; the clean stop goes on (SIGKILL ends it at once)`));
   mgr.log.info({ signal }, 'node-mgr stopping; databases keep running unless stopNodesOnExit');
   await mgr.close().catch((err: unknown) => mgr.log.error({ err }, 'shutdown failed'));
+  mgr.log.info({ signal }, 'node-mgr stopped');
 }
 
 /** Finds the node-mgr of the config's state dir by its pid file and sends it SIGHUP. */
@@ -172,6 +166,7 @@ function freePort(): Promise<number> {
 
 /** A newcomer's first run: two real nodes under DIR, supervised and served on PORT. Again on the same DIR adopts them. */
 async function demo(args: string[]): Promise<number> {
+  const signals = catchProcessSignals();
   const { values } = parseArgs({ args, options: { dir: { type: 'string' }, port: { type: 'string' } } });
   const dir = path.resolve(values.dir ?? './var/demo');
   mkdirSync(dir, { recursive: true });
@@ -224,7 +219,7 @@ async function demo(args: string[]): Promise<number> {
   console.log(`\nnode-mgr demo is serving on ${mgr.url}\n`);
   console.log(formatTable(mgr.supervisor.list()));
   console.log(`\ntry:  curl -d '{"ver":"0.1","job_type":"get_node"}' ${mgr.url}/\n      (Ctrl-C stops node-mgr; the databases keep running and are adopted by the next run)\n`);
-  await runUntilSignal(mgr);
+  await runUntilSignal(signals, mgr);
   return 0;
 }
 
