@@ -1,6 +1,12 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources through tsx's loader: no build step between a checkout and a run.
-import { register } from 'tsx/esm/api';
+// Runs the compiled node-mgr (`npm run build` writes dist/; the published package ships it).
+// A checkout that was never built falls back to the sources through tsx (bin/node-mgr-dev.js).
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/main.ts');
+const compiled = new URL('../dist/src/main.js', import.meta.url);
+if (existsSync(compiled)) await import(compiled.href);
+else if (existsSync(new URL('./node-mgr-dev.js', import.meta.url))) await import('./node-mgr-dev.js');
+else {
+  console.error('node-mgr: dist/ is missing; run `npm run build` in the package directory');
+  process.exit(1);
+}

@@ -29,6 +29,9 @@ if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-loc
 fi
 # better-sqlite3 must load: its native module is built from source here (no prebuilt downloads).
 node -e "require('better-sqlite3')" 2>/dev/null || npm rebuild better-sqlite3
+# The compiled node-mgr that bin/node-mgr.js runs (tests run the sources through tsx).
+echo "setup: npm run build"
+npm run build --silent
 
 if [[ -f scripts/setup-hdfs.sh ]]; then bash scripts/setup-hdfs.sh; fi
 echo "setup: done"

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { processState } from '../../src/engines/process-info.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const BIN = path.join(ROOT, 'bin/node-mgr.js');
+/** The sources through tsx: tests exercise the code as it is, never a stale build. */
+export const BIN = path.join(ROOT, 'bin/node-mgr-dev.js');
 
 export interface NodeMgrProcess {
   url: string;
