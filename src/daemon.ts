@@ -50,7 +50,7 @@ export interface ReloadResult {
 
 /** Read at each use, so a reload can simply replace them in the shared config object. */
 const LIVE_SECTIONS = ['policy', 'nodes', 'commandAllowList', 'createDefaults'] as const;
-const LIVE_SECURITY = ['token', 'allowFrom', 'openReads', 'exposeSecrets', 'requestTimeoutMs', 'maxConnections'] as const;
+const LIVE_SECURITY = ['token', 'allowFrom', 'openReads', 'exposeSecrets', 'requestTimeoutMs', 'maxConnections', 'maxConnectionsPerSource', 'headersTimeoutMs'] as const;
 
 export interface StartOptions {
   log?: Logger;
@@ -135,7 +135,8 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
     ];
     for (const k of LIVE_SECTIONS) (config as Record<string, unknown>)[k] = next[k];
     for (const k of LIVE_SECURITY) (config.security as Record<string, unknown>)[k] = next.security[k];
-    http.server.maxConnections = config.security.maxConnections;
+    // The connection gate reads the limits at each connection; Node holds the header timeout.
+    http.server.headersTimeout = config.security.headersTimeoutMs;
     const nodes = supervisor.applyConfig();
     log.info({ ...nodes, restartNeeded }, 'config reloaded');
     return { nodes, restartNeeded };

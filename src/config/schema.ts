@@ -134,8 +134,15 @@ export const configSchema = z.strictObject({
       idleTimeoutMs: z.number().int().positive().default(60_000),
       /** A request must have arrived in full this long after it began (not a table stream: see recv). */
       requestTimeoutMs: z.number().int().positive().default(120_000),
-      /** Connections beyond this many at once are closed on arrival: a flood cannot take every fd. */
+      /**
+       * Connections at once from all ordinary addresses together; beyond it a new one gets a 503 and
+       * is closed. 127.0.0.1, ::1 and allowFrom addresses each have this many of their own besides.
+       */
       maxConnections: z.number().int().positive().default(512),
+      /** Connections at once from one ordinary address; beyond it a new one gets a 429 and is closed. */
+      maxConnectionsPerSource: z.number().int().positive().default(64),
+      /** A connection must deliver a whole request head this long after it opens (408 and closed otherwise). */
+      headersTimeoutMs: z.number().int().positive().default(10_000),
     })
     .prefault({}),
   discovery: z

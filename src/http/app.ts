@@ -3,7 +3,9 @@ import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
-import { errorHandler, badRequest, clientErrorReply } from './errors.ts';
+import { errorHandler, badRequest, clientErrorReply, HttpError } from './errors.ts';
+import { ExactHeaderResponse } from './exact-headers.ts';
+import { ConnectionGate } from './connection-gate.ts';
 import { legacyRoutes } from './legacy.ts';
 import { v1Routes } from './v1.ts';
 import { backupRoutes } from './v1-backups.ts';
@@ -17,8 +19,20 @@ import { requireMutationAllowed } from './security.ts';
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
   const tls = deps.config.listen.tls;
+  const serverOptions = {
+    // Header names spelled `Content-Length:` as the original clients search for them (PROTOCOL §1).
+    ServerResponse: ExactHeaderResponse,
+    // Node's own 400 for a HTTP/1.1 request without Host has no body; the hook below answers it.
+    requireHostHeader: false,
+    // A connection must bring a whole request head soon after it opens (or after the first byte
+    // of a later request): an idle or trickling flood is cut off, with a 408 (clientErrorReply).
+    headersTimeout: deps.config.security.headersTimeoutMs,
+    connectionsCheckingInterval: Math.min(1_000, deps.config.security.headersTimeoutMs),
+    requestTimeout: 0,
+  };
+  let closing = false;
   const app = Fastify({
-    ...(tls ? { https: readTlsFiles(tls) } : {}),
+    ...(tls ? { https: { ...readTlsFiles(tls), ...serverOptions } } : { http: serverOptions }),
     // Fastify's per-request info lines would drown the log; refusals and failures are logged at warn.
     loggerInstance: deps.log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
     bodyLimit: deps.config.security.bodyLimitBytes,
@@ -27,15 +41,32 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     // Node's requestTimeout is one bound for every route; the hook below applies it per route.
     requestTimeout: 0,
     keepAliveTimeout: 65_000,
-    return503OnClosing: true,
+    // fastify's own 503 while closing has its own body; the hook below answers in ours.
+    return503OnClosing: false,
     // Requests that never reach a route (a broken request line or header, a bad URL) get the same
     // one-sentence JSON error as everything else, not fastify's own body (PROTOCOL §1).
     clientErrorHandler: clientErrorReply,
     frameworkErrors: (err, req, reply) => errorHandler(err, req, reply),
   });
-  // Node closes connections beyond this on arrival; the fds the databases' supervision needs stay free.
-  app.server.maxConnections = deps.config.security.maxConnections;
+  // Per-address and overall connection limits, before the HTTP parser (or the TLS handshake) sees a
+  // connection; loopback and allow-listed callers are never crowded out (connection-gate.ts).
+  new ConnectionGate(() => deps.config.security, { plainHttp: !tls, log: app.log }).install(app.server);
   app.setErrorHandler(errorHandler);
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    // The seed face's replies carry only what the original clients' single small read needs.
+    if (req.routeOptions.url === '/' || req.routeOptions.url === '/:jobId') (reply.raw as ExactHeaderResponse).seedFace = true;
+    if (req.raw.httpVersion === '1.1' && req.headers.host === undefined) {
+      void reply.header('connection', 'close');
+      throw badRequest('an HTTP/1.1 request needs a Host header');
+    }
+    if (closing) {
+      void reply.header('connection', 'close');
+      throw new HttpError(503, 'node-mgr is shutting down; try again when it is back');
+    }
+  });
   // Every mutating request is authenticated before its body is validated or parsed, so a caller
   // without a credential gets 401/403 and not a hint about the body. POST / (the legacy protocol)
   // decides by its job_type: read-only types may be open (security.openReads).

@@ -77,9 +77,16 @@ export function clientErrorReply(err: Error & { code?: string }, socket: Socket)
       : err.code === 'HPE_HEADER_OVERFLOW'
         ? [431, 'the request headers are too large']
         : [400, `the request is not valid HTTP/1.x (${err.code ?? 'parse error'})`];
-  const body = JSON.stringify({ result: 'error', info });
-  if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
-  }
+  if (socket.writable) socket.write(rawErrorResponse(status, info));
   socket.destroy(err);
+}
+
+/**
+ * A whole error reply as the bytes to write in one piece, for replies made outside fastify (the
+ * HTTP parser's, the connection gate's). Spelled as the original clients search for it
+ * (PROTOCOL §1): `Content-Length:` exactly, status line, headers and body in one write.
+ */
+export function rawErrorResponse(status: number, info: string): string {
+  const body = JSON.stringify({ result: 'error', info: oneLine(info) });
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }

@@ -24,7 +24,8 @@ export function requireMutationAllowed(req: FastifyRequest, config: Config): voi
   throw new HttpError(401, 'this request changes state and needs "Authorization: Bearer <token>" or an allow-listed source address');
 }
 
-function normaliseAddress(a: string): string {
+/** An IPv4 peer on a dual-stack socket shows as `::ffff:a.b.c.d`: compared as `a.b.c.d`. */
+export function normaliseAddress(a: string): string {
   return a.startsWith('::ffff:') && isIP(a.slice(7)) === 4 ? a.slice(7) : a;
 }
 

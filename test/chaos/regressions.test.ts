@@ -249,7 +249,7 @@ describe('regressions found by the chaos suite', () => {
     }
   });
 
-  it('closes connections beyond security.maxConnections on arrival, and serves again once they go', async () => {
+  it('refuses connections beyond security.maxConnections on arrival (503), and serves again once they go', async () => {
     const port = await freePort();
     const capped = await startNodeMgrProcess(path.join(root, 'mgr-capped'), {
       listen: { host: '127.0.0.1', port },
@@ -257,11 +257,11 @@ describe('regressions found by the chaos suite', () => {
       runAs: TEST_RUN_AS,
       security: { token: TOKEN, maxConnections: 3 },
     });
-    /** A keep-alive connection that got an answer (and stays open), or null when it was closed unanswered. */
+    /** A keep-alive connection that got its answer (and stays open), or null when it was refused (503) or closed. */
     const hold = () =>
       new Promise<net.Socket | null>((resolve) => {
         const socket = net.connect(port, '127.0.0.1', () => socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'));
-        socket.once('data', () => resolve(socket));
+        socket.once('data', (d) => resolve(d.toString().startsWith('HTTP/1.1 200 ') ? socket : null));
         socket.once('error', () => resolve(null));
         socket.once('close', () => resolve(null));
       });
