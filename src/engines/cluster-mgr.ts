@@ -6,7 +6,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Engine, ExitDiagnosis, LaunchPlan, NodeSpec } from './engine.ts';
 import { diagnoseFromLogs, StartFailed } from './exit-diagnosis.ts';
-import { climbStopLadder, cmdline, isAlive, processGroup, readPidFile, sendSignal, startedAtMs } from './process-info.ts';
+import { climbStopLadder, cmdline, isAlive, processGroup, sendSignal, startedAtMs } from './process-info.ts';
+import { readNodeLogTail, readNodePidFile } from './node-files.ts';
 import { clientHost, prepareNodeDirs, serverLogFile, spawnedPidFile } from './spec.ts';
 
 function commandOf(spec: NodeSpec): string[] {
@@ -116,7 +117,7 @@ export const clusterMgrEngine: Engine = {
 
   async findRunning(spec) {
     for (const file of pidFiles(spec)) {
-      const record = await readPidFile(file);
+      const record = await readNodePidFile(spec, file);
       if (record && (await clusterMgrEngine.isOwnProcess(spec, record.pid))) return record.pid;
     }
     return null;
@@ -128,7 +129,7 @@ export const clusterMgrEngine: Engine = {
     if (!argv || !argvMatches(argv, commandOf(spec))) return false;
     // A pidfile older than the process was left by an earlier process that had the same pid.
     for (const file of pidFiles(spec)) {
-      const record = await readPidFile(file);
+      const record = await readNodePidFile(spec, file);
       if (record?.pid !== pid) continue;
       const started = await startedAtMs(pid);
       return started === null || started <= record.mtimeMs + 2000;
@@ -149,7 +150,7 @@ export const clusterMgrEngine: Engine = {
   },
 
   async diagnoseExit(spec, exit): Promise<ExitDiagnosis> {
-    return diagnoseFromLogs([serverLogFile(spec)], exit);
+    return diagnoseFromLogs([serverLogFile(spec)], exit, (file, n) => readNodeLogTail(spec, file, n));
   },
 
   ownedPaths(spec) {

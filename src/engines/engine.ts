@@ -95,6 +95,12 @@ export interface Engine {
   stop(spec: NodeSpec, pid: number, signal?: AbortSignal): Promise<void>;
   /** Reads the error log and classifies why the server exited. */
   diagnoseExit(spec: NodeSpec, exit: { code: number | null; signal: string | null }): Promise<ExitDiagnosis>;
+  /**
+   * Rotates the logs the server writes itself (beyond server.log, which node-mgr rotates for
+   * every kind) once one is larger than maxBytes, and makes the server reopen it. Returns the
+   * rotated files. Absent where the server writes only to its captured output.
+   */
+  rotateOwnLogs?(spec: NodeSpec, limits: { maxBytes: number; keep: number }): Promise<string[]>;
   /** Files and dirs that belong to the node (moved to the trash on DROP). */
   ownedPaths(spec: NodeSpec): string[];
   /**

@@ -1,5 +1,6 @@
 // Why did a server exit? Read the end of its logs and name the cause an operator can act on.
 // The classification is a pure function over log lines; the file reading is injected.
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { ExitCause, ExitDiagnosis } from './engine.ts';
 
@@ -151,12 +152,14 @@ const TAIL_BYTES = 64 * 1024;
 export async function readLogTail(file: string, maxLines: number): Promise<string[]> {
   let handle;
   try {
-    handle = await open(file, 'r');
+    // Never through a link: the log's dir belongs to the server's account (see node-files.ts).
+    handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch {
     return [];
   }
   try {
-    const { size } = await handle.stat();
+    const { size, nlink } = await handle.stat();
+    if (!(await handle.stat()).isFile() || nlink !== 1) return [];
     const start = Math.max(0, size - TAIL_BYTES);
     const buf = Buffer.alloc(size - start);
     await handle.read(buf, 0, buf.length, start);

@@ -1,14 +1,15 @@
 // MariaDB and MySQL 8 storage/meta nodes. The two flavours differ only in what FLAVOURS lists;
 // everything else (my.cnf, readiness, identity, stop ladder) is shared.
-import { chown, readdir, realpath, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { escape as sqlLiteral } from 'mysql2';
 import mysql from 'mysql2/promise';
 import type { Engine, ExitDiagnosis, LaunchPlan, NodeSpec } from './engine.ts';
 import { waitForSql } from './readiness.ts';
-import { diagnoseFromLogs, readLogTail } from './exit-diagnosis.ts';
-import { climbStopLadder, cmdline, isAlive, pidsOwnedBy, readPidFile, sendSignal, startedAtMs, workingDir } from './process-info.ts';
+import { diagnoseFromLogs } from './exit-diagnosis.ts';
+import { climbStopLadder, cmdline, isAlive, pidsOwnedBy, sendSignal, startedAtMs, workingDir } from './process-info.ts';
+import { emptyNodeDirAsAccount, readNodeLogTail, readNodePidFile, removeNodeFile, renameRotateNodeLog, writeNodeFile } from './node-files.ts';
 import { assertSocketPathFits, clientHost, initMarkerFile, prepareNodeDirs, redact, runAsTool, serverLogFile } from './spec.ts';
 import { mysqlBackup } from './mysql-backup.ts';
 
@@ -228,7 +229,8 @@ export const mysqlEngine: Engine = {
 
   async writeServerConfig(spec) {
     const { cnf } = mysqlPaths(spec);
-    await writeFile(cnf, renderMyCnf(spec), { mode: 0o644 });
+    // Root's file in the account's dir: written new and renamed into place, never through a link.
+    await writeNodeFile(spec, cnf, renderMyCnf(spec), { mode: 0o644 });
   },
 
   async initDataDir(spec, signal) {
@@ -238,31 +240,30 @@ export const mysqlEngine: Engine = {
     const marker = initMarkerFile(spec);
     if (await exists(marker)) {
       // A previous init died half-way: what is in the data dir is ours and incomplete.
-      for (const entry of await readdir(spec.dataDir)) await rm(path.join(spec.dataDir, entry), { recursive: true, force: true });
+      await emptyNodeDirAsAccount(spec, spec.dataDir);
     } else if (await mysqlEngine.isInitialised(spec)) {
       return;
     } else if (!(await isEmptyDir(spec.dataDir))) {
       throw new Error(`${spec.id}: data dir ${spec.dataDir} is not empty and holds no initialised server; refusing to initialise over it`);
     }
-    await writeFile(marker, `${new Date().toISOString()}\n`);
+    await writeNodeFile(spec, marker, `${new Date().toISOString()}\n`, { mode: 0o644 });
     await mysqlEngine.writeServerConfig(spec);
     // The SQL carries the admin password: readable by the server's user only, deleted right after.
     const sqlFile = path.join(spec.runDir, `init-${process.pid}-${Date.now()}.sql`);
-    await writeFile(sqlFile, initSql(spec), { mode: 0o600 });
-    await chown(sqlFile, spec.runAs.uid, spec.runAs.gid);
+    await writeNodeFile(spec, sqlFile, initSql(spec), { mode: 0o600, owner: spec.runAs });
     try {
       const { file, args } = mysqlFlavour(spec).install(spec, p.cnf, sqlFile);
       try {
         await runAsTool(spec, file, args, { cwd: spec.dataDir, signal });
       } catch (err) {
         // The bootstrap server reports its errors to log-error, not to install-db's output.
-        const evidence = (await readLogTail(p.errorLog, 40)).filter((l) => /ERROR/.test(l)).map((l) => redact(l, spec.password));
+        const evidence = (await readNodeLogTail(spec, p.errorLog, 40)).filter((l) => /ERROR/.test(l)).map((l) => redact(l, spec.password));
         throw new Error([(err as Error).message, ...evidence.slice(-5)].join('\n'));
       }
     } finally {
-      await unlink(sqlFile).catch(() => undefined);
+      await removeNodeFile(spec, sqlFile).catch(() => undefined);
     }
-    await unlink(marker);
+    await removeNodeFile(spec, marker);
   },
 
   launchPlan(spec): LaunchPlan {
@@ -287,7 +288,7 @@ export const mysqlEngine: Engine = {
   },
 
   async findRunning(spec) {
-    const pidFile = await readPidFile(mysqlPaths(spec).pidFile);
+    const pidFile = await readNodePidFile(spec, mysqlPaths(spec).pidFile);
     if (pidFile && (await mysqlEngine.isOwnProcess(spec, pidFile.pid))) return pidFile.pid;
     // The pid file is written only once InnoDB is up: a server that is still starting has none yet.
     const flag = `--defaults-file=${mysqlPaths(spec).cnf}`;
@@ -307,7 +308,7 @@ export const mysqlEngine: Engine = {
     const cwd = await workingDir(pid);
     const dataDir = await realpath(spec.dataDir).catch(() => spec.dataDir);
     if (cwd !== null && cwd !== dataDir) return false;
-    const pidFile = await readPidFile(mysqlPaths(spec).pidFile);
+    const pidFile = await readNodePidFile(spec, mysqlPaths(spec).pidFile);
     if (pidFile) {
       // Another live server of this node wrote the pid file: pid is a second one that lost the race.
       if (pidFile.pid !== pid) return !(await cmdline(pidFile.pid))?.includes(`--defaults-file=${mysqlPaths(spec).cnf}`);
@@ -333,7 +334,25 @@ export const mysqlEngine: Engine = {
 
   async diagnoseExit(spec, exit): Promise<ExitDiagnosis> {
     // Errors before log-error is opened (and crash traces) land in the captured stderr.
-    return diagnoseFromLogs([mysqlPaths(spec).errorLog, serverLogFile(spec)], exit);
+    return diagnoseFromLogs([mysqlPaths(spec).errorLog, serverLogFile(spec)], exit, (file, n) => readNodeLogTail(spec, file, n));
+  },
+
+  // log-error is reopened by FLUSH ERROR LOGS: rename, then ask. A server that is down makes a new
+  // file when it starts.
+  async rotateOwnLogs(spec, { maxBytes, keep }) {
+    const { errorLog } = mysqlPaths(spec);
+    if (!(await renameRotateNodeLog(spec, errorLog, maxBytes, keep))) return [];
+    try {
+      const conn = await connect(spec, admin(spec), Math.min(spec.policy.probe.timeoutMs, 5000));
+      try {
+        await conn.query('FLUSH ERROR LOGS');
+      } finally {
+        await conn.end().catch(() => conn.destroy());
+      }
+    } catch (err) {
+      if (!['ECONNREFUSED', 'ENOENT'].includes((err as { code?: string }).code ?? '')) throw new Error(`${spec.id}: rotated ${errorLog} but FLUSH ERROR LOGS failed: ${(err as Error).message}`);
+    }
+    return [errorLog];
   },
 
   ownedPaths(spec) {

@@ -1,13 +1,14 @@
 // PostgreSQL computing nodes: initdb and the postmaster run as runAs (both refuse root), the
 // postmaster in the foreground (no pg_ctl, which daemonises) as node-mgr's direct child.
-import { appendFile, chown, readFile, readdir, realpath, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Engine, ExitDiagnosis, LaunchPlan, NodeSpec } from './engine.ts';
 import { waitForSql } from './readiness.ts';
 import { diagnoseFromLogs } from './exit-diagnosis.ts';
-import { climbStopLadder, cmdline, isAlive, pidsOwnedBy, processState, readPidFile, sendSignal, startedAtMs, workingDir } from './process-info.ts';
+import { climbStopLadder, cmdline, isAlive, pidsOwnedBy, processState, sendSignal, startedAtMs, workingDir } from './process-info.ts';
+import { emptyNodeDirAsAccount, readNodeFile, readNodeLogTail, readNodePidFile, removeNodeFile, writeNodeFile } from './node-files.ts';
 import {
   assertSocketPathFits,
   clientHost,
@@ -129,9 +130,9 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
+/** A file in the data dir (the account's): written new, owned by the account, renamed into place, never through a link. */
 async function writeOwned(spec: NodeSpec, file: string, text: string): Promise<void> {
-  await writeFile(file, text, { mode: 0o600 });
-  await chown(file, spec.runAs.uid, spec.runAs.gid);
+  await writeNodeFile(spec, file, text, { mode: 0o600, owner: spec.runAs });
 }
 
 async function selectOne(spec: NodeSpec, timeoutMs: number): Promise<void> {
@@ -171,8 +172,11 @@ export const postgresEngine: Engine = {
     const p = postgresPaths(spec);
     await writeOwned(spec, p.optionsFile, renderOptionsFile(spec));
     // A data dir restored from a base backup of another node may lack the include line.
-    const main = await readFile(p.mainConf, 'utf8');
-    if (!main.split('\n').includes(INCLUDE_LINE)) await appendFile(p.mainConf, `\n# Added by node-mgr: the node's serverOptions.\n${INCLUDE_LINE}\n`);
+    const main = await readNodeFile(spec, p.mainConf);
+    if (!main) throw new Error(`${spec.id}: ${p.mainConf} is missing or not a plain file (node-mgr does not follow links in the data dir)`);
+    if (!main.text.split('\n').includes(INCLUDE_LINE)) {
+      await writeOwned(spec, p.mainConf, `${main.text}\n# Added by node-mgr: the node's serverOptions.\n${INCLUDE_LINE}\n`);
+    }
   },
 
   async initDataDir(spec, signal) {
@@ -183,13 +187,13 @@ export const postgresEngine: Engine = {
     const marker = initMarkerFile(spec);
     if (await exists(marker)) {
       // A previous init died half-way: what is in the data dir is ours and incomplete.
-      for (const entry of await readdir(spec.dataDir)) await rm(path.join(spec.dataDir, entry), { recursive: true, force: true });
+      await emptyNodeDirAsAccount(spec, spec.dataDir);
     } else if (await postgresEngine.isInitialised(spec)) {
       return;
     } else if ((await readdir(spec.dataDir)).length > 0) {
       throw new Error(`${spec.id}: data dir ${spec.dataDir} is not empty and holds no initialised server; refusing to initialise over it`);
     }
-    await writeFile(marker, `${new Date().toISOString()}\n`);
+    await writeNodeFile(spec, marker, `${new Date().toISOString()}\n`, { mode: 0o644 });
     await runAsTool(
       spec,
       p.bin('initdb'),
@@ -211,7 +215,7 @@ export const postgresEngine: Engine = {
       if (failure) throw new Error(`${spec.id}: setting up roles failed: ${failure.trim()}`);
     }
     await postgresEngine.writeServerConfig(spec);
-    await unlink(marker);
+    await removeNodeFile(spec, marker);
   },
 
   launchPlan(spec): LaunchPlan {
@@ -237,14 +241,14 @@ export const postgresEngine: Engine = {
   },
 
   async awaitPreviousServer(spec, signal) {
-    const pidFile = await readPidFile(postgresPaths(spec).postmasterPid);
+    const pidFile = await readNodePidFile(spec, postgresPaths(spec).postmasterPid);
     if (!pidFile) return;
     const deadline = Date.now() + ZOMBIE_WAIT_MS;
     while ((await processState(pidFile.pid)) === 'zombie' && Date.now() < deadline) await sleep(10, undefined, { signal });
   },
 
   async findRunning(spec) {
-    const pidFile = await readPidFile(postgresPaths(spec).postmasterPid);
+    const pidFile = await readNodePidFile(spec, postgresPaths(spec).postmasterPid);
     if (pidFile && (await postgresEngine.isOwnProcess(spec, pidFile.pid))) return pidFile.pid;
     for (const pid of await pidsOwnedBy(spec.runAs.uid)) {
       const argv = await cmdline(pid);
@@ -265,7 +269,7 @@ export const postgresEngine: Engine = {
     const dataDir = await realpath(spec.dataDir).catch(() => spec.dataDir);
     const cwd = await workingDir(pid);
     if (cwd !== null && cwd !== dataDir) return false;
-    const pidFile = await readPidFile(postgresPaths(spec).postmasterPid);
+    const pidFile = await readNodePidFile(spec, postgresPaths(spec).postmasterPid);
     if (!pidFile) return true;
     if (pidFile.pid !== pid) return false;
     const [, fileDataDir, startEpoch, port] = pidFile.lines;
@@ -291,7 +295,7 @@ export const postgresEngine: Engine = {
   },
 
   async diagnoseExit(spec, exit): Promise<ExitDiagnosis> {
-    return diagnoseFromLogs([serverLogFile(spec)], exit);
+    return diagnoseFromLogs([serverLogFile(spec)], exit, (file, n) => readNodeLogTail(spec, file, n));
   },
 
   ownedPaths(spec) {

@@ -265,11 +265,16 @@ export interface PidFile {
 export async function readPidFile(file: string): Promise<PidFile | null> {
   try {
     const [text, st] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
-    const lines = text.split('\n');
-    const pid = Number(lines[0].trim());
-    if (!Number.isInteger(pid) || pid <= 0) return null;
-    return { pid, lines, mtimeMs: st.mtimeMs };
+    return parsePidFile(text, st.mtimeMs);
   } catch {
     return null;
   }
+}
+
+/** A pidfile's text: the pid on its first line; null when malformed. */
+export function parsePidFile(text: string, mtimeMs: number): PidFile | null {
+  const lines = text.split('\n');
+  const pid = Number(lines[0].trim());
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  return { pid, lines, mtimeMs };
 }

@@ -1,11 +1,12 @@
 // From a config entry to the NodeSpec engines work with, and the on-disk layout of a node dir.
 import { readFileSync } from 'node:fs';
-import { chown, chmod, mkdir, readFile, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { effectivePolicy } from '../config/load.ts';
 import type { Config, NodeEntry } from '../config/schema.ts';
 import type { NodeSpec, RunAs } from './engine.ts';
+import { groupsOf, openDirBeneath, openSubdir, rootOf } from './node-files.ts';
 
 /** Resolves one node entry: id `<kind>-<port>`, dirs under the node dir unless given, policy overlaid. */
 export function resolveSpec(config: Config, entry: NodeEntry, runAs: RunAs): NodeSpec {
@@ -115,20 +116,6 @@ export function isLoopback(ip: string): boolean {
   return ip.startsWith('127.') || ip === '::1' || ip === 'localhost';
 }
 
-/** Supplementary groups of a user, from /etc/group. */
-async function groupsOf(runAs: RunAs): Promise<Set<number>> {
-  const groups = new Set([runAs.gid]);
-  try {
-    for (const line of (await readFile('/etc/group', 'utf8')).split('\n')) {
-      const f = line.split(':');
-      if (f.length >= 4 && f[3].split(',').includes(runAs.name)) groups.add(Number(f[2]));
-    }
-  } catch {
-    // No /etc/group: the primary group is all we know.
-  }
-  return groups;
-}
-
 /**
  * Throws a sentence naming the first existing ancestor of `target` that runAs cannot enter.
  * We run as root, for whom access() always succeeds, so the mode bits are checked by hand.
@@ -159,30 +146,32 @@ export async function assertTraversable(target: string, runAs: RunAs): Promise<v
 }
 
 /**
- * Creates the node dir tree and hands it to runAs. Dirs that already existed are chowned only
- * when they are the node's own leaf dirs (data, log, run…), never a parent we did not create.
+ * Creates the node dir tree and hands it to runAs: the node dir and the leaf dirs (data, log,
+ * run…) are owned by runAs, dirs above the node dir that did not exist are made root's (0755),
+ * so the account cannot swap the node dir. Every dir is opened without following links and
+ * owned/chmodded through its descriptor: a link planted where a leaf goes is refused, never
+ * followed (see node-files.ts).
  */
 export async function prepareNodeDirs(spec: NodeSpec, leafDirs: string[], leafMode = 0o750): Promise<void> {
-  const { uid, gid } = spec.runAs;
+  const owner = spec.runAs;
   for (const target of [spec.dir, ...leafDirs]) await assertTraversable(target, spec.runAs);
-  const created = await mkdir(spec.dir, { recursive: true });
-  if (created !== undefined) await chownCreated(created, spec.dir, uid, gid);
+  const nodeDir = await openDirBeneath(spec.dir, spec.dir, spec.runAs, { mode: 0o755, owner });
+  await nodeDir.handle.close();
   for (const leaf of leafDirs) {
-    const first = await mkdir(leaf, { recursive: true });
-    if (first !== undefined) await chownCreated(first, leaf, uid, gid);
-    await chown(leaf, uid, gid);
-    await chmod(leaf, leafMode);
+    if (rootOf(spec, leaf) === leaf) {
+      // A data dir kept outside the node dir is a tree of its own.
+      const dir = await openDirBeneath(leaf, leaf, spec.runAs, { mode: leafMode, owner, chownExisting: true });
+      await dir.handle.close();
+      continue;
+    }
+    const parent = await openDirBeneath(rootOf(spec, leaf), path.dirname(leaf), spec.runAs, { mode: 0o755, owner });
+    try {
+      const dir = await openSubdir(parent, path.basename(leaf), { mode: leafMode, owner, chownExisting: true });
+      await dir.handle.close();
+    } finally {
+      await parent.handle.close();
+    }
   }
-}
-
-/** chowns every dir from `first` (the first one mkdir created) down to `leaf`. */
-async function chownCreated(first: string, leaf: string, uid: number, gid: number): Promise<void> {
-  const chain: string[] = [];
-  for (let p = leaf; p.length >= first.length; p = path.dirname(p)) {
-    chain.push(p);
-    if (p === first || p === path.dirname(p)) break;
-  }
-  for (const p of chain) await chown(p, uid, gid);
 }
 
 // Unix socket paths are limited to 108 bytes (sun_path) including the terminating NUL.

@@ -1,12 +1,13 @@
-// Periodic chores that keep a long-running node-mgr tidy: server logs rotated by size, the
-// transition journal bounded, dropped nodes' directories deleted once their grace period is over.
+// Periodic chores that keep a long-running node-mgr tidy: server logs (the captured output and
+// the servers' own, such as MariaDB's error log) rotated by size, the transition journal bounded,
+// dropped nodes' directories deleted once their grace period is over.
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { StateStore } from '../state/store.ts';
-import { serverLogFile } from '../engines/spec.ts';
+import { engineFor } from '../engines/index.ts';
 import type { NodeSpec } from '../engines/engine.ts';
-import { rotateIfLarge } from './spawn.ts';
+import { rotateServerLog } from './spawn.ts';
 
 export interface HousekeepingOptions {
   store: StateStore;
@@ -41,9 +42,16 @@ export async function purgeTrash(trashDir: string, graceMs: number, now = Date.n
 /** One pass of every chore; errors are logged, never thrown: housekeeping must not stop node-mgr. */
 export async function houseKeep(opts: HousekeepingOptions): Promise<void> {
   for (const spec of opts.specs()) {
-    await rotateIfLarge(serverLogFile(spec), opts.serverLog.maxBytes, opts.serverLog.keep).catch((err) =>
+    await rotateServerLog(spec, opts.serverLog.maxBytes, opts.serverLog.keep).catch((err) =>
       opts.log.warn({ node: spec.id, err: String(err) }, 'server log rotation failed'),
     );
+    const rotated = await engineFor(spec.kind)
+      .rotateOwnLogs?.(spec, opts.serverLog)
+      .catch((err) => {
+        opts.log.warn({ node: spec.id, err: String(err) }, 'log rotation failed');
+        return [];
+      });
+    if (rotated?.length) opts.log.info({ node: spec.id, rotated }, 'rotated the server\'s own logs');
   }
   try {
     opts.store.pruneTransitions(opts.journalKeepPerNode ?? 1000);

@@ -8,7 +8,7 @@ import { nodeMachine, type AdoptResult, type Diagnosis, type ProcessCommand, typ
 import type { Engine, NodeSpec } from '../engines/engine.ts';
 import { portHolder, sendSignal, startedAtMs } from '../engines/process-info.ts';
 import { foreignNodeDirEntries } from '../engines/spec.ts';
-import { spawnServer, watchAdopted, rotateIfLarge } from './spawn.ts';
+import { prepareSpawn, spawnServer, watchAdopted, rotateServerLog } from './spawn.ts';
 import { checkDiskSpace } from './disk.ts';
 import { reapLeftovers } from './leftovers.ts';
 
@@ -51,8 +51,9 @@ export function nodeMachineFor(rt: NodeRuntime) {
           throw new Error(`node ${spec.id}: data dir ${spec.dataDir} is not initialised (create the node first)`);
         }
         await checkDiskSpace(spec.dataDir);
+        await prepareSpawn(spec);
         await engine.writeServerConfig(spec);
-        await rotateIfLarge(path.join(spec.logDir, 'server.log'), rt.serverLog.maxBytes, rt.serverLog.keep);
+        await rotateServerLog(spec, rt.serverLog.maxBytes, rt.serverLog.keep);
       }),
 
       process: fromCallback<ProcessCommand, ProcessHandleInput>(({ input, sendBack, receive }) => {

@@ -1,10 +1,10 @@
 // Starting a server as node-mgr's direct child, watching servers adopted from a previous
 // node-mgr, and keeping the captured output file from growing without bound.
 import { spawn } from 'node:child_process';
-import { chown, copyFile, open, rename, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import type { LaunchPlan, NodeSpec } from '../engines/engine.ts';
 import { processState } from '../engines/process-info.ts';
 import { serverEnv, serverLogFile, spawnedPidFile } from '../engines/spec.ts';
+import { copyTruncateNodeLog, openDirBeneath, openNodeLogForAppend, rootOf, writeNodeFile } from '../engines/node-files.ts';
 
 export interface ServerExit {
   code: number | null;
@@ -25,10 +25,10 @@ export interface SpawnedServer {
  * never lingers as a zombie.
  */
 export async function spawnServer(spec: NodeSpec, plan: LaunchPlan): Promise<SpawnedServer> {
-  const logFile = serverLogFile(spec);
-  const log = await open(logFile, 'a', 0o640);
+  // Opened without following links: the server's account owns the log dir and could have put a
+  // link to a root file where the log goes (node-files.ts).
+  const log = await openNodeLogForAppend(spec, serverLogFile(spec), spec.runAs);
   try {
-    await log.chown(spec.runAs.uid, spec.runAs.gid);
     await log.write(`--- node-mgr ${new Date().toISOString()}: launching ${spec.id} (${plan.file}) ---\n`);
     const child = spawn(plan.file, plan.args, {
       cwd: plan.cwd,
@@ -47,8 +47,7 @@ export async function spawnServer(spec: NodeSpec, plan: LaunchPlan): Promise<Spa
       child.once('error', (err) => reject(new Error(`${spec.id}: cannot start ${plan.file}: ${err.message}`)));
     });
     const pid = child.pid!;
-    await writeFile(spawnedPidFile(spec), `${pid}\n`);
-    await chown(spawnedPidFile(spec), spec.runAs.uid, spec.runAs.gid);
+    await writeNodeFile(spec, spawnedPidFile(spec), `${pid}\n`, { mode: 0o644, owner: spec.runAs });
     return { pid, exit };
   } finally {
     // The child holds its own copy of the fd.
@@ -88,26 +87,20 @@ export function watchAdopted(pid: number, intervalMs = 500): AdoptedWatch {
 }
 
 /**
- * Copy-truncate rotation: the server keeps writing through its O_APPEND fd, which lands at the
- * start of the truncated file. file.1 is the newest old copy, file.<keep> the oldest. Lines
- * written between the copy and the truncate are lost; that is the price of not reopening.
- * Returns true when it rotated.
+ * Makes what a spawn writes into when it is missing (log/ and run/, owned by runAs; a cluster_mgr
+ * install dir may lack them) and opens the captured-output log once, so that a problem there
+ * (a link the account planted in place of log/) fails the start with its own sentence rather
+ * than as a crash whose log names no cause.
  */
-export async function rotateIfLarge(file: string, maxBytes: number, keep: number): Promise<boolean> {
-  let size: number;
-  try {
-    size = (await stat(file)).size;
-  } catch {
-    return false;
+export async function prepareSpawn(spec: NodeSpec): Promise<void> {
+  for (const dir of [spec.logDir, spec.runDir]) {
+    const opened = await openDirBeneath(rootOf(spec, dir), dir, spec.runAs, { mode: 0o750, owner: spec.runAs });
+    await opened.handle.close();
   }
-  if (size <= maxBytes) return false;
-  if (keep > 0) {
-    await unlink(`${file}.${keep}`).catch(() => undefined);
-    for (let i = keep - 1; i >= 1; i--) {
-      await rename(`${file}.${i}`, `${file}.${i + 1}`).catch(() => undefined);
-    }
-    await copyFile(file, `${file}.1`);
-  }
-  await truncate(file, 0);
-  return true;
+  await (await openNodeLogForAppend(spec, serverLogFile(spec), spec.runAs)).close();
+}
+
+/** Copy-truncate rotation of the server's captured output (see copyTruncateNodeLog); true when it rotated. */
+export async function rotateServerLog(spec: NodeSpec, maxBytes: number, keep: number): Promise<boolean> {
+  return copyTruncateNodeLog(spec, serverLogFile(spec), maxBytes, keep);
 }

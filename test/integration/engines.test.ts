@@ -14,7 +14,7 @@ import { readLogTail, StartFailed } from '../../src/engines/exit-diagnosis.ts';
 import { engineFor } from '../../src/engines/index.ts';
 import { isAlive, portHolder, sendSignal } from '../../src/engines/process-info.ts';
 import { lookupRunAs, serverLogFile } from '../../src/engines/spec.ts';
-import { rotateIfLarge, spawnServer, watchAdopted, type SpawnedServer } from '../../src/supervisor/spawn.ts';
+import { rotateServerLog, spawnServer, watchAdopted, type SpawnedServer } from '../../src/supervisor/spawn.ts';
 import { makeSpec, removeTempDirs, tempNodeDir, type SpecOverrides } from '../support/nodes.ts';
 import { spawnFromForeignParent } from '../support/foreign-parent.ts';
 
@@ -258,8 +258,8 @@ describe('cluster_mgr kind (a generic supervised program)', () => {
     const server = await start(engine, spec);
     await engine.waitReady(spec, server.pid, AbortSignal.timeout(10_000));
     const log = serverLogFile(spec);
-    assert.equal(await rotateIfLarge(log, 1_000_000, 2), false, 'a small log stays');
-    assert.equal(await rotateIfLarge(log, 10, 2), true);
+    assert.equal(await rotateServerLog(spec, 1_000_000, 2), false, 'a small log stays');
+    assert.equal(await rotateServerLog(spec, 10, 2), true);
     assert.ok((await readFile(`${log}.1`, 'utf8')).includes('listening on'));
     sendSignal(server.pid, 'SIGTERM');
     await server.exit;
