@@ -113,6 +113,7 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
       async (req) => {
         requireMutationAllowed(req, config);
         const n = nodeOf(req.params.port);
+        jobs.refuseIfHeld(n.id, action);
         return publicView(await supervisor.command(n.id, action.toUpperCase() as 'START'));
       },
     );
@@ -123,7 +124,9 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
     { schema: { summary: 'Initialise the data dir of a configured node and start it', params: portParams, response: { 200: nodeSchema, 404: errorSchema, 409: errorSchema } } },
     async (req) => {
       requireMutationAllowed(req, config);
-      return publicView(await supervisor.initialize(nodeOf(req.params.port).id));
+      const n = nodeOf(req.params.port);
+      jobs.refuseIfHeld(n.id, 'create');
+      return publicView(await supervisor.initialize(n.id));
     },
   );
 
@@ -152,6 +155,7 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
     async (req) => {
       requireMutationAllowed(req, config);
       const n = nodeOf(req.params.port);
+      jobs.refuseIfHeld(n.id, 'drop');
       await supervisor.drop(n.id);
       return { result: 'succeed', info: `node ${n.id} dropped; its directories are in the trash` };
     },

@@ -90,13 +90,13 @@ export function registerBackupJobs(jobs: JobRunner, config: Config, supervisor: 
     // The caller's login when given (the seed sends one), else the node's configured admin.
     const creds = req.s_user !== undefined ? { user: req.s_user, password: req.s_pwd ?? '' } : { user: spec.user, password: spec.password };
     return coldBackup(ctx, spec, creds, storeNamed(config, req.store), { config, supervisor, metrics: opts.metrics });
-  });
+  }, { holdsNode: 'backing up' });
 
   jobs.register('coldrestore', async (ctx) => {
     const req = ctx.params as ColdRestoreParams;
     const spec = jobNode(ctx, supervisor, req.s_ip);
     return coldRestore(ctx, spec, req.file, storeNamed(config, req.store), { supervisor });
-  });
+  }, { holdsNode: 'restoring' });
 
   jobs.register('verify_backup', async (ctx) => {
     const req = ctx.params as VerifyBackupParams;
@@ -125,7 +125,7 @@ export function registerBackupJobs(jobs: JobRunner, config: Config, supervisor: 
     // One backup asked for: its failure is the job's. Several: the job reports each.
     if (req.file !== undefined && failed.length) throw new Error(failed[0]!.error);
     return { verified: done, failed: failed.length, backups: results };
-  });
+  }, { waitsForHolder: true });
 
   jobs.register('prune_backups', async (ctx) => {
     const req = ctx.params as PruneBackupsParams;
@@ -140,5 +140,5 @@ export function registerBackupJobs(jobs: JobRunner, config: Config, supervisor: 
       results.push({ node, ...(await pruneBackups(store, dir, policy, { dryRun: req.dry_run })) });
     }
     return { policy, dirs: results };
-  });
+  }, { waitsForHolder: true });
 }

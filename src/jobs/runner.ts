@@ -49,6 +49,14 @@ export type JobHandler = (ctx: JobContext) => Promise<unknown>;
 export interface JobTypeOptions {
   /** Job types that may run on the same node at the same time as this one (both must list each other). */
   compatibleWith?: string[];
+  /**
+   * While a job of this type is queued or running, it holds its node: another job naming that node
+   * is refused with a 409 (NodeHeldError) instead of waiting behind it, and so are the direct node
+   * commands that ask refuseIfHeld. The words say what the node is doing, e.g. "backing up".
+   */
+  holdsNode?: string;
+  /** Jobs of this type may still wait behind a job that holds their node (they only read the backup store). */
+  waitsForHolder?: boolean;
 }
 
 export interface JobSubmission {
@@ -108,6 +116,23 @@ export class JobConflictError extends Error {
   constructor(readonly jobId: string, readonly existing: JobRecord) {
     super(`job ${jobId} already exists with different parameters (a ${existing.type} job created ${new Date(existing.createdAt).toISOString()}); use a new job_id`);
     this.name = 'JobConflictError';
+  }
+}
+
+/**
+ * PROTOCOL §1/§4: a restore, stop or second backup of a node that is backing up (or restoring) is
+ * refused, naming the job that holds the node, rather than queued to run after it.
+ */
+export class NodeHeldError extends Error {
+  readonly statusCode = 409;
+  constructor(
+    readonly nodeId: string,
+    readonly holder: { id: string; type: string; doing: string; status: JobStatus },
+    what: string,
+  ) {
+    const queued = holder.status === 'queued' ? ' (queued)' : '';
+    super(`node ${nodeId} is ${holder.doing} for ${holder.type} job ${holder.id}${queued}; the ${what} was refused, not queued: retry when that job is done`);
+    this.name = 'NodeHeldError';
   }
 }
 
@@ -250,7 +275,7 @@ export class JobRunner {
   private readonly log: Logger;
   private readonly maxConcurrent: number;
   private readonly progressWriteIntervalMs: number;
-  private readonly handlers = new Map<string, { handler: JobHandler; compatibleWith: ReadonlySet<string> }>();
+  private readonly handlers = new Map<string, { handler: JobHandler; compatibleWith: ReadonlySet<string>; options: JobTypeOptions }>();
   private readonly live = new Map<string, LiveJob>();
   /** Ids of queued jobs, oldest first. */
   private readonly queue: string[] = [];
@@ -287,7 +312,26 @@ export class JobRunner {
 
   register(type: string, handler: JobHandler, options: JobTypeOptions = {}): void {
     if (this.handlers.has(type)) throw new Error(`job type ${type} is already registered`);
-    this.handlers.set(type, { handler, compatibleWith: new Set(options.compatibleWith ?? []) });
+    this.handlers.set(type, { handler, compatibleWith: new Set(options.compatibleWith ?? []), options });
+  }
+
+  /** The queued or running job that holds the node (see JobTypeOptions.holdsNode), if any. */
+  holderOf(nodeId: string): { id: string; type: string; doing: string; status: JobStatus } | null {
+    for (const job of this.live.values()) {
+      if (job.nodeId !== nodeId || isFinished(job.record.status)) continue;
+      const doing = this.handlers.get(job.type)?.options.holdsNode;
+      if (doing) return { id: job.id, type: job.type, doing, status: job.record.status };
+    }
+    return null;
+  }
+
+  /**
+   * Throws NodeHeldError (409) while a job holds the node. `what` names the refused request in
+   * the message ("coldrestore", "stop"). The one rule for seed jobs, REST jobs and direct node commands.
+   */
+  refuseIfHeld(nodeId: string, what: string): void {
+    const holder = this.holderOf(nodeId);
+    if (holder) throw new NodeHeldError(nodeId, holder, what);
   }
 
   /** Whether a handler is registered for `type` (the edge answers 501 for valid but unimplemented types). */
@@ -314,6 +358,7 @@ export class JobRunner {
       }
     }
     if (this.closing) throw new JobRunnerClosedError();
+    if (submission.nodeId !== undefined && !registered.options.waitsForHolder) this.refuseIfHeld(submission.nodeId, submission.type);
 
     const id = submission.id ?? `job_${Date.now()}_${randomBytes(4).toString('hex')}`;
     const record = this.store.insertJob({

@@ -12,6 +12,7 @@ import {
   JobConflictError,
   JobSubmissionError,
   JobRunnerClosedError,
+  NodeHeldError,
   type JobContext,
   type JobRunnerOptions,
 } from '../../src/jobs/runner.ts';
@@ -222,6 +223,50 @@ describe('job runner: scheduling', () => {
     assert.ok(events.indexOf('end:backup') < events.indexOf('start:audit'));
     assert.ok(events.indexOf('end:purge') < events.indexOf('start:audit'));
     open('audit');
+  });
+
+  it('refuses (409) rather than queues a job on a node that a holding job (backup) has queued or running', async () => {
+    const { runner } = newRunner();
+    const events: string[] = [];
+    const { started } = registerSlow(runner, events, { other: [] });
+    const gated = (ctx: JobContext) => gate(ctx.id).promise;
+    runner.register('backup', gated, { holdsNode: 'backing up' });
+    runner.register('restore', gated, { holdsNode: 'restoring' });
+    runner.register('verify', gated, { waitsForHolder: true });
+    // A job already on the node: the backup waits behind it, queued, and holds the node already.
+    runner.submit({ id: 'first', type: 'other', params: {}, nodeId: 'n1' });
+    await started('first');
+    runner.submit({ id: 'bk', type: 'backup', params: { a: 1 }, nodeId: 'n1' });
+    const refused = (type: string) => {
+      try {
+        runner.submit({ type, params: {}, nodeId: 'n1' });
+      } catch (err) {
+        return err as NodeHeldError;
+      }
+      assert.fail(`${type} was accepted`);
+    };
+    for (const type of ['restore', 'backup', 'other']) {
+      const err = refused(type);
+      assert.ok(err instanceof NodeHeldError);
+      assert.equal(err.statusCode, 409);
+      assert.equal(err.message, `node n1 is backing up for backup job bk (queued); the ${type} was refused, not queued: retry when that job is done`);
+    }
+    assert.throws(() => runner.refuseIfHeld('n1', 'stop'), /the stop was refused/);
+    // The holder's own idempotent repeat, another node, and a type that may wait are accepted.
+    assert.equal(runner.submit({ id: 'bk', type: 'backup', params: { a: 1 }, nodeId: 'n1' }).created, false);
+    runner.submit({ id: 'elsewhere', type: 'restore', params: {}, nodeId: 'n2' });
+    runner.submit({ id: 'v', type: 'verify', params: {}, nodeId: 'n1' });
+    open('first');
+    open('elsewhere');
+    await until(runner, 'bk', (j) => j.status === 'running');
+    assert.match(refused('restore').message, /^node n1 is backing up for backup job bk; /);
+    open('bk');
+    await until(runner, 'bk', finished);
+    assert.equal(runner.holderOf('n1'), null);
+    open('v');
+    runner.submit({ id: 'later', type: 'restore', params: {}, nodeId: 'n1' });
+    open('later');
+    await until(runner, 'later', finished);
   });
 
   it('keeps a node’s queue FIFO: a compatible job does not overtake an earlier waiting one', async () => {
