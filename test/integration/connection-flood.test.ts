@@ -3,12 +3,15 @@
 // caller node-mgr never shuts out, and 127.0.0.99 is allow-listed (cluster_mgr's address).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { freePort, removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../support/nodes.ts';
 import { startNodeMgrProcess, type NodeMgrProcess } from '../support/node-mgr-process.ts';
 import { buildSeedClient, seedPostPara, seedPostRaw } from '../support/seed-client.ts';
 
+const run = promisify(execFile);
 const TOKEN = 'flood-test-token';
 const GET_NODE = '{"ver":"0.1","job_type":"get_node"}';
 
@@ -93,6 +96,12 @@ describe('a flood of idle connections shuts out no one else', () => {
     assert.equal(refusedWith(one, 429).length, 536);
     assert.equal(one.filter((h) => h.reply === '' && !h.closed).length, 64, 'held idle');
     assert.match(errorBodyOf(refusedWith(one, 429)[0]!.reply).info, /127\.0\.0\.2 holds 64 connections.*maxConnectionsPerSource/);
+
+    // curl from the flooding address gets the refusal whole, as JSON.
+    const { stdout } = await run('curl', ['-sS', '--interface', '127.0.0.2', '-d', GET_NODE, '-w', '\n%{http_code}', url]);
+    const [refusal, code] = stdout.split('\n');
+    assert.equal(code, '429');
+    assert.equal(JSON.parse(refusal!).result, 'error');
 
     const local = await seedPostPara(url, GET_NODE);
     assert.match(local.stdout, /^result_str=\{"storage_node0":\{/);
