@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { escape as sqlLiteral } from 'mysql2';
 import mysql from 'mysql2/promise';
+import { endConnection } from './sql-close.ts';
 import type { Engine, ExitDiagnosis, LaunchPlan, NodeSpec } from './engine.ts';
 import { waitForSql } from './readiness.ts';
 import { diagnoseFromLogs } from './exit-diagnosis.ts';
@@ -175,13 +176,13 @@ async function connect(spec: NodeSpec, creds: Credentials, timeoutMs: number): P
   });
 }
 
-/** SELECT 1 on a fresh connection; the connection never outlives the call. */
+/** SELECT 1 on a fresh connection, ended with COM_QUIT; the connection never outlives the call. */
 async function selectOne(spec: NodeSpec, creds: Credentials, timeoutMs: number): Promise<void> {
   const conn = await connect(spec, creds, timeoutMs);
   try {
     await conn.query({ sql: 'SELECT 1', timeout: timeoutMs });
   } finally {
-    conn.destroy();
+    await endConnection(conn, timeoutMs);
   }
 }
 
@@ -201,7 +202,7 @@ async function sqlShutdown(spec: NodeSpec): Promise<void> {
     const code = (err as { code?: string }).code;
     if (code !== 'PROTOCOL_CONNECTION_LOST' && code !== 'ECONNRESET') throw err;
   } finally {
-    conn.destroy();
+    await endConnection(conn, 1000);
   }
 }
 

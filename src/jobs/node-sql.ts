@@ -4,6 +4,7 @@ import mysql from 'mysql2/promise';
 import type { NodeSpec } from '../engines/engine.ts';
 import { clientHost, isLoopback } from '../engines/spec.ts';
 import { localAddresses } from '../config/install-configs.ts';
+import { endConnection } from '../engines/sql-close.ts';
 
 export interface Credentials {
   user: string;
@@ -59,18 +60,21 @@ export async function openSession(node: NodeSpec | SqlTarget, creds: Credentials
   } catch (err) {
     throw new Error(`cannot connect to ${target.id} (${target.host}:${target.port}) as ${creds.user} for ${what}: ${(err as Error).message}`);
   }
-  await conn.query("SET SESSION sql_mode = '', SESSION sql_quote_show_create = 1");
+  try {
+    await conn.query("SET SESSION sql_mode = '', SESSION sql_quote_show_create = 1");
+  } catch (err) {
+    await closeSession(conn);
+    throw err;
+  }
   return conn;
 }
 
-/** Closes quietly: the session is being given up, an error here changes nothing. */
+/**
+ * Closes quietly with COM_QUIT (no "Aborted connection" in the server's log), or destroys a
+ * connection that cannot: the session is being given up, an error here changes nothing.
+ */
 export async function closeSession(conn: Session | undefined): Promise<void> {
-  if (!conn) return;
-  try {
-    await conn.end();
-  } catch {
-    conn.destroy();
-  }
+  if (conn) await endConnection(conn);
 }
 
 /** Rows of a query as plain objects. */

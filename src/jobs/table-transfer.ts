@@ -11,6 +11,7 @@ import { NodeCommandError, type NodeView, type Supervisor } from '../supervisor/
 import type { LegacyRequest } from '../http/legacy-requests.ts';
 import type { JobContext } from './runner.ts';
 import { closeSession, countAndChecksum, ER, errno, isLocalAddress, openSession, rows, serverFilename, type Credentials, type Session } from './node-sql.ts';
+import { endConnection } from '../engines/sql-close.ts';
 import { checkIdentifier, filenameEncode, kunlunDatabaseName, qualifiedTable, tableFile } from './sql-names.ts';
 import { TableTransferError, type DestinationTable, type ImportResult, type TableImports } from './table-import.ts';
 import { PeerNodeMgr } from './table-peer.ts';
@@ -271,7 +272,9 @@ export class TableTransfer {
       const done = await summary;
       return { summary: done, sha256: trailer.sha256, bytes: total, lockMs: Date.now() - lockedAt, startedAt, finishedAt: Date.now(), copyMs, checksumMs };
     } finally {
-      for (const c of summaryConns) c.destroy();
+      // COM_QUIT when idle (no "Aborted connection" in the server's log); one still busy with a
+      // CHECKSUM of a failed send is destroyed after 500 ms. Not awaited: the unlock must not wait.
+      for (const c of summaryConns) void endConnection(c, 500);
       // A consumer that failed half-way leaves the generator suspended with a file open.
       if (stream) void stream.return(undefined).catch(() => undefined);
       try {
