@@ -73,7 +73,13 @@ describe('purging binlogs with a replica attached', () => {
     await rotate(1);
     await waitUntil('the replica has caught up', async () => {
       const s = await slaveStatus();
-      return s?.Slave_SQL_Running === 'Yes' && ((await replica.query('SELECT COUNT(*) AS n FROM app.events'))[0] as any)[0].n === 1;
+      // The row alone is not enough: on a busy machine the SQL thread may apply it before it reaches
+      // the rotate event, and the test below needs it to stand in the newest binlog.
+      return (
+        s?.Slave_SQL_Running === 'Yes' &&
+        s.Relay_Master_Log_File === (await binlogs()).at(-1) &&
+        ((await replica.query('SELECT COUNT(*) AS n FROM app.events'))[0] as any)[0].n === 1
+      );
     });
   });
 
