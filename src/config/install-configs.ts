@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import type { NodeEntry } from './schema.ts';
+import { checkApiServerOptions, ServerOptionError } from '../engines/server-options.ts';
 
 const mysqlShardConfigSchema = z.object({
   cluster_name: z.string().optional(),
@@ -101,8 +102,16 @@ export function mysqlEntries(text: string, file: string, select: Selection, defa
   if (!node) throw new InstallConfigError(`${file} has no node at index ${select.index} (it has ${cfg.nodes.length})`);
   requireLocal(node.ip, `node ${select.index} of ${file}`, defaults);
   const isMeta = cfg.cluster_name === 'meta' || cfg.shard_name === 'meta';
-  const serverOptions: Record<string, string> = {};
-  if (node.innodb_buffer_pool_size) serverOptions.innodb_buffer_pool_size = node.innodb_buffer_pool_size.replace(/B$/i, '');
+  // The uploaded file comes from the network: its options pass the same allow-list as POST /v1/nodes.
+  let serverOptions: NodeEntry['serverOptions'] = {};
+  if (node.innodb_buffer_pool_size) {
+    try {
+      serverOptions = checkApiServerOptions('mysql', { innodb_buffer_pool_size: node.innodb_buffer_pool_size.replace(/B$/i, '') });
+    } catch (err) {
+      if (err instanceof ServerOptionError) throw new InstallConfigError(`${file} is invalid at nodes.${select.index}.innodb_buffer_pool_size: ${err.message}`);
+      throw err;
+    }
+  }
   return [
     {
       kind: 'mysql',

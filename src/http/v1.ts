@@ -5,6 +5,7 @@ import path from 'node:path';
 import { HttpError } from './errors.ts';
 import { isLoopback } from '../engines/spec.ts';
 import { nodeEntrySchema, type NodeEntry } from '../config/schema.ts';
+import { checkApiServerOptions, ServerOptionError } from '../engines/server-options.ts';
 import { requireMutationAllowed } from './security.ts';
 import type { HttpDeps } from './deps.ts';
 import type { NodeView } from '../supervisor/supervisor.ts';
@@ -42,20 +43,7 @@ const errorSchema = { type: 'object', properties: { result: { type: 'string' }, 
 const portParams = { type: 'object', required: ['port'], properties: { port: { type: 'integer', minimum: 1, maximum: 65535 } } } as const;
 
 
-/**
- * Server options that load code or run commands (PostgreSQL's archive/restore commands and
- * preload libraries, MariaDB's plugins and init SQL). They belong in the operator's config file,
- * never in a node entry that arrives over the network (docs/security.md). Names normalised to
- * lower case with `_`.
- */
-const EXECUTING_OPTIONS = new Set([
-  'archive_command', 'archive_library', 'restore_command', 'archive_cleanup_command', 'recovery_end_command',
-  'ssl_passphrase_command', 'shared_preload_libraries', 'local_preload_libraries', 'session_preload_libraries',
-  'dynamic_library_path', 'include', 'include_dir', 'include_if_exists',
-  'plugin_load', 'plugin_load_add', 'plugin_dir', 'init_file', 'init_connect', 'init_slave', 'init_replica',
-]);
-
-/** A node entry from the network may not name a program (beyond the allow-list), an executing option, or a URL elsewhere. */
+/** A node entry from the network may not name a program (beyond the allow-list) or a URL elsewhere. */
 function refuseRemoteExecution(entry: NodeEntry, allowList: string[]): void {
   // The health URL is fetched by node-mgr: from the network it may only point at the node itself.
   if (entry.healthUrl !== undefined) {
@@ -70,10 +58,15 @@ function refuseRemoteExecution(entry: NodeEntry, allowList: string[]): void {
   if (program !== undefined && !allowList.includes(program)) {
     throw new HttpError(400, `node entry field "command": program ${JSON.stringify(program)} is not in the command allow-list (commandAllowList)`);
   }
-  for (const name of Object.keys(entry.serverOptions)) {
-    if (EXECUTING_OPTIONS.has(name.toLowerCase().replace(/-/g, '_'))) {
-      throw new HttpError(400, `node entry field "serverOptions.${name}" loads code or runs a command; set it in node-mgr's config file instead`);
-    }
+}
+
+/** Server options from the network: only the engine's allow-list, under canonical names (server-options.ts). */
+function apiServerOptions(entry: NodeEntry): NodeEntry['serverOptions'] {
+  try {
+    return checkApiServerOptions(entry.kind, entry.serverOptions);
+  } catch (err) {
+    if (err instanceof ServerOptionError) throw new HttpError(400, `node entry field "serverOptions.${err.option}": ${err.message}`);
+    throw err;
   }
 }
 
@@ -144,7 +137,7 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
         throw new HttpError(400, 'node entry field "command": a cluster_mgr node needs the program and its arguments');
       }
       refuseRemoteExecution(parsed.data, config.commandAllowList);
-      const entry = { ...parsed.data, dir: path.resolve(config.nodesDir, parsed.data.dir) };
+      const entry = { ...parsed.data, serverOptions: apiServerOptions(parsed.data), dir: path.resolve(config.nodesDir, parsed.data.dir) };
       return publicView(await supervisor.create(entry));
     },
   );
