@@ -49,7 +49,7 @@ export interface ReloadResult {
 }
 
 /** Read at each use, so a reload can simply replace them in the shared config object. */
-const LIVE_SECTIONS = ['policy', 'nodes', 'commandAllowList', 'createDefaults'] as const;
+const LIVE_SECTIONS = ['policy', 'nodes', 'commandAllowList', 'createDefaults', 'peers'] as const;
 const LIVE_SECURITY = ['token', 'allowFrom', 'openReads', 'exposeSecrets', 'requestTimeoutMs', 'maxConnections', 'maxConnectionsPerSource', 'headersTimeoutMs'] as const;
 
 export interface StartOptions {

@@ -164,6 +164,25 @@ export const configSchema = z.strictObject({
     .prefault({}),
   /** Programs an operator allows `*_cmd` to run (absolute paths), beyond the recognised commands. */
   commandAllowList: z.array(z.string()).default([]),
+  /**
+   * The other hosts' node-mgrs of this cluster: a table send goes to a `d_ip` only when it is a
+   * node of this host or listed here, never to an arbitrary address (docs/security.md).
+   */
+  peers: z
+    .array(
+      z.strictObject({
+        /** The address a send names in `d_ip` (as cluster_mgr knows the host). */
+        host: z.string().min(1),
+        /** The peer's API; default `<scheme>://<host>:<listen.port>` (every node-mgr on one port). */
+        url: z
+          .string()
+          .refine((u) => URL.canParse(u) && ['http:', 'https:'].includes(new URL(u).protocol), 'must be an http:// or https:// URL')
+          .optional(),
+        /** The bearer token that peer accepts (its own security.token); node-mgr never sends its own. */
+        token: z.string().optional(),
+      }),
+    )
+    .default([]),
   jobs: z
     .strictObject({
       maxConcurrent: z.number().int().positive().default(4),

@@ -6,6 +6,8 @@ import { NodeCommandError } from '../supervisor/supervisor.ts';
 import { planCommand, planNodeId } from '../jobs/node-commands.ts';
 import { noSuchJobStatus, toLegacyStatus } from '../jobs/runner.ts';
 import { humanSize } from '../host/format.ts';
+import { sendDestination } from '../jobs/table-transfer.ts';
+import { TableTransferError } from '../jobs/table-import.ts';
 import { badRequest, HttpError } from './errors.ts';
 import { isLegacyJobType, parseLegacyRequest, NODE_TYPES, type LegacyJobType } from './legacy-requests.ts';
 import { handleUpload } from './upload.ts';
@@ -97,6 +99,8 @@ async function dispatch(jobType: LegacyJobType, body: object, deps: HttpDeps, re
       if (deps.jobs.hasHandler(jobType)) {
         const node = deps.supervisor.byPort(r.s_port);
         if (!node) throw new NodeCommandError(`no node on port ${r.s_port} on this host`, 404);
+        // A send goes only to a node of this host or a configured peer: refused here, before a job or a connection.
+        if (jobType === 'send' && 'd_ip' in r) refuseUnknownDestination(deps, r.d_ip, r.d_port);
         return accept(deps, { id: r.job_id, type: jobType, params: r, nodeId: node.id });
       }
       req.log.info({ jobType }, 'job type not implemented yet');
@@ -105,6 +109,15 @@ async function dispatch(jobType: LegacyJobType, body: object, deps: HttpDeps, re
   }
   // Exhaustive above; kept for the compiler.
   throw badRequest(`unknown job_type ${String(jobType)}`);
+}
+
+function refuseUnknownDestination(deps: HttpDeps, ip: string, port: number): void {
+  try {
+    sendDestination(deps.config, deps.supervisor, ip, port);
+  } catch (err) {
+    if (err instanceof TableTransferError) throw new HttpError(err.status, err.message);
+    throw err;
+  }
 }
 
 function accept(deps: HttpDeps, submission: { id?: string; type: string; params: unknown; nodeId?: string }) {

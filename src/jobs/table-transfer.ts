@@ -92,30 +92,55 @@ async function describeSource(conn: Session, spec: NodeSpec, database: string, t
   return { createStatement, version: info!.version, pageSize: Number(info!.pageSize) };
 }
 
+/** The node of this host that `ip:port` names, if any. */
+function localNode(supervisor: Supervisor, ip: string, port: number): NodeView | undefined {
+  const n = supervisor.byPort(port);
+  if (!n) return undefined;
+  return n.ip === ip || (WILDCARD.has(n.ip) && isLocalAddress(ip)) ? n : undefined;
+}
+
+const hostKey = (host: string) => host.replace(/^\[|\]$/g, '').replace(/^::ffff:/i, '').toLowerCase();
+
+/**
+ * The other host's node-mgr for `ip`, if the config lists it in `peers`, with that peer's own token
+ * (never ours: a token is the credential of the node-mgr that checks it). The URL defaults to our
+ * own scheme and port (every node-mgr of a cluster on one port, as the original); the cluster's CA
+ * vouches for an https peer.
+ */
+function configuredPeer(config: Config, ip: string): PeerNodeMgr | undefined {
+  const entry = config.peers.find((p) => hostKey(p.host) === hostKey(ip));
+  if (!entry) return undefined;
+  const tls = config.listen.tls;
+  let url = entry.url;
+  if (!url) {
+    const port = config.listen.port;
+    if (!port) throw new TableTransferError('preflight', `node-mgr listens on an ephemeral port, so peer ${entry.host}'s node-mgr port is unknown: give the peer a url`, 409);
+    url = `${tls ? 'https' : 'http'}://${ip.includes(':') ? `[${hostKey(ip)}]` : ip}:${port}`;
+  }
+  const ca = tls?.ca ? readFileSync(tls.ca, 'utf8') : undefined;
+  return new PeerNodeMgr(url, entry.token, ca);
+}
+
+/**
+ * Where a send's `d_ip:d_port` goes: a node of this host, or a peer node-mgr from the config.
+ * Anything else is refused before any connection is made: node-mgr sends the destination's
+ * password and the table's definition, so it must know whom it is talking to.
+ */
+export function sendDestination(config: Config, supervisor: Supervisor, ip: string, port: number): { local: NodeView } | { peer: PeerNodeMgr } {
+  const local = localNode(supervisor, ip, port);
+  if (local) return { local };
+  const peer = configuredPeer(config, ip);
+  if (peer) return { peer };
+  if (isLocalAddress(ip)) throw new TableTransferError('preflight', `no node on port ${port} at ${ip} on this host, and ${ip} is not a configured peer`, 404);
+  throw new TableTransferError('preflight', `d_ip ${ip} is not an address of this host, and ${ip} is not a configured peer (config "peers"); a table is sent only to known node-mgrs`, 400);
+}
+
 export class TableTransfer {
   constructor(
     private readonly config: Config,
     private readonly supervisor: Supervisor,
     private readonly imports: TableImports,
   ) {}
-
-  /** The node of this host that `ip:port` names, if any. */
-  private localNode(ip: string, port: number): NodeView | undefined {
-    const n = this.supervisor.byPort(port);
-    if (!n) return undefined;
-    return n.ip === ip || (WILDCARD.has(n.ip) && isLocalAddress(ip)) ? n : undefined;
-  }
-
-  /** The destination host's node-mgr: same port as ours (9998 on every host, as the original), same token. */
-  private peer(ip: string): PeerNodeMgr {
-    const port = this.config.listen.port;
-    if (!port) throw new TableTransferError('preflight', `node-mgr listens on an ephemeral port, so the destination host's node-mgr port is unknown`, 409);
-    const host = ip.includes(':') ? `[${ip}]` : ip;
-    const tls = this.config.listen.tls;
-    // Every node-mgr of a cluster speaks the same scheme; the cluster's CA vouches for the peer.
-    const ca = tls?.ca ? readFileSync(tls.ca, 'utf8') : undefined;
-    return new PeerNodeMgr(`${tls ? 'https' : 'http'}://${host}:${port}`, this.config.security.token, ca);
-  }
 
   async run(ctx: JobContext, req: SendRequest): Promise<SendResult> {
     const started = Date.now();
@@ -129,8 +154,8 @@ export class TableTransfer {
       const dest = { database: kunlunDatabaseName(req.d_dbname), table: checkIdentifier(req.d_table_name, 'destination table name') };
       const srcCreds: Credentials = { user: req.s_user, password: req.s_pwd };
       const destCreds: Credentials = { user: req.d_user, password: req.d_pwd };
-      const localDest = this.localNode(req.d_ip, req.d_port);
-      if (localDest?.id === src.id && source.database === dest.database && source.table === dest.table) {
+      const target = sendDestination(this.config, this.supervisor, req.d_ip, req.d_port);
+      if ('local' in target && target.local.id === src.id && source.database === dest.database && source.table === dest.table) {
         throw new TableTransferError('preflight', `source and destination are the same table ${qualifiedTable(source.database, source.table)} on ${src.id}`, 400);
       }
 
@@ -147,7 +172,8 @@ export class TableTransfer {
       let exported: Exported;
       let via: string;
       const header = { v: 1 as const, jobId: ctx.id, source: `${src.id} ${qualifiedTable(source.database, source.table)}`, table };
-      if (localDest) {
+      if ('local' in target) {
+        const localDest = target.local;
         via = 'local';
         step = 'the destination preflight';
         const destination: DestinationTable = { nodeId: localDest.id, ...dest, creds: destCreds };
@@ -171,7 +197,7 @@ export class TableTransfer {
           await session.abort();
         }
       } else {
-        const peer = this.peer(req.d_ip);
+        const { peer } = target;
         via = peer.url;
         step = 'the destination preflight';
         const remote = { port: req.d_port, ...dest, user: req.d_user, password: req.d_pwd };

@@ -13,6 +13,9 @@ import { filenameEncode } from '../../src/jobs/sql-names.ts';
 
 const TOKEN = 'table-jobs-test-token';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
+// B's own token: A knows it only as B's credential in its `peers` list, and B accepts nothing else.
+const TOKEN_B = 'table-jobs-test-token-of-host-b';
+const AUTH_B = { authorization: `Bearer ${TOKEN_B}` };
 const USER = 'admin';
 const PWD = 'admin_pwd';
 const ROWS = 100_000;
@@ -76,15 +79,23 @@ describe('table jobs on real MariaDB through node-mgr', () => {
     apiPort = await freePort();
     for (const k of Object.keys(port) as Array<keyof typeof port>) port[k] = await freePort();
     // Two "hosts": node-mgr A on 127.0.0.1 with s1 and s2, node-mgr B on 127.0.0.2 with s3. Both
-    // listen on the same port (on every host node-mgr is on one port) and share the token.
-    const common = { runAs: TEST_RUN_AS, policy, security: { token: TOKEN } };
-    configA = { ...common, listen: { host: '127.0.0.1', port: apiPort }, stateDir: path.join(root, 'stateA'), nodes: [nodeEntry('s1', '127.0.0.1'), nodeEntry('s2', '127.0.0.1')] };
-    configB = { ...common, listen: { host: '127.0.0.2', port: apiPort }, stateDir: path.join(root, 'stateB'), nodes: [nodeEntry('s3', '127.0.0.2')] };
+    // listen on the same port (on every host node-mgr is on one port); each has its own token, and A
+    // lists B as a peer with B's token.
+    const common = { runAs: TEST_RUN_AS, policy };
+    configA = {
+      ...common,
+      security: { token: TOKEN },
+      peers: [{ host: '127.0.0.2', token: TOKEN_B }],
+      listen: { host: '127.0.0.1', port: apiPort },
+      stateDir: path.join(root, 'stateA'),
+      nodes: [nodeEntry('s1', '127.0.0.1'), nodeEntry('s2', '127.0.0.1')],
+    };
+    configB = { ...common, security: { token: TOKEN_B }, listen: { host: '127.0.0.2', port: apiPort }, stateDir: path.join(root, 'stateB'), nodes: [nodeEntry('s3', '127.0.0.2')] };
     [mgrA, mgrB] = await Promise.all([startNodeMgrProcess(path.join(root, 'mgrA'), configA), startNodeMgrProcess(path.join(root, 'mgrB'), configB)]);
     const created = await Promise.all([
       api(mgrA.url, 'POST', `/v1/nodes/${port.s1}/create`, undefined, AUTH),
       api(mgrA.url, 'POST', `/v1/nodes/${port.s2}/create`, undefined, AUTH),
-      api(mgrB.url, 'POST', `/v1/nodes/${port.s3}/create`, undefined, AUTH),
+      api(mgrB.url, 'POST', `/v1/nodes/${port.s3}/create`, undefined, AUTH_B),
     ]);
     for (const c of created) {
       assert.equal(c.status, 200, c.text);
@@ -199,7 +210,7 @@ describe('table jobs on real MariaDB through node-mgr', () => {
     assert.ok(existsSync(path.join(root, 's2/data/postgres_@0024@0024_public', `${filenameEncode('cöpy.of-€')}.ibd`)));
   });
 
-  it('sends a table to a node of another host: that node-mgr receives the stream, imports and verifies', async () => {
+  it('sends a table to a node of another host (a configured peer, called with that peer\'s own token): it receives the stream, imports and verifies', async () => {
     const id = await send(mgrA.url, { ...source('orders'), ...dest('orders', port.s3, '127.0.0.2') });
     const job = await waitForJob(mgrA.url, id);
     assert.equal(job.result, 'succeed', JSON.stringify(job));

@@ -60,7 +60,7 @@ describe('node-mgr over HTTPS (listen.tls)', () => {
     const common = { runAs: TEST_RUN_AS, security: { token: TOKEN } };
     const tls = { cert, key, ca: cert };
     [mgrA, mgrB] = await Promise.all([
-      startNodeMgrProcess(path.join(root, 'mgrA'), { ...common, listen: { host: '127.0.0.1', port: apiPort, tls }, stateDir: path.join(root, 'stateA'), nodes: [node('s1', '127.0.0.1')] }),
+      startNodeMgrProcess(path.join(root, 'mgrA'), { ...common, peers: [{ host: '127.0.0.2', token: TOKEN }], listen: { host: '127.0.0.1', port: apiPort, tls }, stateDir: path.join(root, 'stateA'), nodes: [node('s1', '127.0.0.1')] }),
       startNodeMgrProcess(path.join(root, 'mgrB'), { ...common, listen: { host: '127.0.0.2', port: apiPort, tls }, stateDir: path.join(root, 'stateB'), nodes: [node('s3', '127.0.0.2')] }),
     ]);
     const created = await Promise.all([call(mgrA.url, 'POST', `/v1/nodes/${port.s1}/create`), call(mgrB.url, 'POST', `/v1/nodes/${port.s3}/create`)]);

@@ -7,7 +7,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { receiveTableStream, tableStream, type StreamHeader } from '../../src/jobs/table-stream.ts';
-import { normaliseDefinition, renameDefinition } from '../../src/jobs/table-import.ts';
+import { normaliseDefinition, renameDefinition, TableTransferError } from '../../src/jobs/table-import.ts';
+import { sendDestination } from '../../src/jobs/table-transfer.ts';
+import { configSchema } from '../../src/config/schema.ts';
+import type { Supervisor } from '../../src/supervisor/supervisor.ts';
 
 describe('the table stream', () => {
   let dir: string;
@@ -117,5 +120,30 @@ describe('table definitions', () => {
 
   it('are renamed to the destination, quoted, with a backtick in a name doubled', () => {
     assert.equal(renameDefinition(def('we`ird'.replace('`', '``')), 'postgres_$$_public', 'x`y').split('\n')[0], 'CREATE TABLE `postgres_$$_public`.`x``y` (');
+  });
+});
+
+describe('where a send may go (sendDestination; a supervisor stand-in that only answers byPort)', () => {
+  const supervisor = { byPort: (port: number) => (port === 4001 ? { id: 'mysql-4001', ip: '127.0.0.1', port } : undefined) } as unknown as Supervisor;
+  const config = configSchema.parse({ listen: { port: 9998 }, security: { token: 'own' }, peers: [{ host: '203.0.113.5', token: 'theirs' }, { host: '203.0.113.6', url: 'https://b.example:9443' }] });
+
+  it('a node of this host stays local', () => {
+    assert.ok('local' in sendDestination(config, supervisor, '127.0.0.1', 4001));
+  });
+
+  it('a configured peer is called on its URL (default: our scheme and port) with its own token, never ours', () => {
+    const a = sendDestination(config, supervisor, '203.0.113.5', 4001);
+    assert.ok('peer' in a);
+    assert.equal(a.peer.url, 'http://203.0.113.5:9998');
+    assert.equal((a.peer as unknown as { token?: string }).token, 'theirs');
+    const b = sendDestination(config, supervisor, '203.0.113.6', 4001);
+    assert.ok('peer' in b);
+    assert.equal(b.peer.url, 'https://b.example:9443');
+    assert.equal((b.peer as unknown as { token?: string }).token, undefined, 'a peer without a token gets none, not ours');
+  });
+
+  it('any other address is refused with 400 (404 for an address of this host without that node)', () => {
+    assert.throws(() => sendDestination(config, supervisor, '203.0.113.7', 4001), (e: TableTransferError) => e.status === 400 && /not a configured peer/.test(e.message));
+    assert.throws(() => sendDestination(config, supervisor, '127.0.0.1', 4002), (e: TableTransferError) => e.status === 404);
   });
 });
