@@ -9,7 +9,7 @@ import path from 'node:path';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { freePort, removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../support/nodes.ts';
-import { api, killProcessGroups, legacy, startNodeMgrProcess, type NodeMgrProcess } from '../support/node-mgr-process.ts';
+import { api, killProcessGroups, startNodeMgrProcess, type NodeMgrProcess } from '../support/node-mgr-process.ts';
 
 const TOKEN = 'server-options-token';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -135,7 +135,7 @@ describe('server options over the network: allow-list only', () => {
     const r = await api(mgr.url, 'POST', '/', { ver: '0.1', job_type: 'mysql_cmd', cmd: 'python2 install-mysql.py --config=./evil_shard.json --target_node_index=0 --cluster_id=1 --shard_id=1' }, AUTH);
     assert.equal(r.status, 400, r.text);
     assert.match(r.body.info, /innodb_buffer_pool_size/);
-    assert.equal((await legacy(mgr.url, { ver: '0.1', job_type: 'get_node' })).body.storage_node0, undefined);
+    assert.equal((await api(mgr.url, 'GET', `/v1/nodes/${port}`, undefined, AUTH)).status, 404, 'the node was registered');
     assert.equal(existsSync(path.join(root, 'installed', String(port))), false);
   });
 });
