@@ -22,8 +22,12 @@ export class ExactHeaderResponse<Req extends IncomingMessage = IncomingMessage> 
     return super.setHeader(exactHeaderName(name), value);
   }
 
-  // Node's writeHead takes (status, headers), (status, reason, headers) or headers as a flat
-  // [name, value, …] list; the headers passed here would bypass setHeader's spelling.
+  override appendHeader(name: string, value: string | readonly string[]): this {
+    return super.appendHeader(exactHeaderName(name), value);
+  }
+
+  // Node's writeHead takes (status, headers), (status, reason, headers), and headers as an object,
+  // a flat [name, value, …] list or a list of pairs; passed here they would bypass setHeader.
   override writeHead(
     statusCode: number,
     reasonOrHeaders?: string | OutgoingHttpHeaders | OutgoingHttpHeader[],
@@ -32,7 +36,9 @@ export class ExactHeaderResponse<Req extends IncomingMessage = IncomingMessage> 
     const reason = typeof reasonOrHeaders === 'string' ? reasonOrHeaders : undefined;
     const headers = typeof reasonOrHeaders === 'string' ? maybeHeaders : reasonOrHeaders;
     if (Array.isArray(headers)) {
-      for (let i = 0; i + 1 < headers.length; i += 2) this.setHeader(String(headers[i]), headers[i + 1] as string | string[]);
+      const pairs: unknown[][] = Array.isArray(headers[0]) ? (headers as unknown as unknown[][]) : [];
+      if (pairs.length === 0) for (let i = 0; i + 1 < headers.length; i += 2) pairs.push([headers[i], headers[i + 1]]);
+      for (const [name, value] of pairs) if (name) this.appendHeader(String(name), value as string | string[]);
     } else if (headers) {
       for (const [name, value] of Object.entries(headers)) if (value !== undefined) this.setHeader(name, value);
     }

@@ -133,8 +133,9 @@ describe('the seed requests against real nodes', () => {
     const raw = await httpPostPara(ports.api, `{"ver":"0.1","job_type":"mysql_cmd","cmd":"./stopmysql.sh ${ports.storage}"}`);
     const { statusLine, headers, body } = parseRaw(raw);
     assert.match(statusLine, /^HTTP\/1\.[01] 200 OK$/);
-    assert.match(headers, /content-length: \d+/i);
-    assert.match(headers, /content-type: application\/json/i);
+    // The original clients search for these byte for byte (PROTOCOL §1): the spelling matters.
+    assert.match(headers, /^Content-Length: \d+$/m);
+    assert.match(headers, /^Content-Type: application\/json$/m);
     assert.equal((await waitForJob(mgr.url, body.job_id)).result, 'succeed');
     assert.equal((await waitForNode(mgr.url, ports.storage, () => true)).state, 'stopped');
     const again = parseRaw(await httpPostPara(ports.api, `{"ver":"0.1","job_type":"mysql_cmd","cmd":"./startmysql.sh ${ports.storage}"}`));
@@ -145,7 +146,7 @@ describe('the seed requests against real nodes', () => {
   it('get_node through http_post_para answers in one piece with 200 OK, Content-Length and the body', async () => {
     const raw = await httpPostPara(ports.api, '{"ver":"0.1","job_type":"get_node","node_type":"meta_node"}');
     assert.ok(raw.includes('200 OK'));
-    assert.ok(/Content-Length:/i.test(raw));
+    assert.ok(raw.includes('Content-Length:'));
     const { body } = parseRaw(raw);
     assert.equal(body.meta_node0.port, ports.meta);
   });
