@@ -52,11 +52,11 @@ export class ConnectionGate {
     const mine = this.held.get(source) ?? 0;
     let refusal: [number, string] | undefined;
     if (privileged) {
-      if (mine >= security.maxConnections) refusal = [503, `${source} holds ${mine} connections already, the limit for one address (security.maxConnections)`];
+      if (mine >= security.maxConnections) refusal = [503, `too many connections from ${source} (${mine} open; security.maxConnections)`];
     } else if (mine >= security.maxConnectionsPerSource) {
-      refusal = [429, `${source} holds ${mine} connections already, the limit for one address (security.maxConnectionsPerSource)`];
+      refusal = [429, `too many connections from ${source} (${mine} open; security.maxConnectionsPerSource)`];
     } else if (this.ordinary >= security.maxConnections) {
-      refusal = [503, `node-mgr holds ${this.ordinary} connections, its limit (security.maxConnections); try again shortly`];
+      refusal = [503, `node-mgr has ${this.ordinary} connections open, its limit for ordinary addresses (security.maxConnections); try again shortly`];
     }
     if (refusal) {
       this.refuse(socket, source, ...refusal);

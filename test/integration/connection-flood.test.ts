@@ -4,6 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -95,7 +96,7 @@ describe('a flood of idle connections shuts out no one else', () => {
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(refusedWith(one, 429).length, 536);
     assert.equal(one.filter((h) => h.reply === '' && !h.closed).length, 64, 'held idle');
-    assert.match(errorBodyOf(refusedWith(one, 429)[0]!.reply).info, /127\.0\.0\.2 holds 64 connections.*maxConnectionsPerSource/);
+    assert.match(errorBodyOf(refusedWith(one, 429)[0]!.reply).info, /too many connections from 127\.0\.0\.2 \(64 open; security\.maxConnectionsPerSource\)/);
 
     // curl from the flooding address gets the refusal whole, as JSON.
     const { stdout } = await run('curl', ['-sS', '--interface', '127.0.0.2', '-d', GET_NODE, '-w', '\n%{http_code}', url]);
@@ -126,7 +127,7 @@ describe('a flood of idle connections shuts out no one else', () => {
     // Another address gets the refusal as a JSON error the original clients can take apart.
     const shut = await seedPostPara(url, GET_NODE, { bind: '127.0.0.50' });
     assert.equal(shut.stdout, 'http return code error\nresult_str=\n');
-    assert.match(JSON.parse(shut.errorBody!).info, /node-mgr holds 512 connections, its limit \(security\.maxConnections\)/);
+    assert.match(JSON.parse(shut.errorBody!).info, /node-mgr has 512 connections open, its limit for ordinary addresses \(security\.maxConnections\)/);
 
     // Once the flood goes, everyone is served again.
     for (const h of flood.splice(0)) h.socket.destroy();
@@ -139,20 +140,22 @@ describe('a flood of idle connections shuts out no one else', () => {
   });
 });
 
-describe('a connection must bring a whole request head within security.headersTimeoutMs', () => {
+describe('the header timeout, and limits that change on reload', () => {
   let root: string;
   let mgr: NodeMgrProcess;
   let port: number;
+  let config: Record<string, unknown>;
 
   before(async () => {
     root = path.dirname(await tempNodeDir());
     port = await freePort();
-    mgr = await startNodeMgrProcess(path.join(root, 'mgr'), {
+    config = {
       listen: { host: '127.0.0.1', port },
       stateDir: path.join(root, 'state'),
       runAs: TEST_RUN_AS,
       security: { headersTimeoutMs: 1000 },
-    });
+    };
+    mgr = await startNodeMgrProcess(path.join(root, 'mgr'), config);
     await buildSeedClient();
   });
 
@@ -174,5 +177,17 @@ describe('a connection must bring a whole request head within security.headersTi
     }
     const r = await seedPostRaw(port, `POST / HTTP/1.0\r\nContent-Length: ${GET_NODE.length}\r\n\r\n${GET_NODE}`);
     assert.equal(r.stdout, 'result_str={}\n');
+  });
+
+  it('takes new connection limits on SIGHUP, without a restart', async () => {
+    writeFileSync(path.join(root, 'mgr', 'node-mgr.json'), JSON.stringify({ ...config, security: { headersTimeoutMs: 1000, maxConnectionsPerSource: 1 } }));
+    const reloads = () => mgr.lines.filter((l) => l.includes('config reloaded')).length;
+    const before = reloads();
+    process.kill(mgr.pid, 'SIGHUP');
+    await eventually('config reloaded', () => reloads() > before);
+    const two = await openIdle(port, '127.0.0.5', 2);
+    await eventually('one refusal', () => refusedWith(two, 429).length === 1, 10_000);
+    assert.match(errorBodyOf(refusedWith(two, 429)[0]!.reply).info, /too many connections from 127\.0\.0\.5 \(1 open; security\.maxConnectionsPerSource\)/);
+    for (const h of two) h.socket.destroy();
   });
 });
