@@ -73,7 +73,8 @@ runBench(async () => {
     await killProcessGroups(pids);
   });
   mgrs.push(
-    await startNodeMgrProcess(path.join(root, 'mgrA'), { ...common, listen: { host: '127.0.0.1', port: apiPort }, stateDir: path.join(root, 'stateA'), nodes: [node('src', '127.0.0.1'), node('dst', '127.0.0.1')] }),
+    // B is a configured peer of A (a send goes to no other host), called with B's token.
+    await startNodeMgrProcess(path.join(root, 'mgrA'), { ...common, peers: [{ host: '127.0.0.2', token: TOKEN }], listen: { host: '127.0.0.1', port: apiPort }, stateDir: path.join(root, 'stateA'), nodes: [node('src', '127.0.0.1'), node('dst', '127.0.0.1')] }),
     await startNodeMgrProcess(path.join(root, 'mgrB'), { ...common, listen: { host: '127.0.0.2', port: apiPort }, stateDir: path.join(root, 'stateB'), nodes: [node('remote', '127.0.0.2')] }),
   );
   const [mgrA, mgrB] = mgrs as [NodeMgrProcess, NodeMgrProcess];
