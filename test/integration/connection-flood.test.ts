@@ -4,7 +4,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -191,3 +192,50 @@ describe('the header timeout, and limits that change on reload', () => {
     for (const h of two) h.socket.destroy();
   });
 });
+
+describe('the limits over TLS', () => {
+  let root: string;
+  let mgr: NodeMgrProcess;
+  let port: number;
+  let ca: Buffer;
+
+  before(async () => {
+    root = path.dirname(await tempNodeDir());
+    port = await freePort();
+    const [key, cert] = [path.join(root, 'key.pem'), path.join(root, 'cert.pem')];
+    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=node-mgr test', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    ca = readFileSync(cert);
+    mgr = await startNodeMgrProcess(path.join(root, 'mgr'), {
+      listen: { host: '127.0.0.1', port, tls: { cert, key } },
+      stateDir: path.join(root, 'state'),
+      runAs: TEST_RUN_AS,
+      security: { maxConnectionsPerSource: 2, headersTimeoutMs: 600_000 },
+    });
+  });
+
+  after(async () => {
+    await mgr?.stop('SIGKILL');
+    await removeTempDirs();
+  });
+
+  /** GET /healthz over HTTPS from `source`; resolves the status. */
+  const healthz = (source: string) =>
+    new Promise<number>((resolve, reject) => {
+      const req = https.get({ host: '127.0.0.1', port, path: '/healthz', ca, localAddress: source, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+    });
+
+  it('closes a refused connection before the handshake, and serves other addresses', async () => {
+    const three = await openIdle(port, '127.0.0.2', 3);
+    await eventually('one closed', () => three.filter((h) => h.closed).length === 1, 10_000);
+    assert.equal(three.find((h) => h.closed)!.reply, '');
+    assert.equal(await healthz('127.0.0.1'), 200);
+    assert.equal(await healthz('127.0.0.3'), 200);
+    await assert.rejects(healthz('127.0.0.2'));
+    for (const h of three) h.socket.destroy();
+  });
+});
+
