@@ -52,6 +52,9 @@ export interface ReloadResult {
 const LIVE_SECTIONS = ['policy', 'nodes', 'commandAllowList', 'createDefaults', 'peers'] as const;
 const LIVE_SECURITY = ['token', 'allowFrom', 'openReads', 'exposeSecrets', 'requestTimeoutMs', 'maxConnections', 'maxConnectionsPerSource', 'headersTimeoutMs'] as const;
 
+/** node-mgr's log: every password field masked, whatever the output format. */
+export const LOGGER_OPTIONS: pino.LoggerOptions = { name: 'node-mgr', redact: { paths: ['*.password', '*.pwd', '*.s_pwd', '*.d_pwd', 'password'], censor: '******' } };
+
 export interface StartOptions {
   log?: Logger;
   adoptPollMs?: number;
@@ -61,7 +64,7 @@ export interface StartOptions {
 
 export async function startNodeMgr(config: Config, opts: StartOptions = {}): Promise<NodeMgr> {
   checkBindAllowed(config);
-  const log = opts.log ?? pino({ name: 'node-mgr', redact: { paths: ['*.password', '*.pwd', '*.s_pwd', '*.d_pwd', 'password'], censor: '******' } });
+  const log = opts.log ?? pino(LOGGER_OPTIONS);
   mkdirSync(config.stateDir, { recursive: true });
   const lock = await lockStateDir(config.stateDir);
   try {

@@ -9,6 +9,7 @@ import { ConnectionGate } from './connection-gate.ts';
 import { legacyRoutes } from './legacy.ts';
 import { v1Routes } from './v1.ts';
 import { backupRoutes } from './v1-backups.ts';
+import { logRoutes } from './v1-logs.ts';
 import { tableRecvRoutes } from './table-recv.ts';
 import { eventRoutes } from './events.ts';
 import { healthRoutes } from './health.ts';
@@ -112,6 +113,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(async (scope) => legacyRoutes(scope, deps));
   await app.register(async (scope) => v1Routes(scope, deps), { prefix: '/v1' });
   await app.register(async (scope) => backupRoutes(scope, deps), { prefix: '/v1' });
+  await app.register(async (scope) => logRoutes(scope, deps), { prefix: '/v1' });
   await app.register(async (scope) => tableRecvRoutes(scope, deps), { prefix: '/v1' });
   await app.register(async (scope) => eventRoutes(scope, deps), { prefix: '/v1' });
   await app.register(async (scope) => healthRoutes(scope, deps));

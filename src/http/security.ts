@@ -21,7 +21,8 @@ export function requireMutationAllowed(req: FastifyRequest, config: Config): voi
     if (m && safeEqual(m[1]!.trim(), token)) return;
     throw new HttpError(403, 'the bearer token is not valid');
   }
-  throw new HttpError(401, 'this request changes state and needs "Authorization: Bearer <token>" or an allow-listed source address');
+  const what = req.method === 'GET' || req.method === 'HEAD' ? 'reads are closed (security.openReads is false): this request' : 'this request changes state and';
+  throw new HttpError(401, `${what} needs "Authorization: Bearer <token>" or an allow-listed source address`);
 }
 
 /** An IPv4 peer on a dual-stack socket shows as `::ffff:a.b.c.d`: compared as `a.b.c.d`. */
