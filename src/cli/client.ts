@@ -3,7 +3,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { loadConfig, parseConfig } from '../config/load.ts';
 
 /** Where a packaged install keeps its config (packaging/node-mgr.service). */
 export const DEFAULT_CONFIG_FILE = '/etc/node-mgr/node-mgr.json';
@@ -23,15 +22,18 @@ export interface Endpoint {
 }
 
 /** --url, --token and NODE_MGR_TOKEN override the config file; without --config, the packaged one if present. */
-export function resolveEndpoint(opts: EndpointOptions): Endpoint {
+export async function resolveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
   const file = opts.config ?? process.env.NODE_MGR_CONFIG ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  const token = opts.token ?? process.env.NODE_MGR_TOKEN;
+  if (opts.url && !file) return { url: opts.url.replace(/\/+$/, ''), token, source: '--url' };
+  // Loaded only when needed: the config schema (zod) costs a noticeable part of a short command.
+  const { loadConfig, parseConfig } = await import('../config/load.ts');
   const config = file ? loadConfig(file) : parseConfig({});
   const tls = config.listen.tls;
   const host = config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host === '::' ? '::1' : config.listen.host;
   const url = (opts.url ?? `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${config.listen.port}`).replace(/\/+$/, '');
-  const token = opts.token ?? process.env.NODE_MGR_TOKEN ?? config.security.token;
   const ca = tls ? readFileSync(tls.ca ?? tls.cert) : undefined;
-  return { url, token, ca, source: file ? `config ${file}` : 'the default address' };
+  return { url, token: token ?? config.security.token, ca, source: file ? `config ${file}` : 'the default address' };
 }
 
 export class CliError extends Error {}

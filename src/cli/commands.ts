@@ -28,7 +28,7 @@ function watchSeconds(value: string | boolean | undefined): number | null {
 }
 
 export async function nodes(opts: OutputOptions & { watch?: string | boolean }): Promise<number> {
-  const client = new NodeMgrClient(resolveEndpoint(opts));
+  const client = new NodeMgrClient(await resolveEndpoint(opts));
   const render = async () => {
     const list = await client.get<NodeSummary[]>('/v1/nodes');
     return opts.json ? JSON.stringify(list, null, 2) : list.length ? nodesTable(list, { colour: useColour() }) : 'no nodes are supervised';
@@ -40,7 +40,7 @@ export async function nodes(opts: OutputOptions & { watch?: string | boolean }):
 }
 
 export async function nodeAction(action: 'start' | 'stop' | 'restart', node: string, opts: OutputOptions): Promise<number> {
-  const client = new NodeMgrClient(resolveEndpoint(opts));
+  const client = new NodeMgrClient(await resolveEndpoint(opts));
   const port = await portOf(client, node);
   const view = await client.post<NodeSummary>(`/v1/nodes/${port}/${action}`);
   if (opts.json) console.log(JSON.stringify(view, null, 2));
@@ -58,7 +58,7 @@ interface LogReply {
 }
 
 export async function logs(node: string, opts: EndpointOptions & { follow?: boolean; lines?: string; file?: string }): Promise<number> {
-  const client = new NodeMgrClient(resolveEndpoint(opts));
+  const client = new NodeMgrClient(await resolveEndpoint(opts));
   const port = await portOf(client, node);
   const query = new URLSearchParams();
   if (opts.file) query.set('file', opts.file);
@@ -77,7 +77,7 @@ export async function logs(node: string, opts: EndpointOptions & { follow?: bool
 }
 
 export async function jobs(opts: OutputOptions & { watch?: string | boolean; all?: boolean; limit?: string }): Promise<number> {
-  const client = new NodeMgrClient(resolveEndpoint(opts));
+  const client = new NodeMgrClient(await resolveEndpoint(opts));
   const limit = Number(opts.limit ?? 20);
   const render = async () => {
     const list = await client.get<JobSummary[]>(`/v1/jobs?limit=${limit}`);
@@ -108,7 +108,7 @@ async function followJob(client: NodeMgrClient, id: string, json: boolean): Prom
 }
 
 export async function backup(node: string, opts: OutputOptions & { wait?: boolean }): Promise<number> {
-  const client = new NodeMgrClient(resolveEndpoint(opts));
+  const client = new NodeMgrClient(await resolveEndpoint(opts));
   const port = await portOf(client, node);
   const accepted = await client.post<{ job_id: string }>(`/v1/nodes/${port}/backup`);
   if (opts.wait === false) {
@@ -119,7 +119,7 @@ export async function backup(node: string, opts: OutputOptions & { wait?: boolea
 }
 
 export async function restore(node: string, file: string, opts: OutputOptions & { wait?: boolean; yes?: boolean }): Promise<number> {
-  const client = new NodeMgrClient(resolveEndpoint(opts));
+  const client = new NodeMgrClient(await resolveEndpoint(opts));
   const port = await portOf(client, node);
   if (!opts.yes) {
     if (!process.stdin.isTTY) throw new CliError(`restore replaces the data of node ${node}; add --yes to confirm`);
@@ -148,7 +148,7 @@ interface BackupListing {
 }
 
 export async function backups(node: string | undefined, opts: OutputOptions): Promise<number> {
-  const client = new NodeMgrClient(resolveEndpoint(opts));
+  const client = new NodeMgrClient(await resolveEndpoint(opts));
   const query = node ? `?port=${await portOf(client, node)}` : '';
   const list = await client.get<BackupListing[]>(`/v1/backups${query}`);
   if (opts.json) {
@@ -166,7 +166,7 @@ export async function backups(node: string | undefined, opts: OutputOptions): Pr
 
 /** For ExecStartPost: returns once GET /readyz answers 200 (node-mgr serves and its state takes writes). */
 export async function waitReady(opts: EndpointOptions & { timeout?: string }): Promise<number> {
-  const client = new NodeMgrClient(resolveEndpoint(opts));
+  const client = new NodeMgrClient(await resolveEndpoint(opts));
   const deadline = Date.now() + Number(opts.timeout ?? 90) * 1000;
   let last = '';
   while (Date.now() < deadline) {

@@ -2,8 +2,6 @@
 // running node-mgr with the address, token and CA of its config file.
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { ConfigError } from '../config/load.ts';
-import { CliError } from './client.ts';
 import { LOG_FORMATS, LOG_LEVELS } from './log-options.ts';
 
 /** package.json's version: two levels up from src/cli, three from dist/src/cli. */
@@ -174,7 +172,8 @@ export async function runCli(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
-    if (err instanceof CliError || err instanceof ConfigError) console.error(`node-mgr: ${err.message}`);
+    // By name: importing the classes would load the config schema (zod) before every command.
+    if (err instanceof Error && ['CliError', 'ConfigError'].includes(err.constructor.name)) console.error(`node-mgr: ${err.message}`);
     else console.error(`node-mgr: ${(err as Error).stack ?? String(err)}`);
     return 1;
   }
