@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for pkg in mariadb-server mariadb-backup postgresql build-essential python3 default-jdk-headless maven iproute2 curl wrk openssl chromium; do
+# systemd: systemd-analyze for the unit's test (PID 1 need not be systemd); prometheus: promtool.
+for pkg in mariadb-server mariadb-backup postgresql build-essential python3 default-jdk-headless maven iproute2 curl wrk openssl chromium systemd prometheus; do
   have "$pkg" || need+=("$pkg")
 done
 if ((${#need[@]})); then

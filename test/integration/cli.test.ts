@@ -110,7 +110,8 @@ describe('the node-mgr command line', () => {
     let out = '';
     follow.stdout!.on('data', (c) => (out += c));
     try {
-      await new Promise((r) => setTimeout(r, 3000));
+      // The restart must come after the follower has read its starting point (its first line).
+      for (let i = 0; i < 600 && out.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
       const before_ = out.length;
       const restarted = await api(mgr.url, 'POST', `/v1/nodes/${port}/restart`, undefined, auth);
       pids.push(restarted.body.pid);
