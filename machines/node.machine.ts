@@ -93,10 +93,16 @@ export type NodeEvent =
   | { type: 'RESTORE_STARTED'; jobId: string }
   | { type: 'RESTORE_FINISHED'; jobId: string }
   | { type: 'PROBE_OK' }
+  /** The server closed the health monitoring session: the process may have died. */
+  | { type: 'MONITOR_SESSION_LOST' }
   | { type: 'PROBE_FAILED'; error: string };
 
 /** Commands the machine sends to its process handle. */
-export type ProcessCommand = { type: 'STOP' } | { type: 'KILL' };
+export type ProcessCommand =
+  | { type: 'STOP' }
+  | { type: 'KILL' }
+  /** Look at the process now rather than at the next poll (only an adopted process is polled). */
+  | { type: 'CHECK_EXIT' };
 
 /** What adoption found: the server's pid, and how long it had been running (null if unknown). */
 export interface AdoptResult {
@@ -143,7 +149,7 @@ export const nodeMachine = setup({
     preflight: fromPromise<void, { nodeId: string }>(async () => {}),
     /** Spawns (or adopts) the server; reports PROCESS_STARTED, PROCESS_READY, PROCESS_EXITED; obeys STOP/KILL. */
     process: fromCallback<ProcessCommand, ProcessHandleInput>(() => () => {}),
-    /** Periodic health probe of a running server: PROBE_OK / PROBE_FAILED. */
+    /** Periodic health probe of a running server: PROBE_OK / PROBE_FAILED, and MONITOR_SESSION_LOST. */
     probe: fromCallback<AnyEventObject, { nodeId: string }>(() => () => {}),
     /** Reads the error log and classifies the exit. */
     diagnose: fromPromise<Diagnosis, { nodeId: string; code: number | null; signal: string | null; killReason: string | null }>(
@@ -235,6 +241,7 @@ export const nodeMachine = setup({
     killForReason: assign((_, params: { reason: NonNullable<NodeContext['killReason']> }) => ({ killReason: params.reason })),
     sendKill: sendTo('process', { type: 'KILL' } satisfies ProcessCommand),
     sendStop: sendTo('process', { type: 'STOP' } satisfies ProcessCommand),
+    sendCheckExit: sendTo('process', { type: 'CHECK_EXIT' } satisfies ProcessCommand),
     resetRestartWindow: assign({ attempt: 0, crashTimes: [] }),
     pause: assign(({ event }) => {
       if (event.type !== 'PAUSE') return {};
@@ -372,6 +379,7 @@ export const nodeMachine = setup({
           after: { stableRun: { actions: 'markStable' } },
           on: {
             PROBE_OK: { actions: 'resetProbeFailures' },
+            MONITOR_SESSION_LOST: { actions: 'sendCheckExit' },
             PROBE_FAILED: [
               {
                 guard: 'probeThresholdReached',

@@ -66,6 +66,21 @@ export interface ExitDiagnosis {
   logTail: string[];
 }
 
+/**
+ * A long-lived monitoring session with a server: health probes run on it without logging in
+ * again, and its loss is the first sign that the server may have died.
+ */
+export interface MonitorSession {
+  /** One cheap query; rejects with a sentence when the server does not answer within timeoutMs (the session is then unusable). */
+  check(timeoutMs: number): Promise<void>;
+  /** Called once if the server side closes the session; never after close() or destroy(). */
+  onLost(listener: () => void): void;
+  /** Ends the session the polite way (MySQL COM_QUIT, PostgreSQL Terminate), so the server logs no aborted client. */
+  close(): Promise<void>;
+  /** Drops the socket at once (a server that stopped answering). */
+  destroy(): void;
+}
+
 export interface Engine {
   readonly kind: NodeKind;
   /** Creates the data dir (mariadb-install-db / initdb as runAs) and sets the admin password. Idempotent: refuses a non-empty data dir that is not a finished init. */
@@ -87,6 +102,11 @@ export interface Engine {
   waitReady(spec: NodeSpec, pid: number, signal: AbortSignal): Promise<void>;
   /** One health probe; throws with a sentence when the server does not answer. */
   probe(spec: NodeSpec, signal: AbortSignal): Promise<void>;
+  /**
+   * Logs in once for health monitoring (bounded by timeoutMs); probes then run on that session.
+   * Absent for kinds without a session protocol (cluster_mgr): they use probe() each time.
+   */
+  openMonitor?(spec: NodeSpec, timeoutMs: number): Promise<MonitorSession>;
   /** The pid of a server already running on this node's data dir, after proving its identity; null if none. */
   findRunning(spec: NodeSpec): Promise<number | null>;
   /** Proves that pid is this node's server (cmdline, data dir, start time vs pidfile). */

@@ -8,6 +8,7 @@ import mysql from 'mysql2/promise';
 import { endConnection } from './sql-close.ts';
 import type { Engine, ExitDiagnosis, LaunchPlan, NodeSpec } from './engine.ts';
 import { waitForSql } from './readiness.ts';
+import { sqlMonitorSession } from './monitor-session.ts';
 import { diagnoseFromLogs } from './exit-diagnosis.ts';
 import { climbStopLadder, cmdline, isAlive, pidsOwnedBy, sendSignal, startedAtMs, workingDir } from './process-info.ts';
 import { emptyNodeDirAsAccount, readNodeLogTail, readNodePidFile, removeNodeFile, renameRotateNodeLog, writeNodeFile } from './node-files.ts';
@@ -286,6 +287,29 @@ export const mysqlEngine: Engine = {
     } catch (err) {
       throw new Error(`${spec.id}: SELECT 1 on ${clientHost(spec)}:${spec.port} failed: ${(err as Error).message}`);
     }
+  },
+
+  async openMonitor(spec, timeoutMs) {
+    const label = `${spec.id}: SELECT 1 on ${clientHost(spec)}:${spec.port}`;
+    let conn: mysql.Connection;
+    try {
+      conn = await connect(spec, admin(spec), timeoutMs);
+    } catch (err) {
+      throw new Error(`${label} failed: ${(err as Error).message}`);
+    }
+    return sqlMonitorSession({
+      label,
+      selectOne: async () => {
+        await conn.query('SELECT 1');
+      },
+      // A fatal error with no query running is emitted on the connection: unheard, it would crash node-mgr.
+      whenClosed: (listener) => {
+        conn.on('error', listener);
+        conn.on('end', listener);
+      },
+      quit: () => conn.end(),
+      drop: () => conn.destroy(),
+    });
   },
 
   async findRunning(spec) {

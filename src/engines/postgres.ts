@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Engine, ExitDiagnosis, LaunchPlan, NodeSpec } from './engine.ts';
 import { waitForSql } from './readiness.ts';
+import { sqlMonitorSession } from './monitor-session.ts';
 import { diagnoseFromLogs } from './exit-diagnosis.ts';
 import { climbStopLadder, cmdline, isAlive, pidsOwnedBy, processState, sendSignal, startedAtMs, workingDir } from './process-info.ts';
 import { emptyNodeDirAsAccount, readNodeFile, readNodeLogTail, readNodePidFile, removeNodeFile, writeNodeFile } from './node-files.ts';
@@ -155,6 +156,11 @@ async function selectOne(spec: NodeSpec, timeoutMs: number): Promise<void> {
   }
 }
 
+/** pg has no public way to drop a connection without the Terminate exchange (a hung server never answers it). */
+function dropSocket(client: pg.Client): void {
+  (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+}
+
 function isAuthFailure(err: unknown): boolean {
   const code = (err as { code?: string }).code;
   // 28P01 invalid_password, 28000 invalid_authorization_specification (no hba line, unknown role).
@@ -238,6 +244,38 @@ export const postgresEngine: Engine = {
     } catch (err) {
       throw new Error(`${spec.id}: SELECT 1 on ${clientHost(spec)}:${spec.port} failed: ${(err as Error).message}`);
     }
+  },
+
+  async openMonitor(spec, timeoutMs) {
+    const label = `${spec.id}: SELECT 1 on ${clientHost(spec)}:${spec.port}`;
+    const client = new pg.Client({
+      host: clientHost(spec),
+      port: spec.port,
+      user: spec.user,
+      password: spec.password,
+      database: 'postgres',
+      connectionTimeoutMillis: timeoutMs,
+      application_name: 'node-mgr health',
+    });
+    const closed: Array<() => void> = [];
+    // A backend that dies between probes is reported as 'error' on the client; unheard, it would crash node-mgr.
+    client.on('error', () => closed.forEach((l) => l()));
+    client.on('end', () => closed.forEach((l) => l()));
+    try {
+      await client.connect();
+    } catch (err) {
+      dropSocket(client);
+      throw new Error(`${label} failed: ${(err as Error).message}`);
+    }
+    return sqlMonitorSession({
+      label,
+      selectOne: async () => {
+        await client.query('SELECT 1');
+      },
+      whenClosed: (listener) => closed.push(listener),
+      quit: () => client.end(),
+      drop: () => dropSocket(client),
+    });
   },
 
   async awaitPreviousServer(spec, signal) {

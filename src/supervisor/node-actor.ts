@@ -8,7 +8,8 @@ import { nodeMachine, type AdoptResult, type Diagnosis, type ProcessCommand, typ
 import type { Engine, NodeSpec } from '../engines/engine.ts';
 import { portHolder, sendSignal, startedAtMs } from '../engines/process-info.ts';
 import { foreignNodeDirEntries } from '../engines/spec.ts';
-import { prepareSpawn, spawnServer, watchAdopted, rotateServerLog } from './spawn.ts';
+import { prepareSpawn, spawnServer, watchAdopted, rotateServerLog, type AdoptedWatch } from './spawn.ts';
+import { monitorHealth } from './health-monitor.ts';
 import { checkDiskSpace } from './disk.ts';
 import { reapLeftovers } from './leftovers.ts';
 
@@ -18,9 +19,17 @@ export interface NodeRuntime {
   trashDir: string;
   log: Logger;
   serverLog: { maxBytes: number; keep: number };
-  /** How often an adopted (non-child) process is polled for its exit. */
+  /**
+   * How often an adopted (non-child) process is polled for its exit. The fallback only where the
+   * engine keeps a monitoring session, whose loss triggers a check at once.
+   */
   adoptPollMs?: number;
 }
+
+/** /proc poll of an adopted server when nothing else would tell of its exit (cluster_mgr). */
+const ADOPTED_POLL_MS = 500;
+/** The same where a monitoring session's loss says so first: the poll is only the fallback. */
+const ADOPTED_POLL_WITH_SESSION_MS = 2000;
 
 /** The node machine with its effects bound to one node's engine. */
 export function nodeMachineFor(rt: NodeRuntime) {
@@ -61,11 +70,19 @@ export function nodeMachineFor(rt: NodeRuntime) {
         let pid: number | null = null;
         // A STOP or KILL that arrives while the spawn is still under way is applied once the pid is known.
         let pending: ProcessCommand | null = null;
+        let adoptedWatch: AdoptedWatch | null = null;
         const obey = (command: ProcessCommand, target: number) => {
           if (command.type === 'STOP') {
-            engine.stop(spec, target).catch((err) => log.error({ node: spec.id, err: String(err) }, 'stop ladder failed'));
-          } else {
+            engine.stop(spec, target).then(
+              () => adoptedWatch?.checkNow(),
+              (err) => log.error({ node: spec.id, err: String(err) }, 'stop ladder failed'),
+            );
+          } else if (command.type === 'KILL') {
             killGroup(target, 'SIGKILL');
+            adoptedWatch?.checkNow();
+          } else {
+            // A child's exit is reported by the kernel anyway; only an adopted server needs looking at.
+            adoptedWatch?.checkNow();
           }
         };
         const reportExit = (exit: Promise<{ code: number | null; signal: string | null }>) =>
@@ -80,7 +97,9 @@ export function nodeMachineFor(rt: NodeRuntime) {
           });
         if (input.adoptPid !== null) {
           pid = input.adoptPid;
-          const watch = watchAdopted(pid, rt.adoptPollMs ?? 500);
+          const pollMs = rt.adoptPollMs ?? (engine.openMonitor ? ADOPTED_POLL_WITH_SESSION_MS : ADOPTED_POLL_MS);
+          const watch = watchAdopted(pid, pollMs);
+          adoptedWatch = watch;
           stopWatching.signal.addEventListener('abort', () => watch.cancel());
           void reportExit(watch.exit);
         } else {
@@ -105,30 +124,21 @@ export function nodeMachineFor(rt: NodeRuntime) {
           );
         }
         receive((command) => {
-          if (pid === null) pending = command;
-          else obey(command, pid);
+          if (pid !== null) obey(command, pid);
+          else if (command.type !== 'CHECK_EXIT') pending = command;
         });
         // Leaving the state (or node-mgr shutting down) stops the watching, never the database.
         return () => stopWatching.abort();
       }),
 
-      probe: fromCallback<AnyEventObject, { nodeId: string }>(({ sendBack }) => {
-        const { intervalMs, timeoutMs } = spec.policy.probe;
-        let inFlight = false;
-        const timer = setInterval(async () => {
-          if (inFlight) return;
-          inFlight = true;
-          try {
-            await engine.probe(spec, AbortSignal.timeout(timeoutMs));
-            sendBack({ type: 'PROBE_OK' } satisfies NodeEvent);
-          } catch (err) {
-            sendBack({ type: 'PROBE_FAILED', error: (err as Error).message } satisfies NodeEvent);
-          } finally {
-            inFlight = false;
-          }
-        }, intervalMs);
-        return () => clearInterval(timer);
-      }),
+      probe: fromCallback<AnyEventObject, { nodeId: string }>(({ sendBack }) =>
+        monitorHealth(spec, engine, {
+          ok: () => sendBack({ type: 'PROBE_OK' } satisfies NodeEvent),
+          failed: (error) => sendBack({ type: 'PROBE_FAILED', error } satisfies NodeEvent),
+          sessionLost: () => sendBack({ type: 'MONITOR_SESSION_LOST' } satisfies NodeEvent),
+          debug: (message) => log.debug({ node: spec.id }, message),
+        }),
+      ),
 
       diagnose: fromPromise<Diagnosis, { nodeId: string; code: number | null; signal: string | null; killReason: string | null }>(
         async ({ input }) => {

@@ -60,28 +60,59 @@ export interface AdoptedWatch {
   exit: Promise<{ code: null; signal: null }>;
   /** Stops polling; `exit` then never resolves. */
   cancel(): void;
+  /**
+   * A hint that the process may be exiting (its monitoring session closed, a stop finished):
+   * looks at once, then closely for a moment, since the socket closes before the process is reaped.
+   */
+  checkNow(): void;
 }
+
+/** After a hint, /proc is read again after these many ms before going back to the slow poll. */
+const FOLLOW_UP_MS = [2, 5, 10, 20, 50, 100, 250];
 
 /** Watches a server that is not our child (adopted after a node-mgr restart) by polling /proc. */
 export function watchAdopted(pid: number, intervalMs = 500): AdoptedWatch {
   let timer: NodeJS.Timeout | undefined;
   let cancelled = false;
-  const exit = new Promise<{ code: null; signal: null }>((resolve) => {
-    const check = async () => {
-      if (cancelled) return;
-      if ((await processState(pid)) !== 'running') {
-        resolve({ code: null, signal: null });
-        return;
-      }
-      if (!cancelled) timer = setTimeout(check, intervalMs);
-    };
-    void check();
-  });
+  let checking = false;
+  let followUp = FOLLOW_UP_MS.length;
+  let hintedWhileChecking = false;
+  let resolveExit!: (v: { code: null; signal: null }) => void;
+  const exit = new Promise<{ code: null; signal: null }>((resolve) => (resolveExit = resolve));
+  const check = async () => {
+    if (cancelled || checking) return;
+    checking = true;
+    const state = await processState(pid);
+    checking = false;
+    if (cancelled) return;
+    if (state !== 'running') {
+      cancelled = true;
+      resolveExit({ code: null, signal: null });
+      return;
+    }
+    if (hintedWhileChecking) {
+      hintedWhileChecking = false;
+      followUp = 0;
+    }
+    clearTimeout(timer);
+    timer = setTimeout(check, followUp < FOLLOW_UP_MS.length ? FOLLOW_UP_MS[followUp++] : intervalMs);
+  };
+  void check();
   return {
     exit,
     cancel() {
       cancelled = true;
-      if (timer) clearTimeout(timer);
+      clearTimeout(timer);
+    },
+    checkNow() {
+      if (cancelled) return;
+      if (checking) {
+        hintedWhileChecking = true;
+        return;
+      }
+      followUp = 0;
+      clearTimeout(timer);
+      void check();
     },
   };
 }

@@ -48,6 +48,7 @@ function harness(opts: {
         }
         receive((cmd) => {
           commands.push(cmd);
+          if (cmd.type === 'CHECK_EXIT') return;
           sendBack({ type: 'PROCESS_EXITED', code: cmd.type === 'KILL' ? null : 0, signal: cmd.type === 'KILL' ? 'SIGKILL' : null, at: clock.now() });
         });
         return () => {};
@@ -390,6 +391,16 @@ describe('node statechart', () => {
     await h.settle();
     assert.equal(h.state(), 'running');
     assert.equal(h.actor.getSnapshot().context.paused, false);
+  });
+
+  it('asks the process handle to look at the process at once when the monitoring session is lost', async () => {
+    const h = harness({ adoptPid: 4242 });
+    await h.settle();
+    h.actor.send({ type: 'MONITOR_SESSION_LOST' });
+    await h.settle();
+    assert.deepEqual(h.commands, [{ type: 'CHECK_EXIT' }]);
+    assert.equal(h.state(), 'running', 'a lost session alone is not a crash');
+    assert.equal(h.actor.getSnapshot().context.probeFailures, 0, 'nor a failed probe');
   });
 
   it('kills a hung server after N failed probes and treats it as a crash', async () => {
