@@ -34,14 +34,19 @@ export class HostInfo {
     this.timer = null;
   }
 
+  private disks: { list: HostSample['disks']; at: number } | null = null;
+  private disksRefresh: Promise<void> | null = null;
+
+  // CPU and memory come from two /proc reads, kept current in the background (the CPU figure is a
+  // difference between two reads). The filesystems cost a `df` process: read only when asked.
   private async refresh(): Promise<void> {
     try {
-      const [load, mem, fsSize] = await Promise.all([si.currentLoad(), si.mem(), si.fsSize()]);
+      const [load, mem] = await Promise.all([si.currentLoad(), si.mem()]);
       this.sample = {
         cpuPct: load.currentLoad,
         memUsed: mem.active,
         memFree: mem.available,
-        disks: fsSize.map((d) => ({ mount: d.mount, fs: d.fs, size: d.size, used: d.used, available: d.available })),
+        disks: this.disks?.list ?? [],
         sampledAt: Date.now(),
       };
     } catch {
@@ -49,9 +54,35 @@ export class HostInfo {
     }
   }
 
-  /** The latest sample; the first call after start waits for it, never longer than 2 s. */
+  /** Re-reads the filesystems when the last read is older than the interval; one read at a time. */
+  private refreshDisks(): Promise<void> {
+    if (!this.disksRefresh) this.diskReads++;
+    this.disksRefresh ??= si
+      .fsSize()
+      .then(
+        (fsSize) => {
+          this.disks = { list: fsSize.map((d) => ({ mount: d.mount, fs: d.fs, size: d.size, used: d.used, available: d.available })), at: Date.now() };
+          if (this.sample) this.sample = { ...this.sample, disks: this.disks.list };
+        },
+        () => undefined,
+      )
+      .finally(() => (this.disksRefresh = null));
+    return this.disksRefresh;
+  }
+
+  /** Filesystem reads (`df` runs) so far. */
+  diskReads = 0;
+
+  /**
+   * The latest sample; the first call after start waits for it, never longer than 2 s. Filesystem
+   * figures older than the interval are refreshed behind the reply (the first call waits for them).
+   */
   async current(): Promise<HostSample | null> {
-    if (!this.sample && this.first) await Promise.race([this.first, new Promise((r) => setTimeout(r, 2000))]);
+    const stale = !this.disks || Date.now() - this.disks.at >= this.intervalMs;
+    const bound = () => new Promise((r) => setTimeout(r, 2000).unref());
+    const disks = stale ? this.refreshDisks() : null;
+    if (!this.disks && disks) await Promise.race([disks, bound()]);
+    if (!this.sample && this.first) await Promise.race([this.first, bound()]);
     return this.sample;
   }
 

@@ -17,15 +17,47 @@ export interface UsageTarget {
   pid: number | null;
 }
 
+/** How long an unchanged data dir may go without a `du`: the backoff doubles up to this. */
+export const MAX_DU_INTERVAL_MS = 10 * 60_000;
+
+export interface NodeUsageOptions {
+  /** The clock (tests). */
+  now?: () => number;
+  /** A data dir's filesystem whose used bytes moved by more than this since its last `du` makes it due at once. */
+  fsChangeBytes?: number;
+  /** Runs `du` (tests count the runs through it). */
+  du?: (dirs: string[]) => Promise<Map<string, number>>;
+}
+
+interface DirState {
+  used: number | null;
+  measuredAt: number;
+  /** Wait before the next `du` of this dir: intervalMs, doubled each time it came back unchanged. */
+  waitMs: number;
+  /** Used bytes of its filesystem at that `du` (statfs), to notice a change cheaply. */
+  fsUsedThen: number | null;
+}
+
 export class NodeUsage {
   private readonly samples = new Map<string, NodeUsageSample>();
+  private readonly dirs = new Map<string, DirState>();
   private timer: NodeJS.Timeout | null = null;
   private running = false;
+  private readonly now: () => number;
+  private readonly fsChangeBytes: number;
+  private readonly du: (dirs: string[]) => Promise<Map<string, number>>;
+  /** `du` runs and the dirs they measured, since start (for the metrics and the bench). */
+  readonly duStats = { runs: 0, dirs: 0 };
 
   constructor(
     private readonly targets: () => UsageTarget[],
     private readonly intervalMs = 10_000,
-  ) {}
+    opts: NodeUsageOptions = {},
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.fsChangeBytes = opts.fsChangeBytes ?? 64 * 2 ** 20;
+    this.du = opts.du ?? diskUsage;
+  }
 
   start(): void {
     if (this.timer) return;
@@ -43,7 +75,12 @@ export class NodeUsage {
     return this.samples.get(id) ?? { diskUsed: null, diskFree: null, cpuPct: null, memRss: null };
   }
 
-  /** One pass over all nodes; passes never overlap. */
+  /**
+   * One pass over all nodes; passes never overlap. Process figures for all pids come from one
+   * pidusage call and free space from statfs; `du` walks only the data dirs that are due: never
+   * measured, their backoff over (it doubles while the size stays the same), or their filesystem's
+   * usage moved since.
+   */
   async refresh(): Promise<void> {
     if (this.running) return;
     this.running = true;
@@ -52,15 +89,48 @@ export class NodeUsage {
       const pids = targets.map((t) => t.pid).filter((p): p is number => p !== null);
       let procs: Record<string, { cpu: number; memory: number }> = {};
       if (pids.length) procs = await pidusage(pids).catch(() => ({}));
-      const used = await diskUsage(targets.map((t) => t.dataDir));
+      const now = this.now();
+      const fsOf = new Map<string, { free: number; used: number } | null>();
+      for (const dir of new Set(targets.map((t) => t.dataDir))) fsOf.set(dir, await filesystemOf(dir));
+      const due = [...fsOf.keys()].filter((dir) => this.isDue(dir, now, fsOf.get(dir)?.used ?? null));
+      if (due.length) {
+        const measured = await this.du(due);
+        this.duStats.runs++;
+        this.duStats.dirs += due.length;
+        for (const dir of due) this.record(dir, measured.get(dir) ?? null, now, fsOf.get(dir)?.used ?? null);
+      }
+      const live = new Set(fsOf.keys());
+      for (const dir of this.dirs.keys()) if (!live.has(dir)) this.dirs.delete(dir);
       for (const t of targets) {
-        const free = await freeSpace(t.dataDir);
         const p = t.pid !== null ? procs[t.pid] : undefined;
-        this.samples.set(t.id, { diskUsed: used.get(t.dataDir) ?? null, diskFree: free, cpuPct: p ? p.cpu : null, memRss: p ? p.memory : null });
+        this.samples.set(t.id, {
+          diskUsed: this.dirs.get(t.dataDir)?.used ?? null,
+          diskFree: fsOf.get(t.dataDir)?.free ?? null,
+          cpuPct: p ? p.cpu : null,
+          memRss: p ? p.memory : null,
+        });
       }
     } finally {
       this.running = false;
     }
+  }
+
+  private isDue(dir: string, now: number, fsUsed: number | null): boolean {
+    const st = this.dirs.get(dir);
+    if (!st || st.used === null) return fsUsed !== null;
+    if (now - st.measuredAt >= st.waitMs) return true;
+    return fsUsed !== null && st.fsUsedThen !== null && Math.abs(fsUsed - st.fsUsedThen) > this.fsChangeBytes;
+  }
+
+  private record(dir: string, used: number | null, now: number, fsUsed: number | null): void {
+    const before = this.dirs.get(dir);
+    const unchanged = before?.used !== null && before?.used !== undefined && used === before.used;
+    this.dirs.set(dir, {
+      used,
+      measuredAt: now,
+      waitMs: unchanged ? Math.min(before!.waitMs * 2, MAX_DU_INTERVAL_MS) : this.intervalMs,
+      fsUsedThen: fsUsed,
+    });
   }
 }
 
@@ -68,7 +138,7 @@ export class NodeUsage {
  * Bytes used under each dir, from ONE `du -sb` over all of them: a spawn per node blocked the
  * event loop long enough to show in request latency with 200 nodes. Missing dirs are skipped.
  */
-async function diskUsage(dirs: string[]): Promise<Map<string, number>> {
+export async function diskUsage(dirs: string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   const present = [...new Set(dirs)].filter((d) => existsSync(d));
   if (present.length === 0) return out;
@@ -86,10 +156,11 @@ async function diskUsage(dirs: string[]): Promise<Map<string, number>> {
   return out;
 }
 
-async function freeSpace(dir: string): Promise<number | null> {
+/** Free bytes (for the node) and used bytes (the change signal) of the filesystem holding dir; null when dir is missing. */
+async function filesystemOf(dir: string): Promise<{ free: number; used: number } | null> {
   try {
     const s = await statfs(dir);
-    return s.bavail * s.bsize;
+    return { free: s.bavail * s.bsize, used: (s.blocks - s.bfree) * s.bsize };
   } catch {
     return null;
   }

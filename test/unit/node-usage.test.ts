@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NodeUsage } from '../../src/host/node-usage.ts';
+import { diskUsage, MAX_DU_INTERVAL_MS, NodeUsage } from '../../src/host/node-usage.ts';
 
 describe('node usage sampler', () => {
   it('measures each data dir and the process of each node in one pass', async () => {
@@ -26,6 +26,69 @@ describe('node usage sampler', () => {
     assert.ok(a.memRss! > 0);
     assert.equal(b.cpuPct, null);
     assert.deepEqual(usage.get('gone'), { diskUsed: null, diskFree: null, cpuPct: null, memRss: null });
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('walks a data dir again only when its size may have changed: the wait doubles while it stays the same', async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'nm-usage-'));
+    mkdirSync(path.join(root, 'a'));
+    writeFileSync(path.join(root, 'a', 'f'), Buffer.alloc(10_000, 1));
+    let now = 0;
+    const walked: string[][] = [];
+    const usage = new NodeUsage(() => [{ id: 'a', dataDir: path.join(root, 'a'), pid: null }], 10_000, {
+      now: () => now,
+      // Other tests write to the same filesystem: its usage is no signal here.
+      fsChangeBytes: Infinity,
+      du: (dirs) => {
+        walked.push(dirs);
+        return diskUsage(dirs);
+      },
+    });
+    const passesAt = async (times: number[]) => {
+      const before = walked.length;
+      for (const t of times) {
+        now = t;
+        await usage.refresh();
+      }
+      return walked.length - before;
+    };
+    assert.equal(await passesAt([0]), 1, 'measured at once');
+    assert.equal(await passesAt([5_000]), 0, 'not again within the interval');
+    assert.equal(await passesAt([10_000]), 1, 'again after the interval: the same size');
+    assert.equal(await passesAt([20_000]), 0, 'the wait is now 20 s');
+    assert.equal(await passesAt([30_000]), 1);
+    assert.equal(await passesAt([40_000, 50_000, 60_000]), 0, 'then 40 s');
+    assert.equal(await passesAt([70_000]), 1);
+    writeFileSync(path.join(root, 'a', 'g'), Buffer.alloc(50_000, 1));
+    assert.equal(await passesAt([150_000]), 1, 'after 80 s it finds the new file');
+    assert.ok(usage.get('a').diskUsed! >= 60_000);
+    assert.equal(await passesAt([155_000]), 0);
+    assert.equal(await passesAt([160_000]), 1, 'a change brings the wait back to the interval');
+    for (let t = 170_000, runs = 0; runs < 12; t += 10_000) runs += await passesAt([t]);
+    const idle = await passesAt(Array.from({ length: 60 }, (_, i) => 10_000_000 + i * 10_000));
+    assert.equal(idle, 1, `an unchanged dir is walked at most every ${MAX_DU_INTERVAL_MS / 60_000} min (${idle} walks in 10 min)`);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('walks at once a dir whose filesystem usage moved by more than the threshold', async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'nm-usage-'));
+    mkdirSync(path.join(root, 'a'));
+    let now = 0;
+    let walks = 0;
+    const usage = new NodeUsage(() => [{ id: 'a', dataDir: path.join(root, 'a'), pid: null }], 10_000, {
+      now: () => now,
+      fsChangeBytes: 0,
+      du: (dirs) => {
+        walks++;
+        return diskUsage(dirs);
+      },
+    });
+    await usage.refresh();
+    writeFileSync(path.join(root, 'a', 'f'), Buffer.alloc(1_000_000, 1));
+    now = 1000;
+    await usage.refresh();
+    assert.equal(walks, 2, 'the write moved the filesystem usage: walked before the interval');
+    assert.ok(usage.get('a').diskUsed! >= 1_000_000);
     rmSync(root, { recursive: true, force: true });
   });
 });
