@@ -194,8 +194,8 @@ async function main(): Promise<void> {
     footprintTable(`Footprint, ${lightCount} light cluster_mgr nodes, idle ${IDLE_SECONDS} s`, many, empty),
     [
       'baseline: node-mgr with 0 nodes (same binary, default policies). ratio: ours / baseline; per node: (ours − baseline) / nodes.',
-      'default policies: a health probe per node every 5 s (SELECT 1 on a new connection; HTTP GET /health for cluster_mgr),',
-      'a usage pass every 10 s (pidusage + one `du -sb` process per node), host sampling every 5 s.',
+      'default policies: a health probe per node every 5 s (SELECT 1 on the node\'s monitoring session; HTTP GET /health for cluster_mgr),',
+      'a usage pass every 10 s (one pidusage call, statfs, and one `du -sb` over the data dirs that are due), host CPU/memory every 5 s.',
     ].join('\n'),
   ];
   console.log('');

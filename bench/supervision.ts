@@ -141,11 +141,12 @@ async function exitRound(spec: NodeSpec): Promise<ExitRound> {
   actor.start();
   try {
     while (stateName(actor.getSnapshot().value) !== 'running') await sleep(20);
-    // The session opens as the node enters running; give it the time a login takes on a busy machine.
-    await sleep(1000);
+    // The former poll, started well before the kill so that its phase is random, as in production.
     const poll = watchAdopted(pid, 500);
     let polledAt = 0;
     void poll.exit.then(() => (polledAt = performance.now()));
+    // The session opens as the node enters running; give it the time a login takes on a busy machine.
+    await sleep(1000 + Math.random() * 500);
     const killedAt = performance.now();
     sendSignal(pid, 'SIGKILL');
     const deadline = killedAt + 30_000;

@@ -75,8 +75,12 @@ export function monitorHealth(spec: NodeSpec, engine: Engine, reports: HealthRep
     try {
       await s.check(timeoutMs);
     } catch (err) {
-      if (session === s) session = null;
+      // Still current: its loss was not reported yet (a server killed while a probe was on the
+      // wire fails that probe instead of closing an idle session), and it is the same hint.
+      const unreported = session === s;
+      if (unreported) session = null;
       s.destroy();
+      if (unreported && !stopped) reports.sessionLost();
       throw err;
     }
   };

@@ -68,7 +68,7 @@ export interface AdoptedWatch {
 }
 
 /** After a hint, /proc is read again after these many ms before going back to the slow poll. */
-const FOLLOW_UP_MS = [2, 5, 10, 20, 50, 100, 250];
+const FOLLOW_UP_MS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
 /** Watches a server that is not our child (adopted after a node-mgr restart) by polling /proc. */
 export function watchAdopted(pid: number, intervalMs = 500): AdoptedWatch {
