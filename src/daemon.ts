@@ -17,7 +17,7 @@ import { registerUpdateNodeJob } from './cluster/update-node-job.ts';
 import { startHousekeeping } from './supervisor/housekeeping.ts';
 import { registerTableJobs } from './jobs/table-jobs.ts';
 import { registerBackupJobs } from './jobs/backup-jobs.ts';
-import { recoverInterruptedRestores } from './backup/restore-journal.ts';
+import { recoverInterruptedBackupJobs } from './jobs/backup-recovery.ts';
 import { NodeMgrMetrics } from './metrics/metrics.ts';
 import type { InspectionEvent, Observer } from 'xstate';
 
@@ -100,8 +100,9 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
   });
   registerBackupJobs(jobs, config, supervisor, { metrics });
 
-  // Before any actor adopts a node: a restore a killed node-mgr left half done is put in order first.
-  await recoverInterruptedRestores(config, store, log.child({ component: 'restore-recovery' }));
+  // Before any actor adopts a node: a restore a killed node-mgr left half done is put in order
+  // first; a backup's upload and staging dir are removed meanwhile (the store may be slow).
+  await recoverInterruptedBackupJobs(config, store, log);
   // The API answers while the actors adopt or start: get_node shows `adopting` meanwhile.
   const http = await buildHttpServer({ config, supervisor, jobs, store, host, usage, log, metrics });
   const loading = supervisor.load();

@@ -239,6 +239,7 @@ export async function verifyBackup(
   } catch (err) {
     stream.destroy();
     if (err instanceof ArchiveError) throw new BackupCorruptError(`backup ${p} is corrupt: ${err.message}`, { cause: err });
+    if (err instanceof BackupStoreError && err.code === 'damaged') throw new BackupCorruptError(`backup ${p} is corrupt: ${err.message}`, { cause: err });
     throw err;
   }
   if (read.bytes !== st.size) throw new BackupCorruptError(`backup ${p}: read ${read.bytes} bytes, the store says the file has ${st.size}`);
@@ -264,13 +265,19 @@ export async function verifyAndRecord(store: BackupStore, backup: string, opts: 
     await writeVerifyRecord(store, backup, record);
     return record;
   } catch (err) {
-    // Only a verdict on the backup is recorded; a store that could not be read says nothing about it.
-    if (err instanceof BackupCorruptError) {
-      const failed: VerifyRecord = { result: 'failed', at: new Date().toISOString(), by: hostname(), how: 'verify', error: err.message };
-      await writeVerifyRecord(store, backup, failed).catch(() => undefined);
-    }
+    await recordIfCorrupt(store, backup, 'verify', err);
     throw err;
   }
+}
+
+/**
+ * Records a failed check when `err` is a verdict on the backup (BackupCorruptError): prune and the
+ * binlog purge must stop trusting it. A store that could not be read says nothing about the backup.
+ */
+export async function recordIfCorrupt(store: BackupStore, backup: string, how: 'verify' | 'restore', err: unknown): Promise<void> {
+  if (!(err instanceof BackupCorruptError)) return;
+  const failed: VerifyRecord = { result: 'failed', at: new Date().toISOString(), by: hostname(), how, error: err.message };
+  await writeVerifyRecord(store, backup, failed).catch(() => undefined);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -347,7 +354,17 @@ export interface PruneResult {
 }
 
 /** Applies retention to one node's directory: deletes each pruned backup with its sidecar and record. */
-export async function pruneBackups(store: BackupStore, dir: string, policy: RetentionPolicy, opts: { dryRun?: boolean; now?: Date } = {}): Promise<PruneResult> {
+export async function pruneBackups(
+  store: BackupStore,
+  dir: string,
+  policy: RetentionPolicy,
+  opts: {
+    dryRun?: boolean;
+    now?: Date;
+    /** Uploads of backups that did not end (from their journals): leftovers whatever their age. */
+    interrupted?: { copying: string; final: string; job: string }[];
+  } = {},
+): Promise<PruneResult> {
   const now = opts.now ?? new Date();
   const backups = await listBackups(store, dir);
   const decisions = planRetention(backups, policy, now);
@@ -360,6 +377,11 @@ export async function pruneBackups(store: BackupStore, dir: string, policy: Rete
   for (const e of entries) {
     if (e.type !== 'file') continue;
     const p = `${dir}/${e.name}`;
+    const cut = opts.interrupted?.find((u) => u.copying === p || (sidecarPath(u.final) === p && !committed.has(path.posix.basename(u.final))));
+    if (cut) {
+      result.leftovers.push({ path: p, reason: `left by backup job ${cut.job}, which did not end (node-mgr was killed, or the store was unreachable for its clean-up)` });
+      continue;
+    }
     if (e.name.endsWith(COPYING_SUFFIX) && now.getTime() - e.mtime.getTime() > STALE_UPLOAD_MS) {
       result.leftovers.push({ path: p, reason: `an upload abandoned ${Math.round((now.getTime() - e.mtime.getTime()) / 3600_000)} h ago` });
     }

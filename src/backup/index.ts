@@ -17,6 +17,18 @@ export function openStore(config: Pick<Config, 'backup'>): BackupStore {
   }
 }
 
+/** The store a request names (`local`, `hdfs`/`webhdfs`), or the configured one when it names none. */
+export function storeNamed(config: Pick<Config, 'backup'>, name?: string): BackupStore {
+  const configured = config.backup.store;
+  if (!name || name === configured || (name === 'hdfs' && configured === 'webhdfs')) return openStore(config);
+  if (name === 'local') return new LocalDirStore(config.backup.localDir);
+  if (name === 'hdfs' || name === 'webhdfs') {
+    if (!config.backup.webhdfs) throw new Error(`store "${name}" was asked for, but node-mgr has no backup.webhdfs { url, user } configured`);
+    return new WebHdfsStore({ url: config.backup.webhdfs.url, user: config.backup.webhdfs.user });
+  }
+  throw new Error(`unknown backup store ${JSON.stringify(name)}: use "local" or "hdfs"`);
+}
+
 export { BackupStoreError, checkStorePath } from './store.ts';
 export type { BackupStore, BackupStoreErrorCode, ByteSource, StoreEntry, StoreStat } from './store.ts';
 export { LocalDirStore } from './local-dir.ts';

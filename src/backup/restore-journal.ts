@@ -117,7 +117,14 @@ export async function durableRename(from: string, to: string): Promise<void> {
  * journal. The directories no longer needed are removed in the background: they may be large,
  * and nothing will use their names again.
  */
-export async function recoverRestore(spec: NodeSpec, engine: Pick<Engine, 'findRunning'>, log: Logger): Promise<{ outcome: RecoveryOutcome; journal: RestoreJournal } | null> {
+export interface RecoveredRestore {
+  outcome: RecoveryOutcome;
+  journal: RestoreJournal;
+  /** The server found running on the data dir, if any. */
+  running: number | null;
+}
+
+export async function recoverRestore(spec: NodeSpec, engine: Pick<Engine, 'findRunning'>, log: Logger): Promise<RecoveredRestore | null> {
   const j = await readJournal(spec);
   if (!j) return null;
   // Only ever act on the directories this journal names, for the node it was written for.
@@ -168,15 +175,16 @@ export async function recoverRestore(spec: NodeSpec, engine: Pick<Engine, 'findR
     { node: spec.id, job: j.job, file: j.file, step: j.step, outcome },
     `an interrupted restore of ${spec.id} was found (${j.step}): the node keeps ${outcome === 'old' ? 'its previous data' : outcome === 'restored' ? `the data restored from ${j.file}` : 'no data (it was being rebuilt)'}`,
   );
-  return { outcome, journal: j };
+  return { outcome, journal: j, running };
 }
 
 /**
  * Run at node-mgr start, before the node actors adopt or start anything: finishes every restore a
- * killed node-mgr left half done. A node it cannot put in order is logged and left alone (its
- * actor then finds whatever is there).
+ * killed node-mgr left half done, and says how each ended. A node it cannot put in order is logged
+ * and left alone (its actor then finds whatever is there).
  */
-export async function recoverInterruptedRestores(config: Config, store: { listNodes(): { entry: NodeEntry }[] }, log: Logger): Promise<void> {
+export async function recoverInterruptedRestores(config: Config, store: { listNodes(): { entry: NodeEntry }[] }, log: Logger): Promise<RecoveredRestore[]> {
+  const recovered: RecoveredRestore[] = [];
   const entries = new Map<number, NodeEntry>();
   for (const row of store.listNodes()) entries.set(row.entry.port, row.entry);
   for (const entry of config.nodes) entries.set(entry.port, entry);
@@ -184,14 +192,16 @@ export async function recoverInterruptedRestores(config: Config, store: { listNo
   try {
     runAs = lookupRunAs(config.runAs);
   } catch {
-    return; // the supervisor reports a missing runAs user
+    return recovered; // the supervisor reports a missing runAs user
   }
   for (const entry of entries.values()) {
     const spec = resolveSpec(config, entry, runAs);
     try {
-      await recoverRestore(spec, engineFor(spec.kind), log);
+      const r = await recoverRestore(spec, engineFor(spec.kind), log);
+      if (r) recovered.push(r);
     } catch (err) {
       log.error({ node: spec.id, err: String(err) }, 'an interrupted restore could not be put in order');
     }
   }
+  return recovered;
 }

@@ -88,6 +88,8 @@ export type BackupStoreErrorCode =
   | 'not_a_directory'
   | 'not_a_file'
   | 'aborted'
+  /** The store holds the file but its bytes are damaged (HDFS: every replica of a block failed its checksum). */
+  | 'damaged'
   /** The store refused or failed the operation: network, DataNode, disk, permission… */
   | 'failed';
 

@@ -60,6 +60,13 @@ interface HdfsFileStatus {
   modificationTime: number;
 }
 
+interface HdfsBlockLocation {
+  offset: number;
+  length: number;
+  corrupt: boolean;
+  names?: string[];
+}
+
 type Params = Record<string, string | number | boolean>;
 
 // The NameNode answers these while a file's last block or lease is still settling (an append
@@ -159,12 +166,48 @@ export class WebHdfsStore implements BackupStore {
     res.on('data', (chunk: Buffer) => (received += chunk.byteLength));
     res.socket.setTimeout(this.#idleTimeoutMs, () => res.destroy(new Error(`no data for ${this.#idleTimeoutMs / 1000} s`)));
     res.once('error', (err) => {
-      const why = signal?.aborted ? abortedError('read', p, signal) : undefined;
-      out.destroy(why ?? new BackupStoreError('failed', `read ${p}: download from DataNode ${target.host} broke after ${received} bytes: ${describe(err)}`, p, { cause: err }));
+      if (signal?.aborted) {
+        out.destroy(abortedError('read', p, signal));
+        return;
+      }
+      const broke = new BackupStoreError('failed', `read ${p}: download from DataNode ${target.host} broke after ${received} bytes: ${describe(err)}`, p, { cause: err });
+      // A DataNode cannot tell a client mid-stream that a block failed its checksum: it drops the
+      // connection, as a network fault would. The NameNode knows the difference (the reader
+      // reported the block corrupt): ask it before calling this a network error.
+      void this.#damagedBlockAt(p, (offset ?? 0) + received).then(
+        (damaged) => out.destroy(damaged ?? broke),
+        () => out.destroy(broke),
+      );
     });
     out.once('close', () => res.destroy());
     res.pipe(out);
     return signal ? addAbortSignal(signal, out) : out;
+  }
+
+  /**
+   * After a download broke at byte `at`: a BackupStoreError `damaged` when HDFS holds the block
+   * there only in corrupt replicas, else null. The reader's report of a checksum failure may reach
+   * the NameNode just after the connection dropped, hence the few looks.
+   */
+  async #damagedBlockAt(p: string, at: number): Promise<BackupStoreError | null> {
+    for (const delay of [0, 300, 1000]) {
+      await sleep(delay);
+      const reply = await this.#namenode('GET', 'GETFILEBLOCKLOCATIONS', p, { offset: at, length: 1 });
+      const blocks = (json(reply, 'GETFILEBLOCKLOCATIONS', p) as { BlockLocations?: { BlockLocation?: HdfsBlockLocation[] } }).BlockLocations?.BlockLocation ?? [];
+      const bad = blocks.find((b) => b.corrupt && b.offset <= at && at < b.offset + b.length);
+      if (bad) {
+        const where = bad.names?.length ? ` on DataNode ${bad.names.join(', ')}` : '';
+        return new BackupStoreError(
+          'damaged',
+          `read ${p}: HDFS refused the block at bytes ${bad.offset}–${bad.offset + bad.length} of the file${where}: its checksum failed ` +
+            `(the stored bytes are damaged, e.g. by bit rot on the DataNode's disk) and no healthy replica is left. ` +
+            `Run \`hdfs fsck ${p} -files -blocks -locations\` to see which replicas are bad; if a healthy replica shows up (a DataNode that was down), ` +
+            `read again, else restore from another backup (GET /v1/backups lists them)`,
+          p,
+        );
+      }
+    }
+    return null;
   }
 
   async rename(from: string, to: string): Promise<void> {

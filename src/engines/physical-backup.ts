@@ -63,6 +63,16 @@ export interface PhysicalBackup {
    * whatever the engine still needs (a --prepare) or offers as its own check (pg_verifybackup).
    */
   finishUnpacked(spec: NodeSpec, dir: string, manifest: Manifest, signal: AbortSignal): Promise<void>;
+  /**
+   * Once the server runs on the restored data: gives it back the log position the backup was
+   * taken at, where the data files alone do not carry it (MariaDB's binlog GTID state), so that
+   * replicas can follow and the log numbering continues past every file the node had before
+   * (`previousDataDir`, null for a node that had none). Returns what it set, for the job result.
+   */
+  restoreLogPosition?(
+    spec: NodeSpec,
+    opts: { manifest: Manifest; creds: BackupCredentials; previousDataDir: string | null; signal: AbortSignal },
+  ): Promise<Record<string, string>>;
 }
 
 /** The entries of a staged directory tree, parents before children, in a stable order. */

@@ -4,8 +4,12 @@
 import type { Config } from '../config/schema.ts';
 import type { NodeSpec } from '../engines/engine.ts';
 import { engineFor } from '../engines/index.ts';
-import { openStore, LocalDirStore, WebHdfsStore, type BackupStore } from '../backup/index.ts';
+import { storeNamed } from '../backup/index.ts';
+
+export { storeNamed };
 import { backupDirFor, pruneBackups, verifyAndRecord, listBackups, type PruneResult, type RetentionPolicy, type VerifyRecord } from '../backup/catalog.ts';
+import path from 'node:path';
+import { cleanUpAfterBackup, readBackupJournals } from '../backup/backup-journal.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { NodeMgrMetrics } from '../metrics/metrics.ts';
 import { coldBackup } from './cold-backup.ts';
@@ -47,18 +51,6 @@ export interface PruneBackupsParams {
 
 export const STORE_NAMES = ['local', 'hdfs', 'webhdfs'] as const;
 
-/** The store a request names (`local`, `hdfs`), or the configured one. */
-export function storeNamed(config: Pick<Config, 'backup'>, name?: string): BackupStore {
-  const configured = config.backup.store;
-  if (!name || name === configured || (name === 'hdfs' && configured === 'webhdfs')) return openStore(config);
-  if (name === 'local') return new LocalDirStore(config.backup.localDir);
-  if (name === 'hdfs' || name === 'webhdfs') {
-    if (!config.backup.webhdfs) throw new Error(`store "${name}" was asked for, but node-mgr has no backup.webhdfs { url, user } configured`);
-    return new WebHdfsStore({ url: config.backup.webhdfs.url, user: config.backup.webhdfs.user });
-  }
-  throw new Error(`unknown backup store ${JSON.stringify(name)}: use "local" or "hdfs"`);
-}
-
 /** The job's node, which must be able to hold a backup, named by a local s_ip when one is given. */
 function jobNode(ctx: JobContext, supervisor: Supervisor, sIp?: string): NodeSpec {
   const spec = ctx.nodeId ? supervisor.spec(ctx.nodeId) : undefined;
@@ -95,7 +87,8 @@ export function registerBackupJobs(jobs: JobRunner, config: Config, supervisor: 
   jobs.register('coldrestore', async (ctx) => {
     const req = ctx.params as ColdRestoreParams;
     const spec = jobNode(ctx, supervisor, req.s_ip);
-    return coldRestore(ctx, spec, req.file, storeNamed(config, req.store), { supervisor });
+    const creds = req.s_user !== undefined ? { user: req.s_user, password: req.s_pwd ?? '' } : undefined;
+    return coldRestore(ctx, spec, req.file, storeNamed(config, req.store), { supervisor, creds });
   }, { holdsNode: 'restoring' });
 
   jobs.register('verify_backup', async (ctx) => {
@@ -134,10 +127,19 @@ export function registerBackupJobs(jobs: JobRunner, config: Config, supervisor: 
       keep: req.keep ?? config.backup.keep,
       keepDays: req.keep_days ?? config.backup.keepDays,
     };
+    // Backups that did not end and are not running now: their uploads go whatever their age.
+    const { journals } = await readBackupJournals(config.stateDir);
+    const interrupted = journals.filter((j) => {
+      const status = jobs.get(j.job)?.status;
+      return j.store === store.name && status !== 'running' && status !== 'queued';
+    });
     const results: (PruneResult & { node: string })[] = [];
     for (const { node, dir } of pruneTargets(supervisor, req.port)) {
       ctx.progress({ phase: `pruning ${dir}` });
-      results.push({ node, ...(await pruneBackups(store, dir, policy, { dryRun: req.dry_run })) });
+      const mine = interrupted.filter((j) => path.posix.dirname(j.final) === dir);
+      results.push({ node, ...(await pruneBackups(store, dir, policy, { dryRun: req.dry_run, interrupted: mine })) });
+      // Their staging dirs and journals go too, once the store holds nothing of them.
+      if (!req.dry_run) for (const j of mine) await cleanUpAfterBackup(config.stateDir, j, store).catch(() => undefined);
     }
     return { policy, dirs: results };
   }, { waitsForHolder: true });

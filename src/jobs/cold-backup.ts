@@ -24,6 +24,8 @@ import {
 } from '../backup/catalog.ts';
 import { buildManifest, describePosition, serialiseManifest, type Manifest } from '../backup/manifest.ts';
 import type { BackupStore } from '../backup/store.ts';
+import { cleanUpAfterBackup, describeCleanUp, readBackupJournals, removeBackupJournal, writeBackupJournal } from '../backup/backup-journal.ts';
+import { storeNamed } from '../backup/index.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { NodeMgrMetrics } from '../metrics/metrics.ts';
 import type { JobContext } from './runner.ts';
@@ -75,16 +77,31 @@ function stagingParent(config: Config, spec: NodeSpec): { dir: string; prefix: s
  * A fresh staging dir owned by the node's OS user (the backup tool runs as it). Staging dirs a
  * killed node-mgr left behind are removed first: jobs of one node never run at the same time.
  */
-async function makeStaging(config: Config, spec: NodeSpec): Promise<string> {
+async function makeStaging(config: Config, spec: NodeSpec, staging: string): Promise<void> {
   const { dir, prefix } = stagingParent(config, spec);
   await mkdir(dir, { recursive: true });
   for (const name of await readdir(dir)) {
     if (name.startsWith(prefix)) await rm(path.join(dir, name), { recursive: true, force: true });
   }
-  const staging = path.join(dir, `${prefix}${randomBytes(4).toString('hex')}`);
   await mkdir(staging, { mode: 0o700 });
   await chown(staging, spec.runAs.uid, spec.runAs.gid);
-  return staging;
+}
+
+/**
+ * What earlier backups of this node left and never cleaned up (node-mgr was killed, or the store
+ * was unreachable): removed before this one starts. Jobs of one node never run at the same time,
+ * so every journal of the node but this job's is over.
+ */
+async function cleanUpEarlierBackups(ctx: JobContext, spec: NodeSpec, deps: ColdBackupDeps): Promise<void> {
+  const { journals } = await readBackupJournals(deps.config.stateDir);
+  for (const j of journals.filter((x) => x.node === spec.id && x.job !== ctx.id)) {
+    try {
+      const done = await cleanUpAfterBackup(deps.config.stateDir, j, storeNamed(deps.config, j.store));
+      ctx.log.warn({ job: j.job, ...done }, `cleaned up after the earlier backup ${j.job} of ${spec.id}: ${describeCleanUp(done)}`);
+    } catch (err) {
+      ctx.log.warn({ job: j.job, err: (err as Error).message }, `cleaning up after the earlier backup ${j.job} of ${spec.id} failed`);
+    }
+  }
 }
 
 function seconds(ms: number): number {
@@ -122,12 +139,19 @@ export async function coldBackup(ctx: JobContext, spec: NodeSpec, creds: BackupC
   await step('checking the store', spec, async () => {
     if (await store.stat(final)) throw new Error(`${final} already exists (a backup of this shard was taken in the same second)`);
   });
+  const parent = stagingParent(deps.config, spec);
+  const staging = path.join(parent.dir, `${parent.prefix}${randomBytes(4).toString('hex')}`);
+  await cleanUpEarlierBackups(ctx, spec, deps);
+  // Written before anything is made: whatever this job leaves, a later node-mgr knows where.
+  await step('writing the backup journal', spec, () =>
+    writeBackupJournal(deps.config.stateDir, { job: ctx.id, node: spec.id, store: store.name, storeLocation: store.location, final, copying, staging }),
+  );
   deps.supervisor.beginWork(spec.id, 'backing_up', ctx.id);
-  let staging: string | undefined;
   let run: PhysicalBackupRun | undefined;
+  let leftovers = false;
   try {
-    staging = await step('preparing the staging directory', spec, () => makeStaging(deps.config, spec));
-    run = await step('taking the backup', spec, () => physical.take(spec, { creds, stagingDir: staging!, signal: ctx.signal, progress: ctx.progress }));
+    await step('preparing the staging directory', spec, () => makeStaging(deps.config, spec, staging));
+    run = await step('taking the backup', spec, () => physical.take(spec, { creds, stagingDir: staging, signal: ctx.signal, progress: ctx.progress }));
     mark('copy');
     const backup = run;
     const total = backup.estimatedBytes ?? undefined;
@@ -222,14 +246,23 @@ export async function coldBackup(ctx: JobContext, spec: NodeSpec, creds: BackupC
   } catch (err) {
     // Before the commit, nothing may stay: not the upload, not a sidecar without its archive.
     if (!committed) {
-      await store.delete(copying).catch(() => undefined);
-      await store.delete(sidecarPath(final)).catch(() => undefined);
+      try {
+        await store.delete(copying);
+        await store.delete(sidecarPath(final));
+      } catch (cleanUpErr) {
+        // The journal stays: the next start, prune_backups or the next backup removes them.
+        leftovers = true;
+        ctx.log.warn({ err: (cleanUpErr as Error).message }, `could not remove the unfinished upload ${copying}`);
+      }
     }
     deps.metrics?.observeBackup({ kind: 'cold', bytes: uploaded, seconds: (Date.now() - started) / 1000, result: ctx.signal.aborted ? 'cancelled' : 'failed' });
     throw err;
   } finally {
     await run?.close().catch(() => undefined);
-    if (staging) await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+    await rm(staging, { recursive: true, force: true }).catch(() => {
+      leftovers = true;
+    });
+    if (!leftovers) await removeBackupJournal(deps.config.stateDir, ctx.id).catch(() => undefined);
     deps.supervisor.endWork(spec.id, ctx.id);
   }
 }

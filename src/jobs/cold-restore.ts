@@ -12,12 +12,12 @@ import { chmod, chown, mkdir, open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { TarEntry } from '../backup/archive.ts';
 import { checkStorePath, type BackupStore } from '../backup/store.ts';
-import { okRecord, verifyBackup, writeVerifyRecord, type VerifiedBackup } from '../backup/catalog.ts';
+import { okRecord, recordIfCorrupt, verifyBackup, writeVerifyRecord, type VerifiedBackup } from '../backup/catalog.ts';
 import { describePosition } from '../backup/manifest.ts';
 import { durableRename, removeJournal, writeJournal, type RestoreJournal, type RestoreStep } from '../backup/restore-journal.ts';
 import type { NodeSpec } from '../engines/engine.ts';
 import { engineFor } from '../engines/index.ts';
-import type { PhysicalBackup } from '../engines/physical-backup.ts';
+import type { BackupCredentials, PhysicalBackup } from '../engines/physical-backup.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import { StepError } from './cold-backup.ts';
 import type { JobContext } from './runner.ts';
@@ -36,6 +36,10 @@ export interface ColdRestoreResult {
   /** Seconds the node was down (stop, swap, start). */
   downtime_s: number;
   phases: Record<string, number>;
+  /** MariaDB: the binlog file the restored server writes now, and the GTID position it was given. */
+  binlog_file?: string;
+  gtid_binlog_pos?: string;
+  log_position_error?: string;
 }
 
 /** A path from an archive, as a path under `root`; refuses anything that could lead out of it. */
@@ -98,6 +102,8 @@ async function syncTree(paths: string[]): Promise<void> {
 
 export interface ColdRestoreDeps {
   supervisor: Supervisor;
+  /** The login for SQL on the restored server (the request's, else the node's admin). */
+  creds?: BackupCredentials;
 }
 
 /** States from which the node must first be stopped before a restore can take it over. */
@@ -161,6 +167,8 @@ export async function coldRestore(ctx: JobContext, spec: NodeSpec, file: string,
   } catch (err) {
     await rm(dirs.newDir, { recursive: true, force: true }).catch(() => undefined);
     await removeJournal(spec).catch(() => undefined);
+    // A backup found corrupt is no longer verified, whatever an earlier check said.
+    await recordIfCorrupt(store, backup, 'restore', err);
     throw fail(doing, err, 'the node was not touched');
   }
   // The backup was read back in full and every digest matched: that is a verification too.
@@ -211,7 +219,27 @@ export async function coldRestore(ctx: JobContext, spec: NodeSpec, file: string,
   }
   const downtime = (Date.now() - downAt) / 1000;
 
-  // 5. Done: the old data dir goes.
+  // 5. The log position the data files do not carry (the binlog's GTID state). The data is
+  // restored and serving by now: a failure here is reported, not rolled back.
+  let logPosition: Record<string, string> = {};
+  let logPositionError: string | undefined;
+  if (physical.restoreLogPosition) {
+    ctx.progress({ phase: 'restoring the log position' });
+    try {
+      logPosition = await physical.restoreLogPosition(spec, {
+        manifest: verified.manifest,
+        creds: deps.creds ?? { user: spec.user, password: spec.password },
+        previousDataDir: hadData ? dirs.oldDir : null,
+        signal: ctx.signal,
+      });
+    } catch (err) {
+      logPositionError = `the data is restored, but its binlog position (${describePosition(verified.manifest.position)}) could not be set back: ${(err as Error).message}`;
+      ctx.log.error({ err: (err as Error).message }, logPositionError);
+    }
+    mark('log_position');
+  }
+
+  // 6. Done: the old data dir goes.
   ctx.progress({ phase: 'cleaning' });
   await removeJournal(spec);
   if (hadData) await rm(dirs.oldDir, { recursive: true, force: true });
@@ -230,6 +258,8 @@ export async function coldRestore(ctx: JobContext, spec: NodeSpec, file: string,
     duration_s: Math.round((Date.now() - started) / 100) / 10,
     downtime_s: Math.round(downtime * 10) / 10,
     phases,
+    ...logPosition,
+    ...(logPositionError ? { log_position_error: logPositionError } : {}),
   };
 }
 

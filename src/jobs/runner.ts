@@ -187,7 +187,8 @@ export function toLegacyStatus(job: JobRecord): LegacyJobStatus {
         ...(job.result !== null && job.result !== undefined ? { output: job.result } : {}),
       };
     case 'interrupted':
-      return { ...base, job_status: INTERRUPTED_INFO, result: 'error', info: INTERRUPTED_INFO };
+      // The info may say more than the status: what was cleaned up after the job.
+      return { ...base, job_status: INTERRUPTED_INFO, result: 'error', info: job.info ?? INTERRUPTED_INFO, ...(job.result != null ? { output: job.result } : {}) };
     case 'failed':
     case 'cancelled': {
       const text = job.info ?? job.status;

@@ -4,12 +4,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../support/nodes.ts';
 import { api, killProcessGroups, legacy, startNodeMgrProcess, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';
-import { ADMIN, changeMysqlData, loadMysqlData, mysqlChecksums, pgFingerprint, pgQuery, runLegacyJob, runRestJob } from '../support/backup-data.ts';
+import { ADMIN, changeMysqlData, loadMysqlData, mysqlChecksums, mysqlConn, pgFingerprint, pgQuery, runLegacyJob, runRestJob } from '../support/backup-data.ts';
 
 describe('cold backup to a local directory', () => {
   let root: string;
@@ -76,6 +76,70 @@ describe('cold backup to a local directory', () => {
     assert.deepEqual((await readdir(path.join(root, 'storage'))).sort(), ['data', 'log', 'my.cnf', 'run', 'tmp']);
   });
 
+  it('a restored MariaDB node has the GTID position of its backup, continues its sequence, and numbers its binlogs past every earlier one', async () => {
+    const c = await mysqlConn(port.storage);
+    const binlogs = async () => ((await c.query('SHOW BINARY LOGS')) as unknown as [{ Log_name: string }[]])[0].map((r) => Number(r.Log_name.slice(-6)));
+    try {
+      await c.query("INSERT INTO shop.notes (note) VALUES ('before the backup')");
+      const done = await runLegacyJob(mgr.url, { ...legacyBody(port.storage), job_type: 'coldbackup' });
+      assert.equal(done.result, 'succeed', JSON.stringify(done));
+      const gtid = /\(GTID (\d+-\d+-\d+)\)$/.exec(done.output.position)?.[1];
+      assert.ok(gtid, `the backup records no GTID: ${done.output.position}`);
+      // Written after the backup, in newer binlog files: the restore takes the data back before them.
+      await c.query("INSERT INTO shop.notes (note) VALUES ('after the backup')");
+      await c.query('FLUSH BINARY LOGS');
+      await c.query("INSERT INTO shop.notes (note) VALUES ('after the backup, next file')");
+      const highestBefore = Math.max(...(await binlogs()));
+      await c.end();
+
+      const restored = await runLegacyJob(mgr.url, { ...legacyBody(port.storage), job_type: 'coldrestore', file: done.output.file });
+      assert.equal(restored.result, 'succeed', JSON.stringify(restored));
+      assert.equal(restored.output.gtid_binlog_pos, gtid);
+      const r = await mysqlConn(port.storage);
+      try {
+        const q = async <T>(sql: string) => ((await r.query(sql)) as unknown as [T[]])[0][0]!;
+        assert.equal((await q<{ pos: string }>('SELECT @@gtid_binlog_pos AS pos')).pos, gtid);
+        assert.equal((await q<{ pos: string }>('SELECT @@gtid_slave_pos AS pos')).pos, gtid);
+        const names = ((await r.query('SHOW BINARY LOGS')) as unknown as [{ Log_name: string }[]])[0].map((x) => Number(x.Log_name.slice(-6)));
+        assert.ok(Math.min(...names) > highestBefore, `binlog files after the restore ${names} reuse numbers up to ${highestBefore}`);
+        assert.equal((await q<{ File: string }>('SHOW MASTER STATUS')).File, restored.output.binlog_file);
+        await r.query("INSERT INTO shop.notes (note) VALUES ('after the restore')");
+        const [domain, , seq] = gtid.split('-');
+        assert.equal((await q<{ pos: string }>('SELECT @@gtid_binlog_pos AS pos')).pos, `${domain}-${port.storage}-${Number(seq) + 1}`);
+      } finally {
+        await r.end();
+      }
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  });
+
+  it('a restore that finds the archive corrupt marks the backup failed, though it was verified before', async () => {
+    // A copy of the good backup under an older name, verified, then one byte flipped on disk.
+    const copy = storageBackup.replace(/coldback_\d{8}_\d{6}\.tgz$/, 'coldback_20000101_000000.tgz');
+    const local = (p: string) => path.join(root, 'backups', p);
+    await writeFile(local(copy), await readFile(local(storageBackup)));
+    await writeFile(`${local(copy)}.sha256`, (await readFile(`${local(storageBackup)}.sha256`, 'utf8')).replace(/coldback_\S+/, 'coldback_20000101_000000.tgz'));
+    const verified = await runRestJob(mgr.url, '/v1/backups/verify', { file: copy });
+    assert.equal(verified.result, 'succeed', JSON.stringify(verified));
+    const bytes = await readFile(local(copy));
+    bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+    await writeFile(local(copy), bytes);
+
+    const job = await runLegacyJob(mgr.url, { ...legacyBody(port.storage), job_type: 'coldrestore', file: copy });
+    assert.equal(job.result, 'error');
+    assert.match(job.info, /failed while downloading and checking the backup: .*corrupt.*; the node was not touched/);
+    const list = await api(mgr.url, 'GET', `/v1/backups?port=${port.storage}`);
+    assert.equal(list.status, 200, list.text);
+    const listed = (list.body[0].backups as any[]).find((b) => b.path === copy);
+    assert.equal(listed?.verify?.result, 'failed', JSON.stringify(listed));
+    assert.equal(listed.verify.how, 'restore');
+    assert.match(listed.verify.error, /corrupt/);
+    await rm(local(copy));
+    await rm(`${local(copy)}.sha256`);
+    await rm(`${local(copy)}.verify.json`);
+  });
+
   it('PostgreSQL computing node: backup, change, restore gives the data back exactly', async () => {
     const before = await pgFingerprint(port.computer);
     const done = await runLegacyJob(mgr.url, { ...legacyBody(port.computer), job_type: 'coldbackup' });
@@ -126,7 +190,7 @@ describe('cold backup to a local directory', () => {
     assert.deepEqual(await mysqlChecksums(port.spare), atBackup);
   });
 
-  it('node-mgr killed with SIGKILL during a restore: the next node-mgr brings the node back on the old or the restored data, and the job says interrupted', async () => {
+  it('node-mgr killed with SIGKILL during a restore: the next node-mgr brings the node back on the old or the restored data, and the job says which', async () => {
     await changeMysqlData(port.storage);
     const atKill = await mysqlChecksums(port.storage);
     let killedIn: string | undefined;
@@ -155,13 +219,16 @@ describe('cold backup to a local directory', () => {
     const back = await waitForNode(mgr.url, port.storage, (n) => n.state === 'running', 120_000);
     pids.push(back.pid);
     const status = (await legacy(mgr.url, { job_type: 'get_status', job_id: jobId })).body;
-    assert.equal(status.result, 'error');
-    assert.equal(status.info, 'interrupted by node-mgr restart');
     const now = await mysqlChecksums(port.storage);
-    assert.ok(
-      JSON.stringify(now) === JSON.stringify(atKill) || JSON.stringify(now) === JSON.stringify(atBackup),
-      `killed while ${killedIn}: the data is neither the old nor the restored one: ${JSON.stringify(now)}`,
-    );
+    // The record says what the node really has.
+    if (JSON.stringify(now) === JSON.stringify(atBackup)) {
+      assert.equal(status.result, 'succeed', JSON.stringify(status));
+      assert.match(status.info, /^restored mysql-\d+ from .*: node-mgr was killed while the restore was (swapping|swapped)/);
+    } else {
+      assert.deepEqual(now, atKill, `killed while ${killedIn}: the data is neither the old nor the restored one`);
+      assert.equal(status.result, 'error', JSON.stringify(status));
+      assert.match(status.info, /did not complete: node-mgr was killed while the restore was \w+; the node keeps its previous data/);
+    }
     // No half-unpacked, old or failed data dir and no journal stays behind.
     const storageDir = path.join(root, 'storage');
     for (let i = 0; i < 100 && (await readdir(storageDir)).some((n) => n !== 'data' && n.startsWith('data')); i++) await sleep(50);

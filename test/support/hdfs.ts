@@ -19,6 +19,8 @@ export interface MiniHdfs {
   dataNodes: { index: number; httpPort: number; xferPort: number; ipcPort: number }[];
   /** Milliseconds from spawning the JVM to the cluster serving WebHDFS. */
   startMs: number;
+  /** Where the cluster keeps its files; the DataNodes' block files are under `<baseDir>/dfs/data`. */
+  baseDir: string;
   /** Stops DataNode `index` (as listed in dataNodes; indexes never shift). */
   stopDataNode(index: number): Promise<void>;
   /** Shuts the cluster down (killing it if it does not exit in time) and removes its files. */
@@ -131,6 +133,7 @@ export async function startHdfs(opts: { dataNodes?: number; startTimeoutMs?: num
     namenodeUrl: ready.namenode.httpUrl,
     dataNodes: ready.dataNodes,
     startMs: Date.now() - started,
+    baseDir,
     async stopDataNode(index: number) {
       const answer = nextEvent(
         (e): e is Extract<LauncherEvent, { event: 'datanode-stopped' | 'error' }> =>

@@ -1,0 +1,80 @@
+// At node-mgr start: the cold backups and restores a killed node-mgr left unfinished. The job
+// runner has already marked their records `interrupted`; here the debris goes and each record is
+// finished with what really happened.
+//
+// - A restore: the restore journal puts the data dir in order (restore-journal.ts), and the record
+//   then says whether the node has the restored data (succeeded) or kept its previous data (failed).
+// - A backup: the backup journal names its staging dir and its `._COPYING_` upload; both are
+//   removed and the record says so. The store may be slow or down, so that part runs after start;
+//   what it cannot remove stays in the journal for prune_backups and the node's next backup.
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
+import { storeNamed } from '../backup/index.ts';
+import { cleanUpAfterBackup, describeCleanUp, readBackupJournals, type BackupJournal } from '../backup/backup-journal.ts';
+import { recoverInterruptedRestores, type RecoveredRestore } from '../backup/restore-journal.ts';
+import type { StateStore } from '../state/store.ts';
+import { INTERRUPTED_INFO } from './runner.ts';
+
+export interface BackupRecovery {
+  restores: RecoveredRestore[];
+  /** Settles when every interrupted backup's clean-up has been tried (never rejects). */
+  backupsCleaned: Promise<void>;
+}
+
+/** Before any node actor adopts or starts anything. */
+export async function recoverInterruptedBackupJobs(config: Config, store: StateStore, log: Logger): Promise<BackupRecovery> {
+  const restores = await recoverInterruptedRestores(config, store, log.child({ component: 'restore-recovery' }));
+  for (const r of restores) finishRestoreRecord(store, r, log);
+  const { journals, unreadable } = await readBackupJournals(config.stateDir);
+  for (const file of unreadable) log.error({ file }, 'a backup journal cannot be read; remove it by hand once its upload and staging dir are checked');
+  const backupsCleaned = (async () => {
+    for (const j of journals) await cleanUpInterruptedBackup(config, store, j, log);
+  })().catch((err: unknown) => log.error({ err: String(err) }, 'cleaning up after interrupted backups failed'));
+  return { restores, backupsCleaned };
+}
+
+function interruptedJob(store: StateStore, id: string) {
+  const job = store.getJob(id);
+  return job?.status === 'interrupted' ? job : undefined;
+}
+
+function finishRestoreRecord(store: StateStore, r: RecoveredRestore, log: Logger): void {
+  const j = r.journal;
+  const job = interruptedJob(store, j.job);
+  if (!job) return;
+  const during = `node-mgr was killed while the restore was ${j.step}`;
+  const result = { file: j.file, node: j.node, outcome: r.outcome, interrupted_in: j.step, pid: r.running };
+  try {
+    if (r.outcome === 'restored') {
+      const server = r.running !== null ? `its server runs on it (pid ${r.running})` : 'the node starts on it';
+      store.updateJob(j.job, { status: 'succeeded', result, info: `restored ${j.node} from ${j.file}: ${during}; at its restart the restored data dir was in place, and ${server}` });
+    } else {
+      const kept = r.outcome === 'old' ? 'the node keeps its previous data; nothing was restored' : 'the node had no data before the restore and has none now';
+      store.updateJob(j.job, { status: 'failed', result, info: `coldrestore of ${j.node} from ${j.file} did not complete: ${during}; ${kept}` });
+    }
+  } catch (err) {
+    log.error({ job: j.job, err: String(err) }, 'recording the outcome of an interrupted restore failed');
+  }
+}
+
+async function cleanUpInterruptedBackup(config: Config, store: StateStore, j: BackupJournal, log: Logger): Promise<void> {
+  let info: string;
+  let result: Record<string, unknown>;
+  try {
+    const done = await cleanUpAfterBackup(config.stateDir, j, storeNamed(config, j.store));
+    info = describeCleanUp(done);
+    result = { file: j.final, committed: done.committed, removed: done.removed, left: done.left };
+    log.warn({ job: j.job, node: j.node, ...result }, `cleaned up after the interrupted backup ${j.job} of ${j.node}: ${info}`);
+  } catch (err) {
+    info = `could not clean up its upload ${j.copying} and staging dir ${j.staging}: ${(err as Error).message}; prune_backups or the node's next backup tries again`;
+    result = { file: j.final, committed: false, removed: [], left: [{ path: j.copying, error: (err as Error).message }] };
+    log.error({ job: j.job, node: j.node, err: (err as Error).message }, `cleaning up after the interrupted backup ${j.job} of ${j.node} failed`);
+  }
+  const job = interruptedJob(store, j.job);
+  if (!job) return;
+  try {
+    store.updateJob(j.job, { result, info: `${INTERRUPTED_INFO}${job.phase ? ` while ${job.phase}` : ''}; ${info}` });
+  } catch (err) {
+    log.error({ job: j.job, err: String(err) }, 'recording the clean-up of an interrupted backup failed');
+  }
+}
