@@ -1,10 +1,11 @@
 // Cold backup and restore of a real MariaDB storage node to a real HDFS (MiniDFSCluster through
 // WebHDFS), through a real node-mgr process: the round trip, a corrupted archive refused before the
-// node is touched, verify and prune, the seed's own requests through curl, and a DataNode that
+// node is touched, verify and prune, the seed's own requests through curl, a block rotted on the DataNode's disk, and a DataNode that
 // dies in the middle of a backup.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { open, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { WebHdfsStore } from '../../src/backup/webhdfs.ts';
@@ -22,6 +23,18 @@ async function readAll(store: WebHdfsStore, p: string): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const chunk of await store.read(p)) parts.push(chunk as Buffer);
   return Buffer.concat(parts);
+}
+
+/** The path of the file named `name` somewhere under `dir`. */
+async function findFile(dir: string, name: string): Promise<string | undefined> {
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) {
+      const found = await findFile(p, name);
+      if (found) return found;
+    } else if (e.name === name) return p;
+  }
+  return undefined;
 }
 
 describe('cold backup to HDFS of a MariaDB storage node', () => {
@@ -205,6 +218,41 @@ describe('cold backup to HDFS of a MariaDB storage node', () => {
       names,
       [path.posix.basename(goodBackup), `${path.posix.basename(goodBackup)}.sha256`, `${path.posix.basename(goodBackup)}.verify.json`, 'coldback_20991231_000000.tgz', 'coldback_20991231_000000.tgz.sha256', 'coldback_20991231_000000.tgz.verify.json'].sort(),
     );
+  });
+
+  it('a restore from a backup whose HDFS block rotted on the DataNode says HDFS refused a block whose checksum failed, and marks the backup failed', async () => {
+    // A verified copy of the good backup, then one byte flipped in its block file on the DataNode's disk.
+    const rotten = '/coldbackup/clust1/rot/coldback_20000303_000000.tgz';
+    await store.write(rotten, [await readAll(store, goodBackup)]);
+    await store.write(sidecarPath(rotten), [await readAll(store, sidecarPath(goodBackup))]);
+    assert.equal((await runRestJob(mgr.url, '/v1/backups/verify', { file: rotten })).result, 'succeed');
+    const located = await fetch(`${hdfs.namenodeUrl}/webhdfs/v1${rotten}?op=GET_BLOCK_LOCATIONS&offset=0&length=1&user.name=root`);
+    const blockId = ((await located.json()) as any).LocatedBlocks.locatedBlocks[0].block.blockId as number;
+    const blockFile = await findFile(path.join(hdfs.baseDir, 'dfs', 'data'), `blk_${blockId}`);
+    assert.ok(blockFile, `no block file blk_${blockId} under ${hdfs.baseDir}`);
+    const fh = await open(blockFile, 'r+');
+    try {
+      const at = Math.floor((await fh.stat()).size / 2);
+      const b = Buffer.alloc(1);
+      await fh.read(b, 0, 1, at);
+      b[0] = b[0]! ^ 0x01;
+      await fh.write(b, 0, 1, at);
+    } finally {
+      await fh.close();
+    }
+
+    const before = await node();
+    const job = await runLegacyJob(mgr.url, { ...coldbackup(), job_type: 'coldrestore', file: rotten });
+    assert.equal(job.result, 'error');
+    assert.match(job.info, /HDFS refused the block at bytes \d+–\d+ of the file on DataNode \S+: its checksum failed/);
+    assert.match(job.info, new RegExp(`hdfs fsck ${rotten} -files -blocks -locations`));
+    assert.match(job.info, /another backup/);
+    assert.doesNotMatch(job.info, /ECONNRESET|broke after/);
+    assert.match(job.info, /; the node was not touched$/);
+    assert.equal((await node()).pid, before.pid);
+    const record = JSON.parse((await readAll(store, verifyRecordPath(rotten))).toString());
+    assert.equal(record.result, 'failed');
+    assert.equal(record.how, 'restore');
   });
 
   it('a DataNode stopped in the middle of a backup fails the job clearly; nothing is left under the final name and the node serves throughout', async () => {
