@@ -165,13 +165,14 @@ describe('/readyz while node-mgr is still loading its actors', () => {
     await killProcessGroups([created.body.pid]);
     // Second run: the node is wanted running but its health URL never answers, so load() waits
     // out the start timeout while the API already serves.
-    const slow = { ...config, policy: { ...policy, probe: { ...policy.probe, startTimeoutMs: 60_000 } }, nodes: [{ ...entry, healthUrl: `http://127.0.0.1:${await freePort()}/never` }] };
+    const slow = { ...config, policy: { ...policy, probe: { ...policy.probe, startTimeoutMs: 180_000 } }, nodes: [{ ...entry, healthUrl: `http://127.0.0.1:${await freePort()}/never` }] };
     writeFileSync(path.join(mgrDir, 'node-mgr.json'), JSON.stringify(slow));
     const child = spawn(process.execPath, [BIN, 'start', '--config', path.join(mgrDir, 'node-mgr.json')], { stdio: 'ignore' });
     const url = `http://127.0.0.1:${config.listen.port}`;
     let pid: number | null = null;
     try {
-      const node = await waitForNode(url, port, (n) => n.state === 'starting' && n.pid !== null, 30_000);
+      // Bounded by the start timeout above, not by a guess at how fast a busy machine starts node-mgr.
+      const node = await waitForNode(url, port, (n) => n.state === 'starting' && n.pid !== null, 150_000);
       pid = node.pid;
       const res = await fetch(`${url}/readyz`);
       assert.equal(res.status, 503);
