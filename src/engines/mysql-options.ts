@@ -118,10 +118,7 @@ function resolve(given: string): Resolved {
 }
 
 export const mysqlApiOptions: ApiOptionPolicy = {
-  what: 'MariaDB option',
   resolve,
-  // my.cnf takes 1/0 for a boolean; renderMyCnf writes `true` as the bare name and `false` as =0.
-  boolean: (b) => b,
 };
 
 /** The names on the list, for docs and tests. */

@@ -96,10 +96,7 @@ function resolve(given: string): Resolved {
 }
 
 export const postgresApiOptions: ApiOptionPolicy = {
-  what: 'PostgreSQL setting',
   resolve,
-  // renderOptionsFile writes a boolean as on/off.
-  boolean: (b) => b,
 };
 
 /** The names on the list, for docs and tests. */

@@ -27,12 +27,9 @@ export type Resolved =
   | { ok: true; canonical: string; rule: OptionRule; /** `skip-`/`disable-`/`enable-` form of a boolean: the value it sets. */ implied?: boolean }
   | { ok: false; reason: string };
 
+/** An engine's list: what a given name means to its server. Booleans are written as booleans (the renderers spell them). */
 export interface ApiOptionPolicy {
-  /** The server's word for what it reads, for messages ("MariaDB option", "PostgreSQL setting"). */
-  what: string;
   resolve(name: string): Resolved;
-  /** How a checked value is written: the engine's renderer takes string | number | boolean. */
-  boolean(value: boolean): OptionValue;
 }
 
 export class ServerOptionError extends Error {
@@ -58,11 +55,11 @@ function asBool(value: OptionValue): boolean | null {
 }
 
 /** The value to write, or a reason it is refused. */
-function checkValue(rule: OptionRule, value: OptionValue, policy: ApiOptionPolicy): { value: OptionValue } | { reason: string } {
+function checkValue(rule: OptionRule, value: OptionValue): { value: OptionValue } | { reason: string } {
   switch (rule.type) {
     case 'bool': {
       const b = asBool(value);
-      return b === null ? { reason: 'must be a boolean (true/false, on/off, 1/0)' } : { value: policy.boolean(b) };
+      return b === null ? { reason: 'must be a boolean (true/false, on/off, 1/0)' } : { value: b };
     }
     case 'int': {
       const units = rule.units ?? {};
@@ -124,7 +121,7 @@ export function checkApiServerOptions(kind: NodeKind, options: Readonly<Record<s
       // `skip-x` / `enable-x` carry their value in the name; the value may only confirm it.
       if (asBool(value) !== true) throw refuse(`sets ${r.canonical} by its prefix and takes no other value than true`);
     }
-    const checked = r.implied !== undefined ? { value: policy.boolean(r.implied) } : checkValue(r.rule, value, policy);
+    const checked = r.implied !== undefined ? { value: r.implied } : checkValue(r.rule, value);
     if ('reason' in checked) throw refuse(`(${r.canonical}) ${checked.reason}`);
     const earlier = givenAs.get(r.canonical);
     if (earlier !== undefined) throw refuse(`sets ${r.canonical}, which ${JSON.stringify(earlier)} sets too`);
@@ -138,6 +135,6 @@ export function checkApiServerOptions(kind: NodeKind, options: Readonly<Record<s
 export function notAllowed(what: string, canonical: string): { ok: false; reason: string } {
   return {
     ok: false,
-    reason: `(${what} ${canonical}) is not among the tuning options node-mgr accepts over the network (docs/security.md lists them); only node-mgr's own config file can set it`,
+    reason: `(${what} ${canonical}) is not among the tuning options node-mgr accepts over the network; only node-mgr's own config file can set it`,
   };
 }

@@ -96,8 +96,7 @@ describe('server options from the network', () => {
   });
 
   it('refuses one option given twice under two spellings', () => {
-    const err = assert.throws(() => checkApiServerOptions('mysql', { max_connections: 10, 'max-connections': 20 }), ServerOptionError);
-    void err;
+    assert.throws(() => checkApiServerOptions('mysql', { max_connections: 10, 'max-connections': 20 }), /"max-connections" sets max_connections, which "max_connections" sets too/);
   });
 
   it('refuses PostgreSQL settings that run commands, load libraries, include files or move files, in any case', () => {
