@@ -11,12 +11,14 @@ import type { MachineGraph, StateInfo, TransitionInfo } from './machine-graph.ts
 
 const CHAR_W = 7.2;
 const LABEL_CHAR_W = 5.9;
-const BOX_H = 30;
-const INVOKE_H = 13;
-const ROW_GAP = 44;
+const BOX_H = 26;
+const INVOKE_H = 11;
+const ROW_GAP = 30;
+/** More room between rows joined by more than two edges, per edge, for their labels. */
+const ROW_GAP_PER_EDGE = 12;
 const COL_GAP = 26;
-const PAD = 14;
-const HEADER = 20;
+const PAD = 10;
+const HEADER = 17;
 const PORT_GAP = 14;
 const LANE_MARGIN = 22;
 const LANE_GAP = 12;
@@ -193,13 +195,13 @@ export function drawStatechart(graph: MachineGraph): StatechartDrawing {
           minX = Math.min(minX, x);
           maxX = Math.max(maxX, x + w);
         }
-        y += rowH + ROW_GAP + 14 * Math.max(0, (between.get(r) ?? 0) - 2);
+        y += rowH + ROW_GAP + ROW_GAP_PER_EDGE * Math.max(0, (between.get(r) ?? 0) - 2);
       }
       for (const k of kids) {
         rel.get(k.id)!.x -= minX;
         shiftBelow(k.id, -minX, 0);
       }
-      return { w: maxX - minX, h: y - ROW_GAP - 14 * Math.max(0, (between.get(rows.length - 1) ?? 0) - 2) };
+      return { w: maxX - minX, h: y - ROW_GAP - ROW_GAP_PER_EDGE * Math.max(0, (between.get(rows.length - 1) ?? 0) - 2) };
     };
 
     const rootSize = sizeOf(rootId);
@@ -317,9 +319,11 @@ export function drawStatechart(graph: MachineGraph): StatechartDrawing {
     const taken: Box[] = [...boxes.entries()].filter(([id]) => id !== rootId && (children.get(id) ?? []).length === 0).map(([, b]) => b);
     for (const [id, b] of boxes) if (id !== rootId && (children.get(id) ?? []).length > 0) taken.push({ x: b.x, y: b.y, w: b.w, h: HEADER });
     const labelBox = (text: string, x: number, y: number, anchor: 'start' | 'end'): Box => {
-      const w = text.length * LABEL_CHAR_W;
+      const w = labelWidth(text);
       return { x: anchor === 'start' ? x : x - w, y: y - 9, w, h: 11 };
     };
+    const overlap = (b: Box) =>
+      taken.reduce((sum, o) => sum + Math.max(0, Math.min(b.x + b.w, o.x + o.w) - Math.max(b.x, o.x)) * Math.max(0, Math.min(b.y + b.h, o.y + o.h) - Math.max(b.y, o.y)), 0);
     const free = (b: Box) => !taken.some((o) => b.x < o.x + o.w && b.x + b.w > o.x && b.y < o.y + o.h && b.y + b.h > o.y);
     const placeLabel = (text: string, x: number, y: number, anchor: 'start' | 'end') => {
       const b = labelBox(text, x, y, anchor);
@@ -374,9 +378,14 @@ export function drawStatechart(graph: MachineGraph): StatechartDrawing {
 
     for (const { e, curve } of directLabels) {
       const spots: Array<[number, number, 'start' | 'end']> = [];
-      for (const t of [0.5, 0.35, 0.65, 0.2, 0.8]) {
+      for (const t of [0.5, 0.35, 0.65, 0.2, 0.8, 0.1, 0.9]) {
         const [x, y] = bezierPoint(curve, t);
         spots.push([x + 5, y + 3, 'start'], [x - 5, y + 3, 'end']);
+      }
+      // Rows sit close together: when the curve has no room, a little beside it.
+      for (const t of [0.5, 0.3, 0.7]) {
+        const [x, y] = bezierPoint(curve, t);
+        for (const dy of [-7, 9]) spots.push([x + 5, y + 3 + dy, 'start'], [x - 5, y + 3 + dy, 'end']);
       }
       let chosen: { text: string; spot: [number, number, 'start' | 'end'] } | null = null;
       for (const text of [e.label, e.shortLabel]) {
@@ -386,7 +395,8 @@ export function drawStatechart(graph: MachineGraph): StatechartDrawing {
           break;
         }
       }
-      chosen ??= { text: e.shortLabel, spot: spots[0]! };
+      // No free spot: the one that covers the least.
+      chosen ??= { text: e.shortLabel, spot: spots.reduce((best, spot) => (overlap(labelBox(e.shortLabel, ...spot)) < overlap(labelBox(e.shortLabel, ...best)) ? spot : best)) };
       placeLabel(chosen.text, ...chosen.spot);
       drawn.push({ source: e.source, target: e.target, label: chosen.text, route: 'direct' });
     }
@@ -400,14 +410,14 @@ export function drawStatechart(graph: MachineGraph): StatechartDrawing {
       const isCompound = (children.get(s.id) ?? []).length > 0;
       const classes = ['state', isCompound ? 'compound' : 'atomic', s.type === 'final' ? 'final' : ''].filter(Boolean).join(' ');
       const attrs = `class="${classes}" data-id="${esc(s.id)}" data-path="${esc(s.path.join('.'))}"${s.wire ? ` data-wire="${esc(s.wire)}"` : ''}`;
-      const invoke = s.invokes.length ? `<text class="state-invoke" x="${n(isCompound ? b.x + 10 : b.x + b.w / 2)}" y="${n(isCompound ? b.y + HEADER + 9 : b.y + 33)}"${isCompound ? '' : ' text-anchor="middle"'}>↻ ${esc(s.invokes.join(', '))}</text>` : '';
+      const invoke = s.invokes.length ? `<text class="state-invoke" x="${n(isCompound ? b.x + 10 : b.x + b.w / 2)}" y="${n(isCompound ? b.y + HEADER + 8 : b.y + BOX_H + 2)}"${isCompound ? '' : ' text-anchor="middle"'}>↻ ${esc(s.invokes.join(', '))}</text>` : '';
       const title = `<title>${esc(s.id)}${s.invokes.length ? ` — invokes ${esc(s.invokes.join(', '))}` : ''}</title>`;
       if (isCompound) {
         compounds.push(
-          `<g ${attrs}>${title}<rect x="${n(b.x)}" y="${n(b.y)}" width="${n(b.w)}" height="${n(b.h)}" rx="10"/><text class="state-name" x="${n(b.x + 10)}" y="${n(b.y + 15)}">${esc(s.key)}</text>${invoke}</g>`,
+          `<g ${attrs}>${title}<rect x="${n(b.x)}" y="${n(b.y)}" width="${n(b.w)}" height="${n(b.h)}" rx="10"/><text class="state-name" x="${n(b.x + 10)}" y="${n(b.y + 13)}">${esc(s.key)}</text>${invoke}</g>`,
         );
       } else {
-        const nameY = s.invokes.length ? b.y + 19 : b.y + b.h / 2 + 4;
+        const nameY = s.invokes.length ? b.y + BOX_H / 2 + 3 : b.y + b.h / 2 + 4;
         const inner = s.type === 'final' ? `<rect class="final-ring" x="${n(b.x + 3)}" y="${n(b.y + 3)}" width="${n(b.w - 6)}" height="${n(b.h - 6)}" rx="6"/>` : '';
         atomics.push(
           `<g ${attrs}>${title}<rect x="${n(b.x)}" y="${n(b.y)}" width="${n(b.w)}" height="${n(b.h)}" rx="8"/>${inner}<text class="state-name" x="${n(b.x + b.w / 2)}" y="${n(nameY)}" text-anchor="middle">${esc(s.key)}</text>${invoke}</g>`,
@@ -463,6 +473,13 @@ function mergeEdges(transitions: TransitionInfo[]): Array<Omit<DrawnEdge, 'route
     const shortLabel = [...byLabel.keys()].join(', ');
     return { source: list[0]!.source, target: list[0]!.target!, label, shortLabel, detail, kinds: [...new Set(list.map((t) => t.kind))] };
   });
+}
+
+/** About how wide a 10 px label is in DejaVu Sans: capitals (event names) are wider than the rest. */
+function labelWidth(text: string): number {
+  let w = 0;
+  for (const ch of text) w += /[A-Z_]/.test(ch) ? 7 : /[ ,.:\[\]il]/.test(ch) ? 3.6 : 6;
+  return w;
 }
 
 /** The point at t of a cubic Bézier given as [x0,y0,x1,y1,x2,y2,x3,y3]. */

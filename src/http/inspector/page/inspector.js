@@ -100,8 +100,7 @@ function rebuildNodes() {
     const tr = el(
       'tr',
       { class: 'node-row', dataset: { node: n.id, port: String(n.port) }, title: n.dir },
-      el('td', {}, n.id),
-      el('td', {}, n.role),
+      el('td', {}, n.id, el('div', { class: 'muted small' }, n.role)),
       el('td', {}, String(n.port)),
       cells.state,
       cells.pid,
@@ -149,24 +148,45 @@ function renderJobs() {
   $('#job-count').textContent = `(${active} active)`;
   const tbody = $('#jobs tbody');
   if (jobs.length === 0) {
-    tbody.replaceChildren(el('tr', {}, el('td', { class: 'empty', colspan: '5' }, 'no jobs yet')));
+    tbody.replaceChildren(el('tr', {}, el('td', { class: 'empty', colspan: '4' }, 'no jobs yet')));
     return;
   }
   tbody.replaceChildren(
     ...jobs.map((j) => {
-      const p = j.progress;
-      const progress = p ? `${p.phase}${p.pct !== undefined ? ` ${p.pct}%` : ''}` : (j.phase ?? '');
+      const node = model.nodes.get(j.nodeId);
       return el(
         'tr',
-        { dataset: { job: j.id }, title: j.info ?? '' },
-        el('td', {}, j.id.length > 22 ? `${j.id.slice(0, 21)}…` : j.id),
-        el('td', {}, j.type),
-        el('td', {}, j.nodeId ?? ''),
+        { dataset: { job: j.id }, title: `${j.id}${j.info ? `\n${j.info}` : ''}` },
+        el('td', { class: 'job' }, j.type, el('div', { class: 'muted small' }, j.id.length > 14 ? `${j.id.slice(0, 13)}…` : j.id)),
+        el('td', {}, node ? String(node.port) : (j.nodeId ?? '')),
         el('td', {}, badge(j.status)),
-        el('td', {}, progress),
+        el('td', { class: 'progress' }, ...progressCell(j)),
       );
     }),
   );
+}
+
+/** Phase, a bar, bytes, rate and ETA: what /v1/jobs says in `progress` (PROTOCOL §2). */
+function progressCell(j) {
+  const p = j.progress;
+  if (!p) return [j.phase ?? ''];
+  const out = [el('span', { class: 'phase' }, p.phase)];
+  if (p.pct !== undefined) {
+    out.push(` ${p.pct}%`);
+    if (j.status === 'running') out.push(el('div', { class: 'bar' }, el('div', { style: `width:${Math.min(100, p.pct)}%` })));
+  }
+  const figures = [];
+  if (p.bytes_done !== undefined) figures.push(el('span', { class: 'bytes' }, p.bytes_total ? `${fmtBytes(p.bytes_done)} of ${fmtBytes(p.bytes_total)}` : fmtBytes(p.bytes_done)));
+  if (p.rate_bps !== undefined && j.status === 'running') figures.push(el('span', { class: 'rate' }, `${fmtBytes(p.rate_bps)}/s`));
+  if (p.eta_s !== undefined && j.status === 'running') figures.push(el('span', { class: 'eta' }, `ETA ${fmtDuration(p.eta_s)}`));
+  if (figures.length) out.push(el('div', { class: 'figures' }, ...figures.flatMap((f, i) => (i ? [' · ', f] : [f]))));
+  return out;
+}
+
+function fmtDuration(s) {
+  if (s < 60) return `${Math.round(s)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(Math.round(s % 60)).padStart(2, '0')} s`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -178,6 +198,7 @@ function renderDetail() {
   $('#detail-title').replaceChildren(`${n.id} `, badge(n.state), el('span', { class: 'muted' }, ` ${n.kind} · ${n.role} · port ${n.port}`));
   for (const r of rows.values()) r.tr.classList.toggle('selected', r.tr.dataset.node === model.selected);
   highlightChart(n.state, model.transitions[0]);
+  renderControls(n);
   renderContext(n);
   renderTransitions();
 }
@@ -230,6 +251,12 @@ function fmtTime(ms) {
   return `${d.toLocaleTimeString([], { hour12: false })}.${String(d.getMilliseconds()).padStart(3, '0')}`;
 }
 
+/** The time with a line-break opportunity before the milliseconds, for narrow columns. */
+function timeParts(ms) {
+  const [hms, frac] = fmtTime(ms).split('.');
+  return [hms, el('wbr'), `.${frac}`];
+}
+
 function fmtBytes(b) {
   if (b === null || b === undefined) return '–';
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -277,7 +304,7 @@ function renderTransitions() {
       el(
         'tr',
         { title: t.detail ?? '' },
-        el('td', {}, fmtTime(t.at)),
+        el('td', { class: 'at' }, ...timeParts(t.at)),
         el('td', {}, `${t.from ?? '∅'} → `, badge(t.to)),
         el('td', { class: 'wrap', title: t.event }, shortEvent(t.event)),
       ),
@@ -371,12 +398,93 @@ function connect() {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Node controls: the same REST calls as curl or the CLI, with the token typed into the header
+
+const TOKEN_KEY = 'node-mgr-token';
+const ACTIONS = {
+  start: { confirm: null, busy: 'starting…' },
+  stop: { confirm: (n) => `Stop ${n.id}? The database server on port ${n.port} shuts down and stays down (no automatic restart) until started again.`, busy: 'stopping…' },
+  restart: { confirm: (n) => `Restart ${n.id}? The database server on port ${n.port} shuts down and starts again; its clients are disconnected.`, busy: 'restarting…' },
+  backup: { confirm: null, busy: 'asking for a backup…' },
+};
+let actionInFlight = null; // the action being sent, one at a time
+
+const tokenInput = $('#token');
+tokenInput.value = sessionStorage.getItem(TOKEN_KEY) ?? '';
+tokenInput.addEventListener('input', () => {
+  const v = tokenInput.value.trim();
+  if (v) sessionStorage.setItem(TOKEN_KEY, v);
+  else sessionStorage.removeItem(TOKEN_KEY);
+});
+
+function authHeaders() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+function renderControls(n) {
+  for (const b of document.querySelectorAll('.controls button')) b.disabled = !n || actionInFlight !== null;
+}
+
+function showActionMessage(text, kind) {
+  const msg = $('#action-msg');
+  msg.textContent = text;
+  msg.className = `action-msg ${kind}`;
+  msg.title = text;
+}
+
+/** Opens the confirmation dialog; resolves true when the operator confirms. */
+function confirmAction(text, okLabel) {
+  const dialog = $('#confirm');
+  $('#confirm-text').textContent = text;
+  $('#confirm-ok').textContent = okLabel;
+  dialog.returnValue = '';
+  dialog.showModal();
+  return new Promise((resolve) => dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true }));
+}
+
+async function runAction(action) {
+  const n = model.nodes.get(model.selected);
+  if (!n || actionInFlight) return;
+  const spec = ACTIONS[action];
+  if (spec.confirm && !(await confirmAction(spec.confirm(n), action))) {
+    showActionMessage(`${action} cancelled`, 'info');
+    return;
+  }
+  actionInFlight = action;
+  renderControls(n);
+  showActionMessage(`${n.id}: ${spec.busy}`, 'busy');
+  try {
+    // start/stop/restart answer once the node settled; backup answers 202 with the job at once.
+    const res = await fetch(`/v1/nodes/${n.port}/${action}`, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeaders() }, body: '{}' });
+    const body = await res.json().catch(() => null);
+    if (!res.ok) {
+      showActionMessage(`${action} refused (${res.status}): ${body?.info ?? res.statusText}`, 'error');
+    } else if (action === 'backup') {
+      showActionMessage(`backup job ${body?.job_id} accepted; its progress is in Jobs`, 'ok');
+    } else {
+      showActionMessage(`${n.id} ${action}: now ${body?.state ?? 'done'}`, 'ok');
+    }
+  } catch (err) {
+    showActionMessage(`${action} failed: ${err.message}`, 'error');
+  } finally {
+    actionInFlight = null;
+    renderControls(model.nodes.get(model.selected));
+  }
+}
+
+for (const b of document.querySelectorAll('.controls button')) b.addEventListener('click', () => runAction(b.dataset.action));
+
 async function loadChart() {
   const [res, graph] = await Promise.all([fetch('/v1/machines/node/svg'), fetch('/v1/machines/node').then((r) => r.json())]);
   for (const t of graph.transitions) if (t.eventType) eventLabels.set(t.eventType, t.label);
   const box = $('#chart');
   box.innerHTML = await res.text();
   const svg = box.querySelector('svg');
+  // Drawn at its natural size; the viewBox scales it to whatever the panel has room for.
+  svg.removeAttribute('width');
+  svg.removeAttribute('height');
   const byWire = new Map([...svg.querySelectorAll('g.state[data-wire]')].map((g) => [g.dataset.wire, g]));
   chart = { svg, byWire, compounds: [...svg.querySelectorAll('g.state.compound')], edges: [...svg.querySelectorAll('g.edge')] };
   model.detailDirty = true;
