@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
-import swagger from '@fastify/swagger';
+import { registerOpenApi } from './openapi.ts';
 import { errorHandler, badRequest, clientErrorReply, HttpError } from './errors.ts';
 import { ExactHeaderResponse } from './exact-headers.ts';
 import { ConnectionGate } from './connection-gate.ts';
@@ -104,11 +104,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   });
   // preservePath: see the filename as sent, so `../x` is refused rather than silently cut to `x`.
   await app.register(multipart, { preservePath: true, limits: { fileSize: deps.config.security.uploadLimitBytes, files: 1 } });
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'node-mgr', version: '0.1.0', description: 'Per-host supervisor of database nodes: the legacy POST / protocol and the /v1 REST face.' },
-    },
-  });
+  await registerOpenApi(app);
 
   await app.register(async (scope) => legacyRoutes(scope, deps));
   await app.register(async (scope) => v1Routes(scope, deps), { prefix: '/v1' });
@@ -119,7 +115,6 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(async (scope) => healthRoutes(scope, deps));
   await app.register(async (scope) => metricsRoutes(scope, deps));
   await app.register(async (scope) => inspectorRoutes(scope, deps));
-  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/healthz', { schema: { hide: true } }, async () => ({ result: 'succeed', info: 'node-mgr is alive' }));
   return app;
 }
