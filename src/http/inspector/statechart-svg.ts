@@ -12,8 +12,7 @@ import type { MachineGraph, StateInfo, TransitionInfo } from './machine-graph.ts
 const CHAR_W = 7.2;
 const LABEL_CHAR_W = 5.9;
 const BOX_H = 26;
-const INVOKE_H = 11;
-const ROW_GAP = 30;
+const ROW_GAP = 26;
 /** More room between rows joined by more than two edges, per edge, for their labels. */
 const ROW_GAP_PER_EDGE = 12;
 const COL_GAP = 26;
@@ -104,8 +103,9 @@ export function drawStatechart(graph: MachineGraph): StatechartDrawing {
   // -------------------------------------------------------------------------------------------
 
   function baseSize(s: StateInfo): { w: number; h: number } {
-    const text = Math.max(s.key.length * CHAR_W, s.invokes.length ? (s.invokes.join(', ').length + 2) * LABEL_CHAR_W : 0);
-    return { w: Math.max(92, Math.round(text + 26)), h: BOX_H + (s.invokes.length ? INVOKE_H : 0) + (extraHeight.get(s.id) ?? 0) };
+    // What a state invokes follows its name on the same line: rows stay low, the chart fits its panel.
+    const text = s.key.length * CHAR_W + (s.invokes.length ? 5 + (s.invokes.join(', ').length + 2) * LABEL_CHAR_W : 0);
+    return { w: Math.max(92, Math.round(text + 22)), h: BOX_H + (extraHeight.get(s.id) ?? 0) };
   }
 
   /** Boxes of every state, in the root's coordinates. */
@@ -128,7 +128,7 @@ export function drawStatechart(graph: MachineGraph): StatechartDrawing {
       if (kids.length === 0) return baseSize(s);
       const inner = layoutChildren(id, kids);
       const isRoot = s.parent === null;
-      const head = isRoot ? 0 : HEADER + (s.invokes.length ? INVOKE_H : 0);
+      const head = isRoot ? 0 : HEADER;
       const pad = isRoot ? 0 : PAD;
       shiftBelow(id, pad, pad + head);
       return { w: Math.max(inner.w + 2 * pad, baseSize(s).w), h: inner.h + 2 * pad + head };
@@ -410,17 +410,17 @@ export function drawStatechart(graph: MachineGraph): StatechartDrawing {
       const isCompound = (children.get(s.id) ?? []).length > 0;
       const classes = ['state', isCompound ? 'compound' : 'atomic', s.type === 'final' ? 'final' : ''].filter(Boolean).join(' ');
       const attrs = `class="${classes}" data-id="${esc(s.id)}" data-path="${esc(s.path.join('.'))}"${s.wire ? ` data-wire="${esc(s.wire)}"` : ''}`;
-      const invoke = s.invokes.length ? `<text class="state-invoke" x="${n(isCompound ? b.x + 10 : b.x + b.w / 2)}" y="${n(isCompound ? b.y + HEADER + 8 : b.y + BOX_H + 2)}"${isCompound ? '' : ' text-anchor="middle"'}>↻ ${esc(s.invokes.join(', '))}</text>` : '';
+      const invoke = s.invokes.length ? `<tspan class="state-invoke" dx="5">↻ ${esc(s.invokes.join(', '))}</tspan>` : '';
       const title = `<title>${esc(s.id)}${s.invokes.length ? ` — invokes ${esc(s.invokes.join(', '))}` : ''}</title>`;
       if (isCompound) {
         compounds.push(
-          `<g ${attrs}>${title}<rect x="${n(b.x)}" y="${n(b.y)}" width="${n(b.w)}" height="${n(b.h)}" rx="10"/><text class="state-name" x="${n(b.x + 10)}" y="${n(b.y + 13)}">${esc(s.key)}</text>${invoke}</g>`,
+          `<g ${attrs}>${title}<rect x="${n(b.x)}" y="${n(b.y)}" width="${n(b.w)}" height="${n(b.h)}" rx="10"/><text class="state-name" x="${n(b.x + 10)}" y="${n(b.y + 13)}">${esc(s.key)}${invoke}</text></g>`,
         );
       } else {
-        const nameY = s.invokes.length ? b.y + BOX_H / 2 + 3 : b.y + b.h / 2 + 4;
+        const nameY = b.y + b.h / 2 + 4;
         const inner = s.type === 'final' ? `<rect class="final-ring" x="${n(b.x + 3)}" y="${n(b.y + 3)}" width="${n(b.w - 6)}" height="${n(b.h - 6)}" rx="6"/>` : '';
         atomics.push(
-          `<g ${attrs}>${title}<rect x="${n(b.x)}" y="${n(b.y)}" width="${n(b.w)}" height="${n(b.h)}" rx="8"/>${inner}<text class="state-name" x="${n(b.x + b.w / 2)}" y="${n(nameY)}" text-anchor="middle">${esc(s.key)}</text>${invoke}</g>`,
+          `<g ${attrs}>${title}<rect x="${n(b.x)}" y="${n(b.y)}" width="${n(b.w)}" height="${n(b.h)}" rx="8"/>${inner}<text class="state-name" x="${n(b.x + b.w / 2)}" y="${n(nameY)}" text-anchor="middle">${esc(s.key)}${invoke}</text></g>`,
         );
       }
     }

@@ -462,7 +462,7 @@ async function runAction(action) {
     if (!res.ok) {
       showActionMessage(`${action} refused (${res.status}): ${body?.info ?? res.statusText}`, 'error');
     } else if (action === 'backup') {
-      showActionMessage(`backup job ${body?.job_id} accepted; its progress is in Jobs`, 'ok');
+      showActionMessage(`backup job ${body?.job_id} accepted`, 'ok');
     } else {
       showActionMessage(`${n.id} ${action}: now ${body?.state ?? 'done'}`, 'ok');
     }
