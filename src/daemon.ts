@@ -1,5 +1,4 @@
 // One running node-mgr: state store, job runner, supervisor, background samplers and HTTP.
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -15,6 +14,7 @@ import { checkBindAllowed } from './http/security.ts';
 import { registerCommandJobs } from './jobs/node-commands.ts';
 import { registerUpdateNodeJob } from './cluster/update-node-job.ts';
 import { startHousekeeping } from './supervisor/housekeeping.ts';
+import { secureStateDir } from './state/permissions.ts';
 import { registerTableJobs } from './jobs/table-jobs.ts';
 import { registerBackupJobs } from './jobs/backup-jobs.ts';
 import { recoverInterruptedBackupJobs } from './jobs/backup-recovery.ts';
@@ -65,7 +65,7 @@ export interface StartOptions {
 export async function startNodeMgr(config: Config, opts: StartOptions = {}): Promise<NodeMgr> {
   checkBindAllowed(config);
   const log = opts.log ?? pino(LOGGER_OPTIONS);
-  mkdirSync(config.stateDir, { recursive: true });
+  secureStateDir(config.stateDir);
   const lock = await lockStateDir(config.stateDir);
   try {
     return await startOnLockedState(config, opts, log, lock);

@@ -11,6 +11,10 @@ import { connectStatelyInspector, DEFAULT_STATELY_URL } from '../supervisor/stat
 import { catchProcessSignals, type ProcessSignals } from '../lifecycle/signals.ts';
 import { createLogger, type LogOptions } from './logging.ts';
 import { nodesTable } from './format.ts';
+import { becomeServiceAccount } from '../host/privileges.ts';
+
+/** The account the demo's databases, and the demo itself when started as root, run as. */
+const DEMO_ACCOUNT = 'nodemgr';
 
 export interface ServeOptions extends LogOptions {
   config?: string;
@@ -99,6 +103,8 @@ export async function demo(opts: LogOptions & { dir?: string; port?: string }): 
   const signals = catchProcessSignals();
   const log = createLogger(opts);
   const dir = path.resolve(opts.dir ?? './var/demo');
+  // The demo needs no root: started as root, it runs as the databases' account (docs/security.md).
+  await becomeServiceAccount(DEMO_ACCOUNT, dir);
   mkdirSync(dir, { recursive: true });
   const planFile = path.join(dir, 'demo.json');
   let plan: { mysqlPort: number; postgresPort: number };
@@ -110,6 +116,7 @@ export async function demo(opts: LogOptions & { dir?: string; port?: string }): 
   const config: Config = parseConfig(
     {
       listen: { host: '127.0.0.1', port: Number(opts.port ?? 9998) },
+      runAs: DEMO_ACCOUNT,
       stateDir: path.join(dir, 'state'),
       nodesDir: path.join(dir, 'nodes'),
       backup: { localDir: path.join(dir, 'backups') },

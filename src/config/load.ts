@@ -30,6 +30,7 @@ export function parseConfig(raw: unknown, baseDir = process.cwd(), source = 'con
   config.stateDir = abs(config.stateDir);
   config.backup.localDir = abs(config.backup.localDir);
   config.nodesDir = abs(config.nodesDir);
+  config.nodeRoots = config.nodeRoots.map(abs);
   config.uploadDir = abs(config.uploadDir ?? path.join(config.stateDir, 'uploads'));
   for (const node of config.nodes) {
     node.dir = abs(node.dir);

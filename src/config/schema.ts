@@ -98,6 +98,11 @@ export const configSchema = z.strictObject({
   stateDir: z.string().default('./var/node-mgr'),
   /** Where nodes created from uploaded install configs live when their paths are relative. */
   nodesDir: z.string().default('./var/nodes'),
+  /**
+   * Directories under which nodes created over the API (POST /v1/nodes, seed install configs) may
+   * live, beside nodesDir, discovery.baseDir and the parent dirs of the nodes in this file.
+   */
+  nodeRoots: z.array(z.string()).default([]),
   /** Uploaded install configs (PROTOCOL §7): <uploadDir>/<file_type>/<name>. */
   uploadDir: z.string().optional(),
   /** Admin credentials given to nodes created from the seed's install configs. */

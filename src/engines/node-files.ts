@@ -335,6 +335,16 @@ export async function replaceFileIn(dir: OpenDir, name: string, data: string | B
   }
 }
 
+/** Creates a new file in an open dir (O_EXCL|O_NOFOLLOW: never over an existing name or link). */
+export async function createNewFileIn(dir: OpenDir, name: string, data: string, mode: number): Promise<void> {
+  const handle = await open(inDir(dir, name), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+  try {
+    await handle.writeFile(data);
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Writes a file below a node dir without following links (see replaceFileIn). */
 export async function writeNodeFile(node: NodeDirs, file: string, data: string | Buffer, opts: WriteOptions): Promise<void> {
   await withParentDir(node, file, (dir, name) => replaceFileIn(dir, name, data, opts));

@@ -1,12 +1,12 @@
 // From a config entry to the NodeSpec engines work with, and the on-disk layout of a node dir.
 import { readFileSync } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { effectivePolicy } from '../config/load.ts';
 import type { Config, NodeEntry } from '../config/schema.ts';
 import type { NodeSpec, RunAs } from './engine.ts';
-import { groupsOf, openDirBeneath, openSubdir, rootOf } from './node-files.ts';
+import { createNewFileIn, groupsOf, openDirBeneath, openSubdir, rootOf } from './node-files.ts';
 
 /** Resolves one node entry: id `<kind>-<port>`, dirs under the node dir unless given, policy overlaid. */
 export function resolveSpec(config: Config, entry: NodeEntry, runAs: RunAs): NodeSpec {
@@ -33,6 +33,16 @@ export function resolveSpec(config: Config, entry: NodeEntry, runAs: RunAs): Nod
     runAs,
     binaries: config.binaries,
   };
+}
+
+/**
+ * Where nodes created over the API may live: nodesDir, discovery.baseDir, nodeRoots, and the
+ * parent dirs of the nodes in the config file (the operator chose those places already).
+ */
+export function nodeRoots(config: Pick<Config, 'nodesDir' | 'nodeRoots' | 'discovery' | 'nodes'>): string[] {
+  const roots = [config.nodesDir, ...(config.discovery.baseDir ? [config.discovery.baseDir] : []), ...config.nodeRoots];
+  for (const n of config.nodes) roots.push(path.dirname(path.resolve(n.dir)));
+  return [...new Set(roots.map((r) => path.resolve(r)))];
 }
 
 /** Looks the OS user up in /etc/passwd (the database processes run as it). */
@@ -75,6 +85,17 @@ export function initMarkerFile(spec: Pick<NodeSpec, 'dir'>): string {
   return path.join(spec.dir, '.init-in-progress');
 }
 
+/** Written (O_EXCL, never through a link) into a node dir that node-mgr itself created; holds the node id. */
+export const OWNED_MARKER_NAME = '.node-mgr-owned';
+
+/** True when node-mgr created the node dir for this very node (its marker names the node). */
+export async function isOwnNodeDir(spec: Pick<NodeSpec, 'dir' | 'id'>): Promise<boolean> {
+  const st = await lstat(path.join(spec.dir, OWNED_MARKER_NAME)).catch(() => null);
+  if (!st?.isFile()) return false;
+  const text = await readFile(path.join(spec.dir, OWNED_MARKER_NAME), 'utf8').catch(() => '');
+  return text.trim() === spec.id;
+}
+
 /** Prefix of the staging dirs a cold backup makes in the node dir (when no stagingDir is configured). */
 export const COLD_BACKUP_STAGING_PREFIX = '.coldbackup-staging-';
 /** The restore journal, kept in the node dir while a cold restore swaps the data dir. */
@@ -86,7 +107,7 @@ export const RESTORE_JOURNAL_NAME = '.restore-journal.json';
  * init marker, the restore journal and backup staging dirs. Anything else is someone else's.
  */
 export function isNodeDirEntry(spec: Pick<NodeSpec, 'dir' | 'dataDir'>, name: string): boolean {
-  if (['log', 'run', 'tmp', 'my.cnf', path.basename(initMarkerFile(spec)), RESTORE_JOURNAL_NAME].includes(name)) return true;
+  if (['log', 'run', 'tmp', 'my.cnf', path.basename(initMarkerFile(spec)), RESTORE_JOURNAL_NAME, OWNED_MARKER_NAME].includes(name)) return true;
   if (name.startsWith(COLD_BACKUP_STAGING_PREFIX)) return true;
   if (path.dirname(spec.dataDir) !== spec.dir) return false;
   const data = path.basename(spec.dataDir);
@@ -155,8 +176,17 @@ export async function assertTraversable(target: string, runAs: RunAs): Promise<v
 export async function prepareNodeDirs(spec: NodeSpec, leafDirs: string[], leafMode = 0o750): Promise<void> {
   const owner = spec.runAs;
   for (const target of [spec.dir, ...leafDirs]) await assertTraversable(target, spec.runAs);
+  const existed = await lstat(spec.dir).then(
+    () => true,
+    () => false,
+  );
   const nodeDir = await openDirBeneath(spec.dir, spec.dir, spec.runAs, { mode: 0o755, owner });
-  await nodeDir.handle.close();
+  try {
+    // What node-mgr made, DROP may take away whole; a dir that was there before keeps existing.
+    if (!existed) await createNewFileIn(nodeDir, OWNED_MARKER_NAME, `${spec.id}\n`, 0o644);
+  } finally {
+    await nodeDir.handle.close();
+  }
   for (const leaf of leafDirs) {
     if (rootOf(spec, leaf) === leaf) {
       // A data dir kept outside the node dir is a tree of its own.

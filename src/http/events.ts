@@ -6,6 +6,7 @@
 //   event: transition   {nodeId, port, from, to, event, at, detail, node}
 //   event: job          a job record (params redacted); progress at most every 500 ms per job
 //   : heartbeat         a comment every 15 s, so proxies and idle timers keep the stream open
+import { withLogTailFor } from './secrets.ts';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import type { HttpDeps } from './deps.ts';
@@ -22,11 +23,11 @@ export interface EventStreamOptions {
   maxBufferedBytes?: number;
 }
 
-/** A node as clients see it: no password, with its latest usage sample. */
+/** A node as clients see it: no password, no log tail (the stream is a read anyone may open), with its latest usage sample. */
 export function publicNode(n: NodeView, usage: Pick<NodeUsage, 'get'>) {
   const { password, ...rest } = n;
   void password;
-  return { ...rest, usage: usage.get(n.id) };
+  return { ...withLogTailFor(rest, false), usage: usage.get(n.id) };
 }
 
 interface Client {

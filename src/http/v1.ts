@@ -7,6 +7,7 @@ import { isLoopback } from '../engines/spec.ts';
 import { nodeEntrySchema, type NodeEntry } from '../config/schema.ts';
 import { checkApiServerOptions, ServerOptionError } from '../engines/server-options.ts';
 import { requireMutationAllowed } from './security.ts';
+import { maySeeSecrets, withLogTailFor } from './secrets.ts';
 import type { HttpDeps } from './deps.ts';
 import type { NodeView } from '../supervisor/supervisor.ts';
 import type { JobRecord, JobStatus } from '../state/store.ts';
@@ -80,14 +81,15 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
     if (!n) throw new HttpError(404, `no node on port ${port} on this host`);
     return n;
   };
-  const publicView = (n: NodeView) => {
+  // Log tails can quote anything the server printed: only callers who may read secrets get them.
+  const publicView = (n: NodeView, req: FastifyRequest) => {
     const { password, ...rest } = n;
     void password;
-    return { ...rest, usage: deps.usage.get(n.id) };
+    return { ...withLogTailFor(rest, maySeeSecrets(req, config)), usage: deps.usage.get(n.id) };
   };
 
-  app.get('/nodes', { preHandler: guardReads, schema: { summary: 'List supervised nodes', response: { 200: { type: 'array', items: nodeSchema } } } }, async () =>
-    supervisor.list().map(publicView),
+  app.get('/nodes', { preHandler: guardReads, schema: { summary: 'List supervised nodes', response: { 200: { type: 'array', items: nodeSchema } } } }, async (req) =>
+    supervisor.list().map((n) => publicView(n, req)),
   );
 
   app.get<{ Params: { port: number } }>(
@@ -95,7 +97,7 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
     { preHandler: guardReads, schema: { summary: 'One node: snapshot and its latest transitions', params: portParams, response: { 404: errorSchema } } },
     async (req) => {
       const n = nodeOf(req.params.port);
-      return { ...publicView(n), transitions: store.recentTransitions(n.id, 50) };
+      return { ...publicView(n, req), transitions: store.recentTransitions(n.id, 50) };
     },
   );
 
@@ -107,7 +109,7 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
         requireMutationAllowed(req, config);
         const n = nodeOf(req.params.port);
         jobs.refuseIfHeld(n.id, action);
-        return publicView(await supervisor.command(n.id, action.toUpperCase() as 'START'));
+        return publicView(await supervisor.command(n.id, action.toUpperCase() as 'START'), req);
       },
     );
   }
@@ -119,7 +121,7 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
       requireMutationAllowed(req, config);
       const n = nodeOf(req.params.port);
       jobs.refuseIfHeld(n.id, 'create');
-      return publicView(await supervisor.initialize(n.id));
+      return publicView(await supervisor.initialize(n.id), req);
     },
   );
 
@@ -138,7 +140,7 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
       }
       refuseRemoteExecution(parsed.data, config.commandAllowList);
       const entry = { ...parsed.data, serverOptions: apiServerOptions(parsed.data), dir: path.resolve(config.nodesDir, parsed.data.dir) };
-      return publicView(await supervisor.create(entry));
+      return publicView(await supervisor.create(entry), req);
     },
   );
 
@@ -167,7 +169,7 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
       requireMutationAllowed(req, config);
       const n = nodeOf(req.params.port);
       supervisor.pause(req.body?.minutes ?? -1, n.id);
-      return publicView(supervisor.get(n.id)!);
+      return publicView(supervisor.get(n.id)!, req);
     },
   );
 
@@ -175,7 +177,7 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
     requireMutationAllowed(req, config);
     const n = nodeOf(req.params.port);
     supervisor.pause(0, n.id);
-    return publicView(supervisor.get(n.id)!);
+    return publicView(supervisor.get(n.id)!, req);
   });
 
   app.get<{ Querystring: { limit?: number; status?: JobStatus; type?: string } }>(

@@ -41,7 +41,7 @@ export async function lockStateDir(stateDir: string): Promise<StateDirLock> {
   const file = path.join(stateDir, LOCK_FILE_NAME);
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      const fd = openSync(file, 'wx', 0o644);
+      const fd = openSync(file, 'wx', 0o600);
       try {
         writeSync(fd, `${process.pid}\n`);
       } finally {

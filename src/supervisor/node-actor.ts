@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import { nodeMachine, type AdoptResult, type Diagnosis, type ProcessCommand, type ProcessHandleInput, type NodeEvent } from '../../machines/node.machine.ts';
 import type { Engine, NodeSpec } from '../engines/engine.ts';
 import { portHolder, sendSignal, startedAtMs } from '../engines/process-info.ts';
-import { foreignNodeDirEntries } from '../engines/spec.ts';
+import { foreignNodeDirEntries, isNodeDirEntry, isOwnNodeDir } from '../engines/spec.ts';
+import { assertAncestorsSafe } from '../engines/node-files.ts';
 import { prepareSpawn, spawnServer, watchAdopted, rotateServerLog, type AdoptedWatch } from './spawn.ts';
 import { monitorHealth } from './health-monitor.ts';
 import { checkDiskSpace } from './disk.ts';
@@ -156,20 +157,27 @@ export function nodeMachineFor(rt: NodeRuntime) {
       drop: fromPromise(async () => {
         const dest = path.join(rt.trashDir, `${spec.id}-${new Date().toISOString().replace(/[:.]/g, '')}`);
         await mkdir(dest, { recursive: true });
+        // Renames as root in the node dir's parent: one the servers' account could change is refused.
+        await assertAncestorsSafe(spec.dir, spec.runAs);
         for (const p of engine.ownedPaths(spec)) {
           if (!existsSync(p)) continue;
           const foreign = p === spec.dir && engine.laysOutNodeDir ? await foreignNodeDirEntries(spec) : [];
-          if (!foreign.length) {
+          // The node dir goes whole only when node-mgr made it (its marker names this node): a
+          // dir that existed before (a system dir a CREATE was pointed at) stays where it is.
+          const whole = p !== spec.dir || (!foreign.length && (await isOwnNodeDir(spec)));
+          if (whole) {
             await rename(p, path.join(dest, path.basename(p)));
             continue;
           }
-          // The operator's own files stay where they are; only what node-mgr put there goes.
+          // The operator's own files, and the dir itself, stay where they are; only what node-mgr put there goes.
           const into = path.join(dest, path.basename(p));
           await mkdir(into);
+          const kept: string[] = [];
           for (const name of await readdir(p)) {
-            if (!foreign.includes(name)) await rename(path.join(p, name), path.join(into, name));
+            if (isNodeDirEntry(spec, name)) await rename(path.join(p, name), path.join(into, name));
+            else kept.push(name);
           }
-          log.warn({ node: spec.id, dir: p, kept: foreign.slice(0, 20) }, 'drop left files that node-mgr did not create in the node dir');
+          log.warn({ node: spec.id, dir: p, kept: kept.slice(0, 20) }, 'drop moved only what node-mgr made: the node dir existed before node-mgr created the node, or holds other files');
         }
       }),
     },

@@ -1,6 +1,7 @@
 // The actor system: one node actor per supervised process, its state journaled and persisted.
 // Nothing here knows about HTTP; callers send commands and read views.
 import { EventEmitter } from 'node:events';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createActor, waitFor, type Actor, type InspectionEvent, type Observer, type SnapshotFrom } from 'xstate';
 import type { Logger } from 'pino';
@@ -8,7 +9,7 @@ import type { Config, NodeEntry } from '../config/schema.ts';
 import { stateName, type NodeEvent, type NodeWork, type Wanted } from '../../machines/node.machine.ts';
 import type { Engine, NodeSpec, RunAs } from '../engines/engine.ts';
 import { engineFor } from '../engines/index.ts';
-import { foreignNodeDirEntries, resolveSpec, lookupRunAs } from '../engines/spec.ts';
+import { foreignNodeDirEntries, nodeRoots, resolveSpec, lookupRunAs } from '../engines/spec.ts';
 import { StateStoreError, type NodeSource, type StateStore } from '../state/store.ts';
 import { nodeMachineFor } from './node-actor.ts';
 
@@ -354,6 +355,7 @@ export class Supervisor extends EventEmitter {
       this.refuseSharedDirs(spec);
     };
     refuseTaken();
+    this.refuseOutsideRoots(spec);
     await this.refuseForeignDir(spec);
     // Again, with no await before register(): another create may have taken the port meanwhile.
     refuseTaken();
@@ -381,13 +383,38 @@ export class Supervisor extends EventEmitter {
   }
 
   /**
+   * Nodes created over the API live only under the directories the operator named for them
+   * (nodesDir, discovery.baseDir, nodeRoots, and where the config file's own nodes live): a CREATE
+   * aimed at /etc/mysql would otherwise write my.cnf there, and its DROP move the system dir.
+   */
+  private refuseOutsideRoots(spec: NodeSpec): void {
+    const roots = nodeRoots(this.config);
+    const inside = (p: string) => roots.some((r) => p.startsWith(`${r}${path.sep}`));
+    for (const p of new Set([spec.dir, spec.dataDir].map((d) => path.resolve(d)))) {
+      if (!inside(p)) {
+        throw new NodeCommandError(
+          `cannot create node ${spec.id}: ${p} is not under a directory configured for nodes (${roots.join(', ')}); use one of them, or add its parent to nodeRoots in the config`,
+          400,
+        );
+      }
+    }
+  }
+
+  /**
    * A database node's dir holds only what node-mgr puts there: creating one in a directory that
    * already holds other files (say /etc) would write my.cnf over theirs, and a DROP would move them.
    */
   private async refuseForeignDir(spec: NodeSpec): Promise<void> {
     if (!engineFor(spec.kind).laysOutNodeDir) return;
     const foreign = await foreignNodeDirEntries(spec);
-    if (!foreign.length) return;
+    if (!foreign.length) {
+      // Even entries with node-mgr's names (a `log` link planted there) mean someone else prepared it.
+      const present = await readdir(spec.dir).catch(() => [] as string[]);
+      if (present.length) {
+        throw new NodeCommandError(`cannot create node ${spec.id}: its directory ${spec.dir} already exists and is not empty (${present.slice(0, 3).join(', ')}); give a new or empty directory`, 409);
+      }
+      return;
+    }
     const shown = foreign.slice(0, 3).join(', ') + (foreign.length > 3 ? `, … (${foreign.length} in all)` : '');
     throw new NodeCommandError(`cannot create node ${spec.id}: its directory ${spec.dir} already holds files node-mgr did not create (${shown}); give a new or empty directory`, 409);
   }

@@ -3,8 +3,10 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { freePort, tempNodeDir, removeTempDirs } from '../support/nodes.ts';
+import { lookupRunAs } from '../../src/engines/spec.ts';
+import { freePort, tempNodeDir, removeTempDirs, TEST_RUN_AS } from '../support/nodes.ts';
 import { api, BIN, killProcessGroups } from '../support/node-mgr-process.ts';
 
 function runDemo(dir: string, port: number): { child: ChildProcess; output: () => string; exited: Promise<string> } {
@@ -40,6 +42,12 @@ describe('node-mgr demo', () => {
     const nodes = await waitForBothRunning(url, first.output);
     pids.push(...nodes.map((n: { pid: number }) => n.pid));
     assert.deepEqual(nodes.map((n: { kind: string }) => n.kind).sort(), ['mysql', 'postgres']);
+    if (process.getuid?.() === 0) {
+      // Least privilege: started as root, the demo runs as the databases' account (docs/security.md).
+      const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${first.child.pid}/status`, 'utf8'))?.[1];
+      assert.equal(Number(uid), lookupRunAs(TEST_RUN_AS).uid, 'the demo dropped root');
+      assert.equal(statSync(path.join(dir, 'state')).uid, lookupRunAs(TEST_RUN_AS).uid);
+    }
     const reply = await api(url, 'POST', '/', { ver: '0.1', job_type: 'get_node' });
     assert.deepEqual(Object.keys(reply.body).sort(), ['computer_node0', 'storage_node0']);
     first.child.kill('SIGINT');
