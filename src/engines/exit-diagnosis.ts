@@ -158,8 +158,9 @@ export async function readLogTail(file: string, maxLines: number): Promise<strin
     return [];
   }
   try {
-    const { size, nlink } = await handle.stat();
-    if (!(await handle.stat()).isFile() || nlink !== 1) return [];
+    const st = await handle.stat();
+    if (!st.isFile() || st.nlink !== 1) return [];
+    const { size } = st;
     const start = Math.max(0, size - TAIL_BYTES);
     const buf = Buffer.alloc(size - start);
     await handle.read(buf, 0, buf.length, start);
