@@ -102,7 +102,7 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
 
   // Before any actor adopts a node: a restore a killed node-mgr left half done is put in order
   // first; a backup's upload and staging dir are removed meanwhile (the store may be slow).
-  await recoverInterruptedBackupJobs(config, store, log);
+  const backupRecovery = await recoverInterruptedBackupJobs(config, store, log);
   // The API answers while the actors adopt or start: get_node shows `adopting` meanwhile.
   const http = await buildHttpServer({ config, supervisor, jobs, store, host, usage, log, metrics });
   const loading = supervisor.load();
@@ -111,6 +111,7 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
   const port = typeof address === 'object' && address ? address.port : config.listen.port;
   const url = `${config.listen.tls ? 'https' : 'http'}://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;
   await loading;
+  void backupRecovery.finishLogPositions(supervisor);
   usage.start();
   const stopHousekeeping = startHousekeeping({
     store,

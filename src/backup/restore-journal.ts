@@ -14,6 +14,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config, NodeEntry } from '../config/schema.ts';
 import type { Engine, NodeSpec } from '../engines/engine.ts';
+import type { BackupPosition } from './manifest.ts';
 import { engineFor } from '../engines/index.ts';
 import { lookupRunAs, resolveSpec, RESTORE_JOURNAL_NAME } from '../engines/spec.ts';
 
@@ -26,8 +27,10 @@ export type RestoreStep =
   | 'stopping'
   /** Renaming dataDir → oldDir, newDir → dataDir. */
   | 'swapping'
-  /** The restored data is in place; starting on it. */
+  /** The restored data is in place; starting on it (and giving it the backup's log position). */
   | 'swapped'
+  /** Started on the restored data, with the backup's log position. */
+  | 'positioned'
   /** The restored data failed: renaming dataDir → failedDir, oldDir → dataDir. */
   | 'rolling_back';
 
@@ -43,6 +46,8 @@ export interface RestoreJournal {
   /** Whether the node had a data dir before (a rebuild into a new node has none to put back). */
   hadData: boolean;
   step: RestoreStep;
+  /** The backup's log position, once known: set back at the next start if the job could not. */
+  position?: BackupPosition;
   at: string;
 }
 
@@ -135,7 +140,7 @@ export async function recoverRestore(spec: NodeSpec, engine: Pick<Engine, 'findR
   const running = data ? await engine.findRunning(spec) : null;
   if (running !== null) {
     // A server runs on the data dir: whatever it runs on stays (it started after a finished swap).
-    outcome = old || j.step === 'swapped' ? 'restored' : 'old';
+    outcome = old || j.step === 'swapped' || j.step === 'positioned' ? 'restored' : 'old';
     if (j.step === 'rolling_back' && old) {
       throw new Error(`${spec.id}: a server (pid ${running}) runs on ${j.dataDir} while an interrupted restore was putting ${j.oldDir} back; stop it and start node-mgr again`);
     }

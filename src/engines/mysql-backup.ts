@@ -5,7 +5,7 @@
 // into a staging directory (--backup --target-dir), prepared there in place, and then streamed
 // from there into the archive, straight to the store. That is one copy on local disk, never two:
 // no xbstream file, no local .tgz.
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import mysql from 'mysql2/promise';
@@ -13,7 +13,7 @@ import type { NodeSpec } from './engine.ts';
 import { mysqlFlavour, mysqlPaths } from './mysql.ts';
 import { treeBytes, walkStaged, type BackupCredentials, type PhysicalBackup, type PhysicalBackupRun } from './physical-backup.ts';
 import { clientHost, prepareNodeDirs, redact, serverEnv } from './spec.ts';
-import type { BackupPosition, Manifest } from '../backup/manifest.ts';
+import type { BackupPosition } from '../backup/manifest.ts';
 
 /** The backup program: the configured one, unless the flavour needs another (xtrabackup for MySQL 8). */
 export function backupTool(spec: NodeSpec): string {
@@ -112,6 +112,7 @@ export const mysqlBackup: PhysicalBackup = {
   async finishUnpacked(spec, dir, manifest, signal) {
     // Archives of ours are prepared; one taken without --prepare gets it now, before the swap.
     if (!manifest.prepared) await runTool(spec, ['--prepare', `--target-dir=${dir}`], { signal });
+    if (spec.binaries.mysqlFlavor === 'mariadb') await placeBinlogPlaceholder(spec, dir, manifest.position);
   },
 
   async restoreLogPosition(spec, opts) {
@@ -126,76 +127,114 @@ export const mysqlBackup: PhysicalBackup = {
 //
 // The data files of a backup do not carry the binlog: a server started on them begins again at
 // binlog.000001 with an empty @@gtid_binlog_pos, although the data is at the backup's GTID. So the
-// GTID state is set back (SET GLOBAL gtid_binlog_state, which resets the binlog) and
-// gtid_slave_pos with it, for a node that is to replicate from its shard's primary. The numbering
-// continues past every binlog file the node had before: MariaDB names a new binlog file one past
-// the highest-numbered `<base>.NNNNNN` it finds in the directory, so an empty placeholder of the
-// last number taken makes the reset open the next one. A name is then never reused for other
-// contents, and backups or purges taken before the restore cannot mistake new files for old.
+// GTID state is set back once it runs (SET GLOBAL gtid_binlog_state, which resets the binlog) and
+// gtid_slave_pos with it, for a node that is to replicate from its shard's primary.
+//
+// The numbering continues past every binlog file the node had before and the backup names:
+// MariaDB names a new binlog file (at start, and on the reset) one past the highest-numbered
+// `<base>.NNNNNN` it finds in the directory, so an empty placeholder with the last number taken
+// is put in the restored data dir before the swap; it is removed once the reset has opened the
+// next file. A name thus never comes back with other contents, and binlog positions recorded
+// before the restore (replicas, backups, purges) cannot be taken for new ones — even if node-mgr
+// dies before the reset.
 
 const GTID_LIST = /^\d+-\d+-\d+(,\d+-\d+-\d+)*$/;
 
-/** The highest N of `<base>.NNNNNN` files in `dir`, 0 when there are none (or no dir). */
-async function highestBinlogNumber(dir: string | null, base: string): Promise<number> {
-  if (!dir) return 0;
+function binlogBase(position: BackupPosition): { base: string; number: number } | null {
+  if (position.kind !== 'binlog') return null;
+  const m = /^([^/]+)\.(\d{6})$/.exec(position.file);
+  if (!m) throw new Error(`the backup's binlog file ${JSON.stringify(position.file)} is not named <base>.NNNNNN`);
+  return { base: m[1]!, number: Number(m[2]) };
+}
+
+/** The `<base>.NNNNNN` files in `dir` with their numbers and sizes (none when there is no dir). */
+async function binlogFiles(dir: string | null, base: string): Promise<{ name: string; number: number; size: number }[]> {
+  if (!dir) return [];
   const names = await readdir(dir).catch(() => [] as string[]);
   const pattern = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(\\d{6})$`);
-  return names.reduce((max, n) => Math.max(max, Number(pattern.exec(n)?.[1] ?? 0)), 0);
+  const out: { name: string; number: number; size: number }[] = [];
+  for (const name of names) {
+    const m = pattern.exec(name);
+    if (!m) continue;
+    const st = await lstat(path.join(dir, name)).catch(() => null);
+    if (st?.isFile()) out.push({ name, number: Number(m[1]), size: st.size });
+  }
+  return out;
 }
 
 const binlogName = (base: string, n: number) => `${base}.${String(n).padStart(6, '0')}`;
 
+/**
+ * Before the swap: an empty placeholder in the restored dir `dir` numbered after the highest
+ * binlog the node has (its data dir is still the old one) or the backup names, so that the server
+ * starting on it opens the next number.
+ */
+export async function placeBinlogPlaceholder(spec: NodeSpec, dir: string, position: BackupPosition): Promise<void> {
+  const b = binlogBase(position);
+  if (!b) return;
+  const highest = Math.max(b.number, ...(await binlogFiles(spec.dataDir, b.base)).map((f) => f.number));
+  // Created and chowned through one handle: the name is never followed to anything else.
+  const fh = await open(path.join(dir, binlogName(b.base, highest)), 'wx', 0o640);
+  try {
+    await fh.chown(spec.runAs.uid, spec.runAs.gid);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Once the server runs on the restored data: the backup's GTID state back, the numbering continued. */
 export async function restoreBinlogPosition(
   spec: NodeSpec,
-  opts: { manifest: Manifest; creds: BackupCredentials; previousDataDir: string | null },
+  opts: { position: BackupPosition; creds: BackupCredentials; previousDataDir: string | null },
 ): Promise<Record<string, string>> {
-  const position = opts.manifest.position;
-  if (position.kind !== 'binlog') return {};
-  const m = /^(.+)\.(\d{6})$/.exec(position.file);
-  if (!m) throw new Error(`the backup's binlog file ${JSON.stringify(position.file)} is not named <base>.NNNNNN`);
-  const base = m[1]!;
-  if (base.includes('/')) throw new Error(`the backup's binlog file ${position.file} is not a plain file name`);
-  const gtid = position.gtid?.trim() ?? '';
+  const b = binlogBase(opts.position);
+  if (!b || opts.position.kind !== 'binlog') return {};
+  const gtid = opts.position.gtid?.trim() ?? '';
   if (gtid !== '' && !GTID_LIST.test(gtid)) throw new Error(`the backup's GTID ${JSON.stringify(gtid)} is not a list of domain-server-sequence`);
-  const next = Math.max(Number(m[2]), await highestBinlogNumber(opts.previousDataDir, base), await highestBinlogNumber(spec.dataDir, base)) + 1;
 
   const conn = await mysql.createConnection({ host: clientHost(spec), port: spec.port, user: opts.creds.user, password: opts.creds.password, connectTimeout: 10_000 });
-  const placeholder = path.join(spec.dataDir, binlogName(base, next - 1));
-  let placed = false;
+  const shown = async () => ((await conn.query('SHOW BINARY LOGS')) as unknown as [{ Log_name: string }[]])[0].map((r) => r.Log_name);
+  const current = async () => ((await conn.query('SHOW MASTER STATUS')) as unknown as [{ File?: string }[]])[0][0]?.File;
+  let placed: string | undefined;
   try {
-    const [[status]] = (await conn.query('SHOW MASTER STATUS')) as unknown as [{ File?: string }[]];
-    if (!status?.File) throw new Error(`${spec.id} does not write binary logs`);
-    if (!status.File.startsWith(`${base}.`)) throw new Error(`${spec.id} writes binary logs as ${status.File}, the backup as ${position.file}`);
-    // Not one of the server's own files (those it deletes on the reset): only a name to count from.
-    await writeFile(placeholder, '', { flag: 'wx' }).then(
-      () => (placed = true),
-      (err: NodeJS.ErrnoException) => {
-        if (err.code !== 'EEXIST') throw err;
-      },
-    );
+    const file = await current();
+    if (!file) throw new Error(`${spec.id} does not write binary logs`);
+    if (!file.startsWith(`${b.base}.`)) throw new Error(`${spec.id} writes binary logs as ${file}, the backup as ${opts.position.file}`);
+    // The server's own files go with the reset; every other number (the old data dir's, the
+    // placeholder's, the backup's) stays taken.
+    const own = new Set(await shown());
+    const lying = (await binlogFiles(spec.dataDir, b.base)).filter((f) => !own.has(f.name));
+    const next = Math.max(b.number, ...lying.map((f) => f.number), ...(await binlogFiles(opts.previousDataDir, b.base)).map((f) => f.number)) + 1;
+    const floor = binlogName(b.base, next - 1);
+    if (!lying.some((f) => f.name === floor) && !own.has(floor)) {
+      await writeFile(path.join(spec.dataDir, floor), '', { flag: 'wx' });
+      placed = path.join(spec.dataDir, floor);
+    }
+    // Allowed only on an empty binlog: the reset empties it (what the restored server wrote
+    // since it started belongs to no history the backup knows).
+    await conn.query('RESET MASTER');
     if (gtid !== '') {
-      // Allowed only on an empty binlog: the reset empties it (what the restored server wrote
-      // since it started belongs to no history the backup knows).
-      await conn.query('RESET MASTER');
       await conn.query('SET GLOBAL gtid_binlog_state = ?', [gtid]);
       await conn.query('SET GLOBAL gtid_slave_pos = ?', [gtid]);
-    } else {
-      await conn.query('RESET MASTER');
     }
-    // Where the placeholder could not help (its name was the server's current file), rotate on.
+    // Should the reset still have opened a lower number, rotate on to the right one.
     for (let guard = 0; guard < 8; guard++) {
-      const [[now]] = (await conn.query('SHOW MASTER STATUS')) as unknown as [{ File: string }[]];
-      if (Number(/\.(\d{6})$/.exec(now!.File)?.[1] ?? 0) >= next) break;
+      const now = await current();
+      if (Number(/\.(\d{6})$/.exec(now ?? '')?.[1] ?? 0) >= next) break;
       await conn.query('FLUSH BINARY LOGS');
-      const [[rotated]] = (await conn.query('SHOW MASTER STATUS')) as unknown as [{ File: string }[]];
-      await conn.query('PURGE BINARY LOGS TO ?', [rotated!.File]);
+      await conn.query('PURGE BINARY LOGS TO ?', [await current()]);
     }
     const [[after]] = (await conn.query('SELECT @@GLOBAL.gtid_binlog_pos AS pos')) as unknown as [{ pos: string }[]];
-    const [[file]] = (await conn.query('SHOW MASTER STATUS')) as unknown as [{ File: string }[]];
     if (gtid !== '' && after!.pos !== gtid) throw new Error(`@@gtid_binlog_pos is ${JSON.stringify(after!.pos)} after setting it to ${gtid}`);
-    return { binlog_file: file!.File, ...(gtid !== '' ? { gtid_binlog_pos: after!.pos } : {}) };
+    // The placeholders (ours, and the one placed before the swap) have done their work.
+    const live = new Set(await shown());
+    for (const f of await binlogFiles(spec.dataDir, b.base)) {
+      if (!live.has(f.name) && f.size === 0) await rm(path.join(spec.dataDir, f.name), { force: true });
+    }
+    placed = undefined;
+    return { binlog_file: (await current())!, ...(gtid !== '' ? { gtid_binlog_pos: after!.pos } : {}) };
   } finally {
-    if (placed) await rm(placeholder, { force: true }).catch(() => undefined);
+    if (placed) await rm(placed, { force: true }).catch(() => undefined);
     await conn.end().catch(() => conn.destroy());
   }
 }

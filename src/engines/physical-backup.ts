@@ -71,7 +71,7 @@ export interface PhysicalBackup {
    */
   restoreLogPosition?(
     spec: NodeSpec,
-    opts: { manifest: Manifest; creds: BackupCredentials; previousDataDir: string | null; signal: AbortSignal },
+    opts: { position: BackupPosition; creds: BackupCredentials; previousDataDir: string | null },
   ): Promise<Record<string, string>>;
 }
 

@@ -4,21 +4,33 @@
 //
 // - A restore: the restore journal puts the data dir in order (restore-journal.ts), and the record
 //   then says whether the node has the restored data (succeeded) or kept its previous data (failed).
+//   Cut off after the swap but before the job set the binlog GTID position, the node gets it once
+//   it runs again.
 // - A backup: the backup journal names its staging dir and its `._COPYING_` upload; both are
 //   removed and the record says so. The store may be slow or down, so that part runs after start;
 //   what it cannot remove stays in the journal for prune_backups and the node's next backup.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { storeNamed } from '../backup/index.ts';
 import { cleanUpAfterBackup, describeCleanUp, readBackupJournals, type BackupJournal } from '../backup/backup-journal.ts';
 import { recoverInterruptedRestores, type RecoveredRestore } from '../backup/restore-journal.ts';
+import { describePosition } from '../backup/manifest.ts';
+import { engineFor } from '../engines/index.ts';
 import type { StateStore } from '../state/store.ts';
+import type { Supervisor } from '../supervisor/supervisor.ts';
 import { INTERRUPTED_INFO } from './runner.ts';
 
 export interface BackupRecovery {
   restores: RecoveredRestore[];
   /** Settles when every interrupted backup's clean-up has been tried (never rejects). */
   backupsCleaned: Promise<void>;
+  /**
+   * Once the actors are loaded: gives each node whose restore was cut off after the swap, before
+   * the job set its log position (the binlog GTID state), that position as soon as it runs.
+   * Never rejects; the job's record says how it went.
+   */
+  finishLogPositions(supervisor: Supervisor): Promise<void>;
 }
 
 /** Before any node actor adopts or starts anything. */
@@ -30,7 +42,48 @@ export async function recoverInterruptedBackupJobs(config: Config, store: StateS
   const backupsCleaned = (async () => {
     for (const j of journals) await cleanUpInterruptedBackup(config, store, j, log);
   })().catch((err: unknown) => log.error({ err: String(err) }, 'cleaning up after interrupted backups failed'));
-  return { restores, backupsCleaned };
+  return {
+    restores,
+    backupsCleaned,
+    finishLogPositions: (supervisor) =>
+      Promise.all(restores.filter(needsLogPosition).map((r) => finishLogPosition(store, supervisor, r, log))).then(() => undefined),
+  };
+}
+
+function needsLogPosition(r: RecoveredRestore): boolean {
+  return r.outcome === 'restored' && r.journal.step !== 'positioned' && r.journal.position !== undefined;
+}
+
+/** How long a restored node may take to be running again before its log position is given up on. */
+const RUNNING_WAIT_MS = 10 * 60_000;
+
+async function finishLogPosition(store: StateStore, supervisor: Supervisor, r: RecoveredRestore, log: Logger): Promise<void> {
+  const j = r.journal;
+  let note: string;
+  let set: Record<string, string> = {};
+  try {
+    const spec = supervisor.spec(j.node);
+    const restoreLogPosition = spec ? engineFor(spec.kind).backup?.restoreLogPosition : undefined;
+    if (!spec || !restoreLogPosition) return;
+    const deadline = Date.now() + RUNNING_WAIT_MS;
+    while (supervisor.get(j.node)?.state !== 'running') {
+      if (Date.now() > deadline) throw new Error(`the node was not running within ${RUNNING_WAIT_MS / 60_000} min`);
+      await sleep(500, undefined, { ref: false }); // never what keeps a stopping node-mgr alive
+    }
+    set = await restoreLogPosition(spec, { position: j.position!, creds: { user: spec.user, password: spec.password }, previousDataDir: null });
+    note = set.gtid_binlog_pos ? `its binlog GTID position was set back to ${set.gtid_binlog_pos} (${set.binlog_file})` : `its binlog continues at ${set.binlog_file}`;
+    log.warn({ node: j.node, job: j.job, ...set }, `after the interrupted restore of ${j.node}: ${note}`);
+  } catch (err) {
+    note = `setting its binlog position back to the backup's (${describePosition(j.position!)}) failed: ${(err as Error).message}`;
+    log.error({ node: j.node, job: j.job }, note);
+  }
+  try {
+    const job = store.getJob(j.job);
+    if (job?.status !== 'succeeded') return;
+    store.updateJob(j.job, { info: `${job.info}; ${note}`, result: { ...(job.result as Record<string, unknown>), ...set } });
+  } catch (err) {
+    log.error({ job: j.job, err: String(err) }, 'recording the log position of an interrupted restore failed');
+  }
 }
 
 function interruptedJob(store: StateStore, id: string) {

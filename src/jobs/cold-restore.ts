@@ -132,8 +132,9 @@ export async function coldRestore(ctx: JobContext, spec: NodeSpec, file: string,
     failedDir: `${spec.dataDir}.failed-${token}`,
   };
   const hadData = existsSync(spec.dataDir);
+  let position: RestoreJournal['position'];
   const journal = (step: RestoreStep): Promise<RestoreJournal> =>
-    writeJournal(spec, { job: ctx.id, node: spec.id, file: backup, ...dirs, hadData, step });
+    writeJournal(spec, { job: ctx.id, node: spec.id, file: backup, ...dirs, hadData, step, ...(position ? { position } : {}) });
   const fail = (stepName: string, err: unknown, after: string): StepError =>
     new StepError(stepName, `coldrestore of ${spec.id} from ${backup} failed while ${stepName}: ${(err as Error).message ?? String(err)}; ${after}`, { cause: err });
 
@@ -175,6 +176,7 @@ export async function coldRestore(ctx: JobContext, spec: NodeSpec, file: string,
   await writeVerifyRecord(store, backup, okRecord('restore', verified)).catch(() => undefined);
 
   // 2. Take the node down through its actor.
+  position = verified.manifest.position;
   const downAt = Date.now();
   try {
     await journal('stopping');
@@ -227,11 +229,11 @@ export async function coldRestore(ctx: JobContext, spec: NodeSpec, file: string,
     ctx.progress({ phase: 'restoring the log position' });
     try {
       logPosition = await physical.restoreLogPosition(spec, {
-        manifest: verified.manifest,
+        position: verified.manifest.position,
         creds: deps.creds ?? { user: spec.user, password: spec.password },
         previousDataDir: hadData ? dirs.oldDir : null,
-        signal: ctx.signal,
       });
+      await journal('positioned');
     } catch (err) {
       logPositionError = `the data is restored, but its binlog position (${describePosition(verified.manifest.position)}) could not be set back: ${(err as Error).message}`;
       ctx.log.error({ err: (err as Error).message }, logPositionError);

@@ -2,7 +2,7 @@
 // (MiniDFSCluster) and a real MariaDB storage node. After the restart: a backup cut off mid-upload
 // leaves no `._COPYING_` in HDFS and no staging dir on disk, and its job record says what was
 // removed; a restore cut off after the swap (while the node starts on the restored data) is
-// reported with its real outcome, and the node runs on the restored data.
+// reported with its real outcome, and the node runs on the restored data at the backup's GTID.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
@@ -139,6 +139,15 @@ describe(`kill -9 of node-mgr during cold backups (${UPLOAD_KILLS}) and restores
       const node = await waitForNode(c.mgr.url, port(), (n) => n.state === 'running', 120_000);
       c.pids.add(node.pid);
       assert.equal(await fingerprint(), atBackup);
+      // The job was cut off before it could give the node the backup's GTID position: the restart does.
+      const gtid = /\(GTID (\S+)\)$/.exec(done.output.position)![1]!;
+      await eventually('the GTID position is set back', async () => ((await query<{ pos: string }>('SELECT @@gtid_binlog_pos AS pos'))[0]!.pos === gtid ? true : undefined));
+      const finished = await eventually('the record names the GTID position', async () => {
+        const r = await status(id!);
+        return r.output?.gtid_binlog_pos ? r : undefined;
+      });
+      assert.equal(finished.output.gtid_binlog_pos, gtid);
+      assert.match(finished.info, new RegExp(`its binlog GTID position was set back to ${gtid}`));
       // No old, unpacked or failed data dir and no journal stays behind.
       await eventually('only the restored data dir remains', async () => {
         const names = (await readdir(c.nodes.storage!.dir)).filter((n) => n.startsWith('data') || n.startsWith('.restore'));
