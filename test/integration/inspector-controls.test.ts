@@ -52,8 +52,8 @@ describe('the inspector page: layout at 1280 and 1400 px, node controls, job pro
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     page.on('pageerror', (err) => pageErrors.push(err.message));
     page.on('console', (msg) => {
-      // The 401 the test provokes is logged by chromium as a failed resource: expected.
-      if (msg.type() === 'error' && !/status of 401/.test(msg.text())) pageErrors.push(msg.text());
+      // The 401 and 409 the test provokes are logged by chromium as failed resources: expected.
+      if (msg.type() === 'error' && !/status of (401|409)/.test(msg.text())) pageErrors.push(msg.text());
     });
     await page.goto(`${mgr.url}/inspect#node=${port}`);
     await page.locator('#chart svg g.state.active[data-wire="running"]').waitFor();
@@ -176,6 +176,14 @@ describe('the inspector page: layout at 1280 and 1400 px, node controls, job pro
     const jobId = /backup job (\S+) accepted/.exec(await accepted.innerText())?.[1];
     assert.ok(jobId, await accepted.innerText());
 
+    // While the backup holds the node, a stop is refused and the page says why (409).
+    await page.locator('.controls button[data-action="stop"]').click();
+    await page.locator('#confirm-ok').click();
+    await page.locator('#action-msg.error, #action-msg.ok').waitFor({ timeout: 30_000 });
+    const refusal = await page.locator('#action-msg').innerText();
+    assert.match(refusal, new RegExp(`stop refused \\(409\\): .*${jobId}`));
+    await page.screenshot({ path: path.join(ARTIFACTS, 'inspector-refused-409.png') });
+
     let shot = false;
     const deadline = Date.now() + 180_000;
     for (;;) {
@@ -199,8 +207,11 @@ describe('the inspector page: layout at 1280 and 1400 px, node controls, job pro
       assert.ok(shown.some((t) => /ETA \d+ (s|min)/.test(t)), `no ETA shown; shown: ${shown.slice(-8).join(' | ')}`);
     }
     assert.ok(shot, 'a screenshot with the rate on screen');
-    // Once done, the row keeps phase and bytes but no rate.
+    // Once done, the row says so, with no rate or ETA left over.
     await page.locator(`#jobs tr[data-job="${jobId}"] .badge.st-succeeded`).waitFor({ timeout: 10_000 });
+    const final = await page.locator(`#jobs tr[data-job="${jobId}"] td.progress`).innerText();
+    assert.match(final, /^done/);
+    assert.doesNotMatch(final, /\/s|ETA/);
   });
 
   for (const [width, height] of [

@@ -169,6 +169,9 @@ function renderJobs() {
 /** Phase, a bar, bytes, rate and ETA: what /v1/jobs says in `progress` (PROTOCOL §2). */
 function progressCell(j) {
   const p = j.progress;
+  // A finished job: its outcome, not the last phase it was in.
+  if (j.status === 'succeeded') return [el('span', { class: 'phase' }, 'done'), ...(p?.bytes_done ? [el('div', { class: 'figures' }, fmtBytes(p.bytes_done))] : [])];
+  if (j.status !== 'running' && j.status !== 'queued') return [el('span', { class: 'figures' }, j.info ?? j.status)];
   if (!p) return [j.phase ?? ''];
   const out = [el('span', { class: 'phase' }, p.phase)];
   if (p.pct !== undefined) {
