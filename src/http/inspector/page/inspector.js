@@ -323,6 +323,7 @@ function shortEvent(type) {
 
 async function select(id) {
   if (!model.nodes.has(id)) return;
+  if (model.selected !== id && !actionInFlight) showActionMessage('', '');
   model.selected = id;
   model.transitions = [];
   model.detailDirty = true;
@@ -430,11 +431,15 @@ function renderControls(n) {
   for (const b of document.querySelectorAll('.controls button')) b.disabled = !n || actionInFlight !== null;
 }
 
+let messageTimer = null;
+/** What the last button did; a success fades after a while, a refusal stays until the next action or node. */
 function showActionMessage(text, kind) {
   const msg = $('#action-msg');
   msg.textContent = text;
   msg.className = `action-msg ${kind}`;
   msg.title = text;
+  clearTimeout(messageTimer);
+  if (kind === 'ok' || kind === 'info') messageTimer = setTimeout(() => showActionMessage('', ''), 15_000);
 }
 
 /** Opens the confirmation dialog; resolves true when the operator confirms. */
