@@ -10,6 +10,7 @@ import { Supervisor, type ConfigChange } from './supervisor/supervisor.ts';
 import { HostInfo } from './host/info.ts';
 import { NodeUsage } from './host/node-usage.ts';
 import { buildHttpServer } from './http/app.ts';
+import { engineFor } from './engines/index.ts';
 import { checkBindAllowed } from './http/security.ts';
 import { registerCommandJobs } from './jobs/node-commands.ts';
 import { registerUpdateNodeJob } from './cluster/update-node-job.ts';
@@ -97,6 +98,8 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
     usage: (id) => usage.get(id),
     jobCounts: () => jobs.counts(),
     onJobUpdate: (listener) => jobs.onUpdate(listener),
+    canBackUp: (n) => Boolean(engineFor(n.kind).backup),
+    succeededBackups: () => jobs.list({ type: 'coldbackup', status: 'succeeded', limit: 1000 }),
   });
   registerBackupJobs(jobs, config, supervisor, { metrics });
 

@@ -2,7 +2,7 @@
 // job and backup outcomes observed as they happen, HTTP latency. One registry per node-mgr, so
 // tests (and two node-mgrs in one process) never share counters. Names and the state numbers are
 // a contract with dashboards and alerts: docs/metrics.md, never renumbered.
-import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { NodeView } from '../supervisor/supervisor.ts';
 import type { JobRecord, JobStatus } from '../state/store.ts';
 import type { NodeUsageSample } from '../host/node-usage.ts';
@@ -55,7 +55,21 @@ export interface MetricsSources {
   jobCounts(): { running: number; queued: number };
   /** Subscribes to every job update; returns the unsubscribe function. */
   onJobUpdate(listener: (job: JobRecord) => void): () => void;
+  /** Whether the node's kind has data to back up (a node that has none is no backup alert). */
+  canBackUp?(node: NodeView): boolean;
+  /** Succeeded backup jobs, newest first, read once at start: the last-backup times survive a node-mgr restart. */
+  succeededBackups?(): JobRecord[];
 }
+
+/** Job types that back a node up: their success sets the node's last-backup time. */
+const BACKUP_JOB_TYPES: ReadonlySet<string> = new Set(['coldbackup']);
+
+/**
+ * prom-client's default gauges whose names end in `_total`, which Prometheus keeps for counters
+ * (promtool rejects them). The same figures stay, by type, in `nodemgr_nodejs_active_handles`,
+ * `_requests` and `_resources`.
+ */
+const MISNAMED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 const FINISHED: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'cancelled', 'interrupted']);
 
@@ -71,14 +85,21 @@ export class NodeMgrMetrics {
   private readonly unsubscribe: () => void;
   /** When each live job was first seen running: its duration excludes the wait in the queue. */
   private readonly jobStarted = new Map<string, number>();
+  /** When each node's last successful backup finished (ms since the epoch). */
+  private readonly lastBackup = new Map<string, number>();
   /** Ids of jobs already counted, so a repeated update of a finished job is not counted twice. */
   private readonly jobCounted = new Set<string>();
 
   constructor(private readonly sources: MetricsSources) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'nodemgr_' });
+    for (const name of MISNAMED_DEFAULTS) this.registry.removeSingleMetric(`nodemgr_${name}`);
+    for (const job of sources.succeededBackups?.() ?? []) {
+      if (job.nodeId && !this.lastBackup.has(job.nodeId)) this.lastBackup.set(job.nodeId, job.finishedAt ?? job.updatedAt);
+    }
+    const lastBackup = this.lastBackup;
 
-    const nodeLabels = ['node', 'kind', 'role', 'port'] as const;
+    const nodeLabels = ['node', 'kind', 'role', 'port', 'cluster', 'shard'] as const;
     new Gauge({
       name: 'nodemgr_node_state',
       help: 'State of the node actor as a number: see docs/metrics.md (1 adopting … 6 running … 8 crashed, 9 backoff … 17 restoring; 0 unknown)',
@@ -87,6 +108,54 @@ export class NodeMgrMetrics {
       collect() {
         this.reset();
         for (const n of sources.nodes()) this.set(labelsOf(n), nodeStateCode(n.state));
+      },
+    });
+    new Gauge({
+      name: 'nodemgr_node_info',
+      help: 'Always 1: the node with its kind, role, port, cluster and shard (join on node)',
+      labelNames: nodeLabels,
+      registers,
+      collect() {
+        this.reset();
+        for (const n of sources.nodes()) this.set(labelsOf(n), 1);
+      },
+    });
+    new Gauge({
+      name: 'nodemgr_node_in_state',
+      help: 'One series per node and state: 1 for the state the node is in now, 0 for the others',
+      labelNames: ['node', 'cluster', 'shard', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const n of sources.nodes()) {
+          const where = placeOf(n);
+          for (const state of Object.keys(NODE_STATE_CODES)) this.set({ node: n.id, ...where, state }, state === n.state ? 1 : 0);
+          if (nodeStateCode(n.state) === 0) this.set({ node: n.id, ...where, state: n.state }, 1);
+        }
+      },
+    });
+    new Counter({
+      name: 'nodemgr_node_restarts_total',
+      help: 'Automatic restarts of the node (kept across node-mgr restarts; reset when the node is re-registered or RESET)',
+      labelNames: ['node', 'cluster', 'shard'],
+      registers,
+      collect() {
+        this.reset();
+        for (const n of sources.nodes()) this.inc({ node: n.id, ...placeOf(n) }, n.restarts);
+      },
+    });
+    new Gauge({
+      name: 'nodemgr_node_last_backup_success_timestamp_seconds',
+      help: 'When the last successful backup of the node finished; 0 for a node that can be backed up and never was',
+      labelNames: ['node', 'cluster', 'shard'],
+      registers,
+      collect() {
+        this.reset();
+        for (const n of sources.nodes()) {
+          const at = lastBackup.get(n.id);
+          if (at !== undefined) this.set({ node: n.id, ...placeOf(n) }, at / 1000);
+          else if (sources.canBackUp?.(n)) this.set({ node: n.id, ...placeOf(n) }, 0);
+        }
       },
     });
     new Gauge({
@@ -233,9 +302,15 @@ export class NodeMgrMetrics {
     // Remember only recent ids: an update of a job finished long ago does not come any more.
     if (this.jobCounted.size > 10_000) this.jobCounted.delete(this.jobCounted.values().next().value!);
     this.jobDuration.observe({ type: job.type, result: job.status }, Math.max(0, ((job.finishedAt ?? job.updatedAt) - started) / 1000));
+    if (job.status === 'succeeded' && job.nodeId && BACKUP_JOB_TYPES.has(job.type)) this.lastBackup.set(job.nodeId, job.finishedAt ?? job.updatedAt);
   }
 }
 
-function labelsOf(n: NodeView): { node: string; kind: string; role: string; port: string } {
-  return { node: n.id, kind: n.kind, role: n.role, port: String(n.port) };
+/** Empty labels for a node outside a cluster or shard (cluster_mgr, a computing node's shard). */
+function placeOf(n: NodeView): { cluster: string; shard: string } {
+  return { cluster: n.cluster ?? '', shard: n.shard ?? '' };
+}
+
+function labelsOf(n: NodeView): { node: string; kind: string; role: string; port: string; cluster: string; shard: string } {
+  return { node: n.id, kind: n.kind, role: n.role, port: String(n.port), ...placeOf(n) };
 }

@@ -100,6 +100,35 @@ describe('NodeMgrMetrics', () => {
     m.close();
   });
 
+  it('has one series per state, restarts as a counter, cluster/shard labels and each node\'s last successful backup', async () => {
+    const nodes = [node({ cluster: 'clust1', shard: 'shard1', restarts: 2 }), node({ id: 'postgres-5401', kind: 'postgres', role: 'computer', port: 5401, cluster: 'clust1', state: 'failed' })];
+    const f = fakeSources(nodes);
+    const m = new NodeMgrMetrics({
+      ...f.sources,
+      canBackUp: () => true,
+      // Read once at start, newest first: what a restarted node-mgr remembers.
+      succeededBackups: () => [job({ id: 'b2', type: 'coldbackup', nodeId: 'postgres-5401', status: 'succeeded', finishedAt: 1_700_000_500_000 }), job({ id: 'b1', type: 'coldbackup', nodeId: 'postgres-5401', status: 'succeeded', finishedAt: 1_700_000_000_000 })],
+    });
+    let samples = parseExposition(await m.render());
+    const inState = samples.filter((x) => x.name === 'nodemgr_node_in_state' && x.labels.node === 'mysql-6001');
+    assert.equal(inState.length, Object.keys(NODE_STATE_CODES).length);
+    assert.deepEqual(inState.filter((x) => x.value === 1).map((x) => x.labels), [{ node: 'mysql-6001', cluster: 'clust1', shard: 'shard1', state: 'running' }]);
+    assert.equal(sampleValue(samples, 'nodemgr_node_in_state', { node: 'postgres-5401', state: 'failed', cluster: 'clust1', shard: '' }), 1);
+    assert.equal(sampleValue(samples, 'nodemgr_node_restarts_total', { node: 'mysql-6001', cluster: 'clust1', shard: 'shard1' }), 2);
+    assert.equal(sampleValue(samples, 'nodemgr_node_state', { node: 'mysql-6001', cluster: 'clust1', shard: 'shard1' }), 6);
+    assert.equal(sampleValue(samples, 'nodemgr_node_info', { node: 'postgres-5401', kind: 'postgres', cluster: 'clust1', shard: '' }), 1);
+    assert.equal(sampleValue(samples, 'nodemgr_node_last_backup_success_timestamp_seconds', { node: 'postgres-5401' }), 1_700_000_500);
+    assert.equal(sampleValue(samples, 'nodemgr_node_last_backup_success_timestamp_seconds', { node: 'mysql-6001' }), 0, 'never backed up');
+    assert.ok(samples.every((x) => !x.name.endsWith('_total') || ['nodemgr_node_restarts_total', 'nodemgr_process_cpu_seconds_total', 'nodemgr_process_cpu_user_seconds_total', 'nodemgr_process_cpu_system_seconds_total'].includes(x.name)), 'only counters end in _total');
+    f.emit(job({ id: 'b3', type: 'coldbackup', nodeId: 'mysql-6001', status: 'running', updatedAt: 1_700_000_900_000 }));
+    f.emit(job({ id: 'b3', type: 'coldbackup', nodeId: 'mysql-6001', status: 'succeeded', finishedAt: 1_700_001_000_000 }));
+    f.emit(job({ id: 'b4', type: 'coldbackup', nodeId: 'postgres-5401', status: 'failed', finishedAt: 1_700_002_000_000 }));
+    samples = parseExposition(await m.render());
+    assert.equal(sampleValue(samples, 'nodemgr_node_last_backup_success_timestamp_seconds', { node: 'mysql-6001' }), 1_700_001_000);
+    assert.equal(sampleValue(samples, 'nodemgr_node_last_backup_success_timestamp_seconds', { node: 'postgres-5401' }), 1_700_000_500, 'a failed backup changes nothing');
+    m.close();
+  });
+
   it('unsubscribes from the job runner on close', () => {
     const f = fakeSources([]);
     const m = new NodeMgrMetrics(f.sources);
