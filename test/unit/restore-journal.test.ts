@@ -69,8 +69,8 @@ describe('recovering an interrupted restore at start-up', () => {
     await rm(spec.dir, { recursive: true });
   });
 
-  it('killed after the swap (before or while starting): the restored data dir stays, the old one goes', async () => {
-    for (const step of ['swapping', 'swapped'] as const) {
+  it('killed after the swap (before, while or after starting): the restored data dir stays, the old one goes', async () => {
+    for (const step of ['swapping', 'swapped', 'positioned'] as const) {
       const { spec, dirs } = await layout(step);
       await rename(dirs.dataDir, dirs.oldDir);
       await rename(dirs.newDir, dirs.dataDir);
