@@ -339,6 +339,8 @@ export const nodeMachine = setup({
       },
       on: {
         STOP: { target: 'stopped', actions: 'wantStopped' },
+        // No server runs yet: a crash-looping node can be dropped between its attempts.
+        DROP: { target: 'dropping', actions: 'wantStopped' },
       },
     },
     up: {
@@ -439,6 +441,7 @@ export const nodeMachine = setup({
       },
       on: {
         STOP: { target: 'stopped', actions: 'wantStopped' },
+        DROP: { target: 'dropping', actions: 'wantStopped' },
       },
     },
     /** Transient: picks what follows a crash from the policy, the pause flag and `wanted`. */

@@ -28,6 +28,8 @@ function harness(opts: {
   adoptUpForMs?: number;
   preflight?: () => Promise<void>;
   diagnosis?: Diagnosis;
+  /** Replaces the diagnosis step, e.g. with one that never settles. */
+  diagnose?: () => Promise<Diagnosis>;
   policy?: Partial<NodePolicy['restart']>;
   probe?: Partial<NodePolicy['probe']>;
   autoReady?: boolean;
@@ -54,7 +56,7 @@ function harness(opts: {
         return () => {};
       }),
       probe: fromCallback<AnyEventObject, { nodeId: string }>(() => () => {}),
-      diagnose: fromPromise(async () => opts.diagnosis ?? { cause: 'killed_by_signal', detail: 'killed by SIGKILL', logTail: [] }),
+      diagnose: fromPromise(opts.diagnose ?? (async () => opts.diagnosis ?? { cause: 'killed_by_signal', detail: 'killed by SIGKILL', logTail: [] })),
       drop: fromPromise(async () => {}),
     },
   });
@@ -445,6 +447,28 @@ describe('node statechart', () => {
     await h.settle();
     assert.equal(h.state(), 'dropped');
     assert.equal(h.actor.getSnapshot().status, 'done');
+  });
+
+  it('DROP of a crash-looping node is taken while its preflight runs', async () => {
+    const h = harness({ wanted: 'stopped', preflight: () => new Promise<void>(() => {}) });
+    await h.settle();
+    h.actor.send({ type: 'START' });
+    await h.settle();
+    assert.equal(h.state(), 'preflight');
+    h.actor.send({ type: 'DROP' });
+    await h.settle();
+    assert.equal(h.state(), 'dropped');
+    assert.equal(h.spawned.length, 0, 'nothing was started');
+  });
+
+  it('DROP of a crash-looping node is taken while its crash is diagnosed', async () => {
+    const h = harness({ diagnose: () => new Promise<Diagnosis>(() => {}) });
+    await h.settle();
+    await h.crash();
+    assert.equal(h.state(), 'crashed');
+    h.actor.send({ type: 'DROP' });
+    await h.settle();
+    assert.equal(h.state(), 'dropped');
   });
 
   it('a crash of a node wanted stopped (adopted) does not restart it', async () => {
