@@ -100,7 +100,10 @@ async function followJob(client: NodeMgrClient, id: string, json: boolean): Prom
     if (done) {
       if (tty) process.stdout.write('\n');
       if (json) console.log(JSON.stringify(job, null, 2));
-      else console.log(`${job.type} ${job.status}: ${job.info ?? ''}${job.result && typeof job.result === 'object' && 'file' in job.result ? ` (${String((job.result as { file: unknown }).file)})` : ''}`);
+      else {
+        const file = job.result && typeof job.result === 'object' && 'file' in job.result ? String((job.result as { file: unknown }).file) : null;
+        console.log([`${job.type} ${job.status}`, job.info, file].filter(Boolean).join(': '));
+      }
       return job.status === 'succeeded' ? 0 : 1;
     }
     await sleep(1000);

@@ -62,11 +62,13 @@ describe('the npm package', () => {
     assert.ok(readdirSync(path.join(work, 'app/node_modules')).every((name) => name !== 'tsx' && name !== 'typescript'), 'tsx and typescript are development-only');
   });
 
-  it('node-mgr --help prints the commands', async () => {
+  it('node-mgr --help prints the commands and --version the package version', async () => {
     const { stdout, exitCode } = await execa(bin, ['--help'], { cwd: path.join(work, 'app') });
     assert.equal(exitCode, 0);
     assert.match(stdout, /demo/);
     assert.match(stdout, /start/);
+    const version = await execa(bin, ['--version'], { cwd: path.join(work, 'app') });
+    assert.equal(version.stdout.trim(), (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
   });
 
   it('node-mgr demo serves two real nodes from the installed package and stops on SIGTERM', async () => {
