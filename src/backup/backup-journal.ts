@@ -4,10 +4,10 @@
 // what it made and then its journal. A journal still there belongs to a backup that node-mgr did
 // not see to its end (it was killed, or the store was unreachable for the clean-up): the next
 // start, `prune_backups` and the node's next backup remove what it names, whatever its age.
-import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { sidecarPath } from './catalog.ts';
-import { syncDir } from './restore-journal.ts';
+import { writeFileDurably } from './restore-journal.ts';
 import type { BackupStore } from './store.ts';
 
 export interface BackupJournal {
@@ -46,16 +46,7 @@ function journalFile(stateDir: string, job: string): string {
 export async function writeBackupJournal(stateDir: string, journal: Omit<BackupJournal, 'at'>): Promise<void> {
   const file = journalFile(stateDir, journal.job);
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const temp = `${file}.tmp`;
-  await writeFile(temp, `${JSON.stringify({ ...journal, at: new Date().toISOString() }, null, 1)}\n`, { mode: 0o600 });
-  const fh = await open(temp, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(temp, file);
-  await syncDir(path.dirname(file));
+  await writeFileDurably(file, `${JSON.stringify({ ...journal, at: new Date().toISOString() }, null, 1)}\n`);
 }
 
 export async function removeBackupJournal(stateDir: string, job: string): Promise<void> {

@@ -77,12 +77,10 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Writes the journal atomically (temp file, fsync, rename, fsync the dir). */
-export async function writeJournal(spec: Pick<NodeSpec, 'dir'>, journal: Omit<RestoreJournal, 'at'>): Promise<RestoreJournal> {
-  const full: RestoreJournal = { ...journal, at: new Date().toISOString() };
-  const file = journalPath(spec);
+/** Writes a small file so that a crash leaves the old or the new one, whole: temp file, fsync, rename, fsync the dir. */
+export async function writeFileDurably(file: string, text: string): Promise<void> {
   const temp = `${file}.tmp`;
-  await writeFile(temp, `${JSON.stringify(full, null, 1)}\n`, { mode: 0o600 });
+  await writeFile(temp, text, { mode: 0o600 });
   const fh = await open(temp, 'r');
   try {
     await fh.sync();
@@ -90,7 +88,13 @@ export async function writeJournal(spec: Pick<NodeSpec, 'dir'>, journal: Omit<Re
     await fh.close();
   }
   await rename(temp, file);
-  await syncDir(spec.dir);
+  await syncDir(path.dirname(file));
+}
+
+/** Writes the journal atomically (see writeFileDurably). */
+export async function writeJournal(spec: Pick<NodeSpec, 'dir'>, journal: Omit<RestoreJournal, 'at'>): Promise<RestoreJournal> {
+  const full: RestoreJournal = { ...journal, at: new Date().toISOString() };
+  await writeFileDurably(journalPath(spec), `${JSON.stringify(full, null, 1)}\n`);
   return full;
 }
 

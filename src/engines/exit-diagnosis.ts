@@ -3,6 +3,7 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { ExitCause, ExitDiagnosis } from './engine.ts';
+import { tailOfOpenFile } from './node-files.ts';
 
 export interface ExitStatus {
   code: number | null;
@@ -146,8 +147,6 @@ export async function diagnoseFromLogs(
   return classifyExit(runLines, exit, runLines.length ? runLines : tails);
 }
 
-const TAIL_BYTES = 64 * 1024;
-
 /** Last maxLines lines of a file (read from its last 64 KiB); [] when the file does not exist. */
 export async function readLogTail(file: string, maxLines: number): Promise<string[]> {
   let handle;
@@ -160,14 +159,7 @@ export async function readLogTail(file: string, maxLines: number): Promise<strin
   try {
     const st = await handle.stat();
     if (!st.isFile() || st.nlink !== 1) return [];
-    const { size } = st;
-    const start = Math.max(0, size - TAIL_BYTES);
-    const buf = Buffer.alloc(size - start);
-    await handle.read(buf, 0, buf.length, start);
-    let lines = buf.toString('utf8').split('\n');
-    if (start > 0) lines = lines.slice(1); // the first line is cut
-    while (lines.length && lines[lines.length - 1] === '') lines.pop();
-    return lines.slice(-maxLines);
+    return await tailOfOpenFile(handle, st.size, maxLines);
   } finally {
     await handle.close();
   }

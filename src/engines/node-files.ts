@@ -271,6 +271,17 @@ export async function readNodePidFile(node: NodeDirs, file: string): Promise<Pid
 
 const TAIL_BYTES = 64 * 1024;
 
+/** Last maxLines lines of an open file of `size` bytes, read from its last 64 KiB. */
+export async function tailOfOpenFile(handle: FileHandle, size: number, maxLines: number): Promise<string[]> {
+  const start = Math.max(0, size - TAIL_BYTES);
+  const buf = Buffer.alloc(size - start);
+  await handle.read(buf, 0, buf.length, start);
+  let lines = buf.toString('utf8').split('\n');
+  if (start > 0) lines = lines.slice(1); // the first line is cut
+  while (lines.length && lines[lines.length - 1] === '') lines.pop();
+  return lines.slice(-maxLines);
+}
+
 /** Last maxLines lines of a log below a node dir (from its last 64 KiB); [] when missing, a link or not a plain file. */
 export async function readNodeLogTail(node: NodeDirs, file: string, maxLines: number): Promise<string[]> {
   try {
@@ -278,14 +289,7 @@ export async function readNodeLogTail(node: NodeDirs, file: string, maxLines: nu
       const handle = await openPlainFile(dir, name, O_RDONLY);
       if (!handle) return [];
       try {
-        const { size } = await handle.stat();
-        const start = Math.max(0, size - TAIL_BYTES);
-        const buf = Buffer.alloc(size - start);
-        await handle.read(buf, 0, buf.length, start);
-        let lines = buf.toString('utf8').split('\n');
-        if (start > 0) lines = lines.slice(1); // the first line is cut
-        while (lines.length && lines[lines.length - 1] === '') lines.pop();
-        return lines.slice(-maxLines);
+        return await tailOfOpenFile(handle, (await handle.stat()).size, maxLines);
       } finally {
         await handle.close();
       }

@@ -136,16 +136,20 @@ async function writeOwned(spec: NodeSpec, file: string, text: string): Promise<v
   await writeNodeFile(spec, file, text, { mode: 0o600, owner: spec.runAs });
 }
 
-async function selectOne(spec: NodeSpec, timeoutMs: number): Promise<void> {
-  const client = new pg.Client({
+/** How node-mgr logs in to a node it supervises: as the node's admin user, to the `postgres` database. */
+function adminLogin(spec: NodeSpec, timeoutMs: number): pg.ClientConfig {
+  return {
     host: clientHost(spec),
     port: spec.port,
     user: spec.user,
     password: spec.password,
     database: 'postgres',
     connectionTimeoutMillis: timeoutMs,
-    query_timeout: timeoutMs,
-  });
+  };
+}
+
+async function selectOne(spec: NodeSpec, timeoutMs: number): Promise<void> {
+  const client = new pg.Client({ ...adminLogin(spec, timeoutMs), query_timeout: timeoutMs });
   // A connection that breaks after connect() emits 'error'; without a listener it would crash node-mgr.
   client.on('error', () => undefined);
   try {
@@ -248,15 +252,7 @@ export const postgresEngine: Engine = {
 
   async openMonitor(spec, timeoutMs) {
     const label = `${spec.id}: SELECT 1 on ${clientHost(spec)}:${spec.port}`;
-    const client = new pg.Client({
-      host: clientHost(spec),
-      port: spec.port,
-      user: spec.user,
-      password: spec.password,
-      database: 'postgres',
-      connectionTimeoutMillis: timeoutMs,
-      application_name: 'node-mgr health',
-    });
+    const client = new pg.Client({ ...adminLogin(spec, timeoutMs), application_name: 'node-mgr health' });
     const closed: Array<() => void> = [];
     // A backend that dies between probes is reported as 'error' on the client; unheard, it would crash node-mgr.
     client.on('error', () => closed.forEach((l) => l()));
