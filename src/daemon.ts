@@ -66,7 +66,7 @@ export interface StartOptions {
 export async function startNodeMgr(config: Config, opts: StartOptions = {}): Promise<NodeMgr> {
   checkBindAllowed(config);
   const log = opts.log ?? pino(LOGGER_OPTIONS);
-  secureStateDir(config.stateDir);
+  for (const warning of secureStateDir(config.stateDir)) log.warn(warning);
   const lock = await lockStateDir(config.stateDir);
   try {
     return await startOnLockedState(config, opts, log, lock);
