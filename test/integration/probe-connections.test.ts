@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../support/nodes.ts';
-import { api, killProcessGroups, startNodeMgrProcess, type NodeMgrProcess } from '../support/node-mgr-process.ts';
+import { createNode, killProcessGroups, startNodeMgrProcess, type NodeMgrProcess } from '../support/node-mgr-process.ts';
 import { ADMIN, mysqlConn } from '../support/backup-data.ts';
 
 async function globalStatus(port: number): Promise<Record<string, number>> {
@@ -44,9 +44,7 @@ describe('health probe connections', () => {
       ],
     });
     for (const p of [port.mysql, port.postgres]) {
-      const created = await api(mgr.url, 'POST', `/v1/nodes/${p}/create`);
-      assert.equal(created.status, 200, created.text);
-      pids.push(created.body.pid);
+      pids.push(await createNode(mgr.url, p));
     }
   });
 

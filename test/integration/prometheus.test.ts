@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { freePort, removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../support/nodes.ts';
-import { api, killProcessGroups, startNodeMgrProcess, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';
+import { createNode, killProcessGroups, startNodeMgrProcess, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';
 import { fakeClusterMgrEntry } from '../support/fake-cluster-mgr-nodes.ts';
 import { parseExposition, type Sample } from '../support/prometheus.ts';
 
@@ -34,9 +34,7 @@ describe('node-mgr and Prometheus', () => {
       policy: { restart: { initialDelayMs: 100, maxDelayMs: 100, jitter: 0, stableAfterMs: 600_000, maxRestarts: 1, windowMs: 600_000 }, probe: { intervalMs: 500, startTimeoutMs: 15_000 } },
       nodes: [fakeClusterMgrEntry(root, port)],
     });
-    const created = await api(mgr.url, 'POST', `/v1/nodes/${port}/create`);
-    assert.equal(created.status, 200, created.text);
-    pids.push(created.body.pid);
+    pids.push(await createNode(mgr.url, port));
   });
 
   after(async () => {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { sendSignal } from '../../src/engines/process-info.ts';
 import { freePort, removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../support/nodes.ts';
 import { execa } from 'execa';
-import { api, BIN, killProcessGroups, startNodeMgrProcess, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';
+import { api, createNode, BIN, killProcessGroups, startNodeMgrProcess, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';
 import { fakeClusterMgrEntry } from '../support/fake-cluster-mgr-nodes.ts';
 
 const restart = (initialDelayMs: number) => ({ initialDelayMs, maxDelayMs: 60_000, jitter: 0, stableAfterMs: 60_000, maxRestarts: 10, windowMs: 60_000 });
@@ -45,9 +45,7 @@ describe('SIGHUP reloads the config file', () => {
     };
     mgr = await startNodeMgrProcess(path.join(root, 'mgr'), config);
     file = path.join(root, 'mgr', 'node-mgr.json');
-    const created = await api(mgr.url, 'POST', `/v1/nodes/${a}/create`, undefined, { authorization: 'Bearer token-one' });
-    assert.equal(created.status, 200, created.text);
-    pids.push(created.body.pid);
+    pids.push(await createNode(mgr.url, a, { authorization: 'Bearer token-one' }));
   });
 
   after(async () => {

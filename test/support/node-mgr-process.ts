@@ -1,6 +1,7 @@
 // Runs node-mgr as a real separate process (so tests can kill -9 it) and talks to its API.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { processState } from '../../src/engines/process-info.ts';
@@ -90,6 +91,13 @@ export async function api<T = any>(url: string, method: string, route: string, b
 
 /** The legacy protocol: POST / with a JSON body. */
 export const legacy = <T = any>(url: string, body: unknown) => api<T>(url, 'POST', '/', body);
+
+/** CREATE of a configured node through REST; fails the test unless it answers 200, and returns the server's pid. */
+export async function createNode(url: string, port: number, headers: Record<string, string> = {}): Promise<number> {
+  const created = await api(url, 'POST', `/v1/nodes/${port}/create`, undefined, headers);
+  assert.equal(created.status, 200, created.text);
+  return created.body.pid;
+}
 
 /** Polls GET /v1/nodes/:port until pred holds; returns the node view. */
 export async function waitForNode(url: string, port: number, pred: (n: any) => boolean, timeoutMs = 60_000): Promise<any> {
