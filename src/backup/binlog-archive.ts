@@ -1,0 +1,91 @@
+// The binlog archive: where a MySQL-protocol node's closed binlog files go in the backup store,
+// and the index that says what is there. Point-in-time restore reads it; the archiver writes it.
+//
+// Layout, beside the node's cold backups (same store, same conventions):
+//   <backupDir>/binlogs/<source>/<binlog file name>     the file's bytes, committed through
+//                                                        `<name>._COPYING_`, verified, renamed
+//   <backupDir>/binlogs/<source>/INDEX.jsonl            one ArchivedBinlog per line, appended
+//                                                        after the rename (the commit point)
+// `<source>` names the server whose binlogs these are (`<host>_<port>`): a shard's replicas share
+// the backup dir, but each writes its own binlog sequence.
+import { z } from 'zod';
+import { backupDirFor, type BackupOwner } from './catalog.ts';
+import { BackupStoreError, type BackupStore } from './store.ts';
+
+export const BINLOG_INDEX_NAME = 'INDEX.jsonl';
+
+export const archivedBinlogSchema = z.object({
+  /** The binlog file's name on the server, e.g. `binlog.000007`. */
+  file: z.string().regex(/^[A-Za-z0-9_.-]+\.\d{6,}$/),
+  /** The sequence number in the name (7 for `binlog.000007`): a gap in it is a gap in the archive. */
+  seq: z.number().int().nonnegative(),
+  size: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** Timestamp of the file's first event (its format description), ISO 8601 UTC. */
+  first_event_time: z.string(),
+  /** Timestamp of the file's last event, ISO 8601 UTC. */
+  last_event_time: z.string(),
+  /** `@@gtid_binlog_state`-style list of the GTIDs before the file's first event, when known. */
+  gtid_list: z.string().optional(),
+  /** When node-mgr committed it, ISO 8601 UTC. */
+  archived_at: z.string(),
+});
+
+export type ArchivedBinlog = z.infer<typeof archivedBinlogSchema>;
+
+/** Who produced a binlog sequence: the node's backup owner plus the host it runs on. */
+export interface BinlogSource extends BackupOwner {
+  host: string;
+}
+
+function sourceSegment(source: BinlogSource): string {
+  const name = `${source.host}_${source.port}`;
+  if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.startsWith('.')) {
+    throw new BackupStoreError('invalid_path', `host ${JSON.stringify(source.host)} cannot name a directory in the binlog archive`);
+  }
+  return name;
+}
+
+/** The store directory of one server's archived binlogs. */
+export function binlogArchiveDir(source: BinlogSource): string {
+  return `${backupDirFor(source)}/binlogs/${sourceSegment(source)}`;
+}
+
+export const binlogIndexPath = (dir: string) => `${dir}/${BINLOG_INDEX_NAME}`;
+export const archivedBinlogPath = (dir: string, file: string) => `${dir}/${file}`;
+
+/**
+ * The archive's entries in `dir`, ordered by `seq`. A line that does not parse is skipped (a torn
+ * last line after a crash); for a file archived twice the last line wins. No index: none archived.
+ */
+export async function readBinlogIndex(store: BackupStore, dir: string, signal?: AbortSignal): Promise<ArchivedBinlog[]> {
+  let text = '';
+  try {
+    const stream = await store.read(binlogIndexPath(dir), { signal });
+    for await (const chunk of stream) text += typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
+  } catch (err) {
+    if (err instanceof BackupStoreError && err.code === 'not_found') return [];
+    throw err;
+  }
+  const byFile = new Map<string, ArchivedBinlog>();
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const entry = archivedBinlogSchema.safeParse(parsed);
+    if (entry.success) byFile.set(entry.data.file, entry.data);
+  }
+  return [...byFile.values()].sort((a, b) => a.seq - b.seq);
+}
+
+/** The first missing sequence number between the entries' first and last, or null when none is missing. */
+export function firstGap(entries: readonly ArchivedBinlog[]): { after: ArchivedBinlog; missing: number } | null {
+  for (let i = 1; i < entries.length; i++) {
+    if (entries[i]!.seq !== entries[i - 1]!.seq + 1) return { after: entries[i - 1]!, missing: entries[i - 1]!.seq + 1 };
+  }
+  return null;
+}
