@@ -2,7 +2,8 @@
 // actors. Vanished discovered nodes stop being supervised; their processes are left running.
 import type { Config } from '../config/schema.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
-import type { JobContext, JobRunner } from '../jobs/runner.ts';
+import type { JobContext } from '../jobs/job.ts';
+import type { JobRunner } from '../jobs/runner.ts';
 import { discoverLocalNodes, DISCOVERED_ROLES, type DiscoveredRole } from './discovery.ts';
 import { entryMapperFor, reconcile } from './reconcile.ts';
 

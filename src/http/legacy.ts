@@ -4,12 +4,12 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { NodeView } from '../supervisor/supervisor.ts';
 import { NodeCommandError } from '../supervisor/supervisor.ts';
 import { planCommand, planNodeId } from '../jobs/node-commands.ts';
-import { noSuchJobStatus, toLegacyStatus } from '../jobs/runner.ts';
 import { humanSize } from '../host/format.ts';
 import { sendDestination } from '../jobs/table-transfer.ts';
 import { TableTransferError } from '../jobs/table-import.ts';
 import { badRequest, HttpError } from './errors.ts';
 import { isLegacyJobType, parseLegacyRequest, NODE_TYPES, type LegacyJobType } from './legacy-requests.ts';
+import { legacyJobStatus } from './legacy-status.ts';
 import { handleUpload } from './upload.ts';
 import type { HttpDeps } from './deps.ts';
 import { requireMutationAllowed } from './security.ts';
@@ -41,8 +41,7 @@ export async function legacyRoutes(app: FastifyInstance, deps: HttpDeps): Promis
   // The original's status poll by path; same reply as get_status.
   app.get<{ Params: { jobId: string } }>('/:jobId', async (req) => {
     if (!deps.config.security.openReads) requireMutationAllowed(req, deps.config);
-    const job = deps.jobs.get(req.params.jobId);
-    return job ? toLegacyStatus(job) : noSuchJobStatus(req.params.jobId);
+    return legacyJobStatus(deps.jobs, req.params.jobId);
   });
 }
 
@@ -63,8 +62,7 @@ async function dispatch(jobType: LegacyJobType, body: object, deps: HttpDeps, re
     }
     case 'get_status': {
       const r = parseLegacyRequest('get_status', body);
-      const job = deps.jobs.get(r.job_id);
-      return job ? toLegacyStatus(job) : noSuchJobStatus(r.job_id);
+      return legacyJobStatus(deps.jobs, r.job_id);
     }
     case 'auto_pullup': {
       const r = parseLegacyRequest('auto_pullup', body);

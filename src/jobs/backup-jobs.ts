@@ -15,7 +15,8 @@ import type { NodeMgrMetrics } from '../metrics/metrics.ts';
 import { coldBackup } from './cold-backup.ts';
 import { coldRestore } from './cold-restore.ts';
 import { isLocalAddress } from './node-sql.ts';
-import type { JobContext, JobRunner } from './runner.ts';
+import type { JobContext } from './job.ts';
+import type { JobRunner } from './runner.ts';
 
 /** Params of a coldbackup job: the legacy request, or the REST one (no s_* fields). */
 export interface ColdBackupParams {

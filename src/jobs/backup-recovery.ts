@@ -19,7 +19,7 @@ import { describePosition } from '../backup/manifest.ts';
 import { engineFor } from '../engines/index.ts';
 import type { StateStore } from '../state/store.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
-import { INTERRUPTED_INFO } from './runner.ts';
+import { INTERRUPTED_INFO } from './job.ts';
 
 export interface BackupRecovery {
   restores: RecoveredRestore[];

@@ -28,7 +28,7 @@ import { cleanUpAfterBackup, describeCleanUp, readBackupJournals, removeBackupJo
 import { storeNamed } from '../backup/index.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { NodeMgrMetrics } from '../metrics/metrics.ts';
-import type { JobContext } from './runner.ts';
+import type { JobContext } from './job.ts';
 
 export interface ColdBackupDeps {
   config: Config;

@@ -20,7 +20,7 @@ import { engineFor } from '../engines/index.ts';
 import type { BackupCredentials, PhysicalBackup } from '../engines/physical-backup.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import { StepError } from './cold-backup.ts';
-import type { JobContext } from './runner.ts';
+import type { JobContext } from './job.ts';
 
 export interface ColdRestoreResult {
   file: string;

@@ -9,7 +9,8 @@ import type { Config, NodeEntry } from '../config/schema.ts';
 import { mysqlEntries, pgEntries, type Selection } from '../config/install-configs.ts';
 import { NodeCommandError, type Supervisor } from '../supervisor/supervisor.ts';
 import { parseCommand, CommandError, type CommandJobType } from './command.ts';
-import type { JobContext, JobRunner } from './runner.ts';
+import type { JobContext } from './job.ts';
+import type { JobRunner } from './runner.ts';
 
 export type CommandPlan =
   | { kind: 'event'; event: 'START' | 'STOP' | 'RESTART'; nodeId: string }

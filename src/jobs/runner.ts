@@ -7,8 +7,6 @@ import { createActor, fromPromise, type Actor, type SnapshotFrom } from 'xstate'
 import type { Logger } from 'pino';
 import { jobMachine, type JobState, type JobWorkInput } from '../../machines/job.machine.ts';
 import {
-  SECRET_KEY,
-  REDACTED,
   StateStoreError,
   paramsHash,
   redactSecrets,
@@ -19,221 +17,23 @@ import {
   type JobUpdate,
   type StateStore,
 } from '../state/store.ts';
-
-export const INTERRUPTED_INFO = 'interrupted by node-mgr restart';
-export const CANCELLED_INFO = 'cancelled by request';
-
-// ---------------------------------------------------------------------------------------------
-// Public types
-
-export interface JobProgressReport {
-  phase: string;
-  bytesDone?: number;
-  bytesTotal?: number;
-}
-
-/** What a handler gets. `params` are unredacted and live only in memory: never log them. */
-export interface JobContext {
-  id: string;
-  type: string;
-  params: unknown;
-  nodeId?: string;
-  /** Aborted when the job is cancelled: stop, clean up (unlock tables, remove temp files), then throw or return. */
-  signal: AbortSignal;
-  progress(p: JobProgressReport): void;
-  log: Logger;
-}
-
-export type JobHandler = (ctx: JobContext) => Promise<unknown>;
-
-export interface JobTypeOptions {
-  /** Job types that may run on the same node at the same time as this one (both must list each other). */
-  compatibleWith?: string[];
-  /**
-   * While a job of this type is queued or running, it holds its node: another job naming that node
-   * is refused with a 409 (NodeHeldError) instead of waiting behind it, and so are the direct node
-   * commands that ask refuseIfHeld. The words say what the node is doing, e.g. "backing up".
-   */
-  holdsNode?: string;
-  /** Jobs of this type may still wait behind a job that holds their node (they only read the backup store). */
-  waitsForHolder?: boolean;
-}
-
-export interface JobSubmission {
-  /** The caller's job id (idempotency key); generated when absent. */
-  id?: string;
-  type: string;
-  params: unknown;
-  nodeId?: string;
-  /** Overrides the type's registered `compatibleWith` for this job. */
-  compatibleWith?: string[];
-}
-
-export interface JobRetention {
-  /** Finished jobs older than this (since they finished) are deleted. */
-  maxAgeMs: number;
-  /** At most this many finished jobs are kept. */
-  maxCount: number;
-  /** How often the runner prunes; default 10 minutes. */
-  intervalMs?: number;
-}
-
-export interface JobRunnerOptions {
-  store: StateStore;
-  log: Logger;
-  /** Jobs running at once, all nodes together; default 4. */
-  maxConcurrent?: number;
-  /** Minimum interval between two progress writes of one job; default 250 ms (≤ 4 writes/s). */
-  progressWriteIntervalMs?: number;
-  /** Default: 7 days, 1000 jobs, every 10 minutes. `false` disables the timer (prune() still works). */
-  retention?: JobRetention | false;
-}
-
-/** PROTOCOL §2 `get_status` reply. */
-export interface LegacyJobStatus {
-  job_id: string;
-  job_type?: string;
-  /** `queued`, the phase while running, `succeed`, or the error text. */
-  job_status: string;
-  result: 'busy' | 'succeed' | 'error';
-  info: string;
-  progress?: JobProgress | null;
-  /** ISO times. */
-  created?: string;
-  updated?: string;
-  /** The job's result value (redacted), when it has one: e.g. the backup file's path. */
-  output?: unknown;
-}
-
-export type JobUpdateListener = (job: JobRecord) => void;
-
-// ---------------------------------------------------------------------------------------------
-// Errors (each carries the HTTP status the edge should answer with)
-
-/** Same job id, different body: PROTOCOL §3 says 409. */
-export class JobConflictError extends Error {
-  readonly statusCode = 409;
-  constructor(readonly jobId: string, readonly existing: JobRecord) {
-    super(`job ${jobId} already exists with different parameters (a ${existing.type} job created ${new Date(existing.createdAt).toISOString()}); use a new job_id`);
-    this.name = 'JobConflictError';
-  }
-}
-
-/**
- * PROTOCOL §1/§4: a restore, stop or second backup of a node that is backing up (or restoring) is
- * refused, naming the job that holds the node, rather than queued to run after it.
- */
-export class NodeHeldError extends Error {
-  readonly statusCode = 409;
-  constructor(
-    readonly nodeId: string,
-    readonly holder: { id: string; type: string; doing: string; status: JobStatus },
-    what: string,
-  ) {
-    const queued = holder.status === 'queued' ? ' (queued)' : '';
-    super(`node ${nodeId} is ${holder.doing} for ${holder.type} job ${holder.id}${queued}; the ${what} was refused, not queued: retry when that job is done`);
-    this.name = 'NodeHeldError';
-  }
-}
-
-export class JobSubmissionError extends Error {
-  readonly statusCode = 400;
-  constructor(message: string) {
-    super(message);
-    this.name = 'JobSubmissionError';
-  }
-}
-
-/** The runner is draining for shutdown and accepts no new job. */
-export class JobRunnerClosedError extends Error {
-  readonly statusCode = 503;
-  constructor() {
-    super('node-mgr is shutting down and accepts no new job');
-    this.name = 'JobRunnerClosedError';
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// get_status
+import {
+  CANCELLED_INFO,
+  INTERRUPTED_INFO,
+  type JobContext,
+  type JobHandler,
+  type JobRetention,
+  type JobRunnerOptions,
+  type JobSubmission,
+  type JobTypeOptions,
+  type JobUpdateListener,
+} from './job.ts';
+import { JobConflictError, JobRunnerClosedError, JobSubmissionError, NodeHeldError } from './job-errors.ts';
+import { scrubText, scrubValue, secretValues } from './secret-scrub.ts';
 
 function isFinished(status: JobStatus): boolean {
   return status !== 'queued' && status !== 'running';
 }
-
-export function noSuchJobStatus(jobId: string): LegacyJobStatus {
-  return { job_id: jobId, job_status: 'none', result: 'error', info: 'no such job' };
-}
-
-/** The PROTOCOL §2 `get_status` reply for a job record. */
-export function toLegacyStatus(job: JobRecord): LegacyJobStatus {
-  const base = {
-    job_id: job.id,
-    job_type: job.type,
-    progress: job.progress,
-    created: new Date(job.createdAt).toISOString(),
-    updated: new Date(job.updatedAt).toISOString(),
-  };
-  switch (job.status) {
-    case 'queued':
-      return { ...base, job_status: 'queued', result: 'busy', info: job.info ?? 'waiting for a free worker or for the node to be free' };
-    case 'running':
-      return { ...base, job_status: job.phase ?? 'working', result: 'busy', info: job.info ?? 'running' };
-    case 'succeeded':
-      return {
-        ...base,
-        job_status: 'succeed',
-        result: 'succeed',
-        info: job.info ?? 'done',
-        ...(job.result !== null && job.result !== undefined ? { output: job.result } : {}),
-      };
-    case 'interrupted':
-      // The info may say more than the status: what was cleaned up after the job.
-      return { ...base, job_status: INTERRUPTED_INFO, result: 'error', info: job.info ?? INTERRUPTED_INFO, ...(job.result != null ? { output: job.result } : {}) };
-    case 'failed':
-    case 'cancelled': {
-      const text = job.info ?? job.status;
-      return { ...base, job_status: text, result: 'error', info: text };
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Secret values
-
-/** The string values of secret-keyed params, to scrub from error texts and results (a DSN in a message…). */
-function secretValues(params: unknown, found: Set<string> = new Set()): Set<string> {
-  if (Array.isArray(params)) params.forEach((p) => secretValues(p, found));
-  else if (params !== null && typeof params === 'object') {
-    for (const [key, value] of Object.entries(params)) {
-      if (SECRET_KEY.test(key) && typeof value === 'string' && value.length > 0) found.add(value);
-      else secretValues(value, found);
-    }
-  }
-  return found;
-}
-
-/** Control characters a tool's output can carry (a BEL from mariabackup) have no place in a reply. */
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHARS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
-
-function scrubText(text: string, secrets: readonly string[]): string {
-  let out = text.replace(CONTROL_CHARS, '');
-  for (const secret of secrets) out = out.split(secret).join(REDACTED);
-  return out;
-}
-
-function scrubValue(value: unknown, secrets: readonly string[]): unknown {
-  if (secrets.length === 0) return value;
-  if (typeof value === 'string') return scrubText(value, secrets);
-  if (Array.isArray(value)) return value.map((v) => scrubValue(v, secrets));
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, scrubValue(v, secrets)]));
-  }
-  return value;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The runner
 
 interface LiveJob {
   id: string;
@@ -386,12 +186,6 @@ export class JobRunner {
   /** Newest first. */
   list(query: JobListQuery = {}): JobRecord[] {
     return this.store.listJobs(query).map((row) => this.live.get(row.id)?.record ?? row);
-  }
-
-  /** The `get_status` reply for a job id, known or not. */
-  legacyStatus(jobId: string): LegacyJobStatus {
-    const job = this.get(jobId);
-    return job ? toLegacyStatus(job) : noSuchJobStatus(jobId);
   }
 
   /**

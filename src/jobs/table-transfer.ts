@@ -9,7 +9,7 @@ import type { Config } from '../config/schema.ts';
 import type { NodeSpec } from '../engines/engine.ts';
 import { NodeCommandError, type NodeView, type Supervisor } from '../supervisor/supervisor.ts';
 import type { LegacyRequest } from '../http/legacy-requests.ts';
-import type { JobContext } from './runner.ts';
+import type { JobContext } from './job.ts';
 import { closeSession, countAndChecksum, ER, errno, isLocalAddress, openSession, rows, serverFilename, type Credentials, type Session } from './node-sql.ts';
 import { endConnection } from '../engines/sql-close.ts';
 import { checkIdentifier, filenameEncode, kunlunDatabaseName, qualifiedTable, tableFile } from './sql-names.ts';

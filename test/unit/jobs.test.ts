@@ -7,15 +7,10 @@ import { spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { openStateStore, STATE_FILE_NAME, type JobRecord, type StateStore } from '../../src/state/store.ts';
-import {
-  JobRunner,
-  JobConflictError,
-  JobSubmissionError,
-  JobRunnerClosedError,
-  NodeHeldError,
-  type JobContext,
-  type JobRunnerOptions,
-} from '../../src/jobs/runner.ts';
+import { JobRunner } from '../../src/jobs/runner.ts';
+import type { JobContext, JobRunnerOptions } from '../../src/jobs/job.ts';
+import { JobConflictError, JobSubmissionError, JobRunnerClosedError, NodeHeldError } from '../../src/jobs/job-errors.ts';
+import { legacyJobStatus } from '../../src/http/legacy-status.ts';
 
 const CHILD = path.resolve(import.meta.dirname, '../support/job-child.ts');
 const silent = pino({ level: 'silent' });
@@ -168,7 +163,7 @@ describe('job runner: secrets', () => {
     raw.close();
     assert.doesNotMatch(rows, /hunter2|tok-123/);
 
-    const status = runner.legacyStatus('j1');
+    const status = legacyJobStatus(runner, 'j1');
     assert.doesNotMatch(JSON.stringify(status), /hunter2|tok-123/);
     assert.equal(status.result, 'error');
     assert.equal(status.info, "Access denied for user 'root' (using password: ******)");
@@ -183,7 +178,7 @@ describe('job runner: error text', () => {
     });
     runner.submit({ id: 'j1', type: 'coldbackup', params: {} });
     await until(runner, 'j1', finished);
-    assert.equal(runner.legacyStatus('j1').info, 'mariabackup failed: [00] FATAL ERROR:\tno space left');
+    assert.equal(legacyJobStatus(runner, 'j1').info, 'mariabackup failed: [00] FATAL ERROR:\tno space left');
   });
 });
 
@@ -327,8 +322,8 @@ describe('job runner: cancel', () => {
 
     const cancelled = runner.cancel('careful');
     assert.equal(cancelled?.status, 'cancelled');
-    assert.equal(runner.legacyStatus('careful').result, 'error');
-    assert.equal(runner.legacyStatus('careful').info, 'cancelled by request');
+    assert.equal(legacyJobStatus(runner, 'careful').result, 'error');
+    assert.equal(legacyJobStatus(runner, 'careful').info, 'cancelled by request');
     await tick();
     assert.equal(runner.get('next')?.status, 'queued', 'the node is still busy while the handler cleans up');
 
@@ -380,7 +375,7 @@ describe('job runner: records and get_status', () => {
     await tick();
 
     assert.ok(writes <= 3, `200 progress reports made ${writes} writes`);
-    const live = runner.legacyStatus('j1');
+    const live = legacyJobStatus(runner, 'j1');
     assert.equal(live.result, 'busy');
     assert.equal(live.job_status, 'copying');
     assert.deepEqual({ ...live.progress, eta_s: undefined, rate_bps: undefined }, { phase: 'copying', bytes_done: 200, bytes_total: 200, pct: 100, eta_s: undefined, rate_bps: undefined });
@@ -394,7 +389,7 @@ describe('job runner: records and get_status', () => {
     assert.deepEqual(store.getJob('j1')?.result, { file: '/backups/x.tgz' });
     assert.ok(writes <= 6, `${writes} writes in all`);
 
-    const status = runner.legacyStatus('j1');
+    const status = legacyJobStatus(runner, 'j1');
     assert.deepEqual(
       { job_id: status.job_id, job_type: status.job_type, job_status: status.job_status, result: status.result, output: status.output },
       { job_id: 'j1', job_type: 'copy', job_status: 'succeed', result: 'succeed', output: { file: '/backups/x.tgz' } },
@@ -421,7 +416,7 @@ describe('job runner: records and get_status', () => {
 
   it('answers get_status for an unknown job with job_status none', () => {
     const { runner } = newRunner();
-    assert.deepEqual(runner.legacyStatus('nope'), { job_id: 'nope', job_status: 'none', result: 'error', info: 'no such job' });
+    assert.deepEqual(legacyJobStatus(runner, 'nope'), { job_id: 'nope', job_status: 'none', result: 'error', info: 'no such job' });
   });
 
   it('lists jobs newest first, filtered by status and type', async () => {
@@ -457,7 +452,7 @@ describe('job runner: durability and retention', () => {
     runner.register('slow', async () => null);
     assert.deepEqual(runner.interruptedAtStart, ['job-long']);
 
-    const long = runner.legacyStatus('job-long');
+    const long = legacyJobStatus(runner, 'job-long');
     assert.equal(long.result, 'error');
     assert.equal(long.info, 'interrupted by node-mgr restart');
     assert.equal(long.job_status, 'interrupted by node-mgr restart');
