@@ -20,7 +20,7 @@ import { treeBytes } from '../src/engines/physical-backup.ts';
 import { startHdfs } from '../test/support/hdfs.ts';
 import { freePort, TEST_RUN_AS } from '../test/support/nodes.ts';
 import { killProcessGroups, waitForJob } from '../test/support/node-mgr-process.ts';
-import { lookupRunAs } from '../src/engines/spec.ts';
+import { lookupRunAs } from '../src/host/run-as.ts';
 import { api, onCleanup, runBench, startNodeMgrProcess, type NodeMgrProcess } from './support/node-mgr.ts';
 import { envInt, printFooter, printHeader, ratio, RUN_ID, saveResults, table } from './support/report.ts';
 

@@ -1,7 +1,7 @@
 // What /proc says about a process's cost: CPU ticks (its own and its reaped children's) and memory.
 import { readFileSync, readdirSync } from 'node:fs';
 
-/** USER_HZ: 100 on every Linux node-mgr runs on (see src/engines/process-info.ts). */
+/** USER_HZ: 100 on every Linux node-mgr runs on (see src/host/process-info.ts). */
 const TICKS_PER_SECOND = 100;
 
 export interface CpuSample {

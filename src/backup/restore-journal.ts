@@ -13,10 +13,13 @@ import { lstat, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config, NodeEntry } from '../config/schema.ts';
-import type { Engine, NodeSpec } from '../engines/engine.ts';
+import type { Engine } from '../engines/engine.ts';
+import type { NodeSpec } from '../engines/node-spec.ts';
 import type { BackupPosition } from './manifest.ts';
 import { engineFor } from '../engines/index.ts';
-import { lookupRunAs, resolveSpec, RESTORE_JOURNAL_NAME } from '../engines/spec.ts';
+import { lookupRunAs } from '../host/run-as.ts';
+import { resolveSpec } from '../engines/node-spec.ts';
+import { RESTORE_JOURNAL_NAME } from '../engines/node-layout.ts';
 
 export const JOURNAL_NAME = RESTORE_JOURNAL_NAME;
 

@@ -4,11 +4,13 @@ import { stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Engine, ExitDiagnosis, LaunchPlan, NodeSpec } from './engine.ts';
+import { clientHost } from '../host/address.ts';
+import { climbStopLadder, cmdline, isAlive, processGroup, sendSignal, startedAtMs } from '../host/process-info.ts';
+import type { Engine, ExitDiagnosis, LaunchPlan } from './engine.ts';
 import { diagnoseFromLogs, StartFailed } from './exit-diagnosis.ts';
-import { climbStopLadder, cmdline, isAlive, processGroup, sendSignal, startedAtMs } from './process-info.ts';
 import { readNodeLogTail, readNodePidFile } from './node-files.ts';
-import { clientHost, prepareNodeDirs, serverLogFile, spawnedPidFile } from './spec.ts';
+import { prepareNodeDirs, serverLogFile, spawnedPidFile } from './node-layout.ts';
+import type { NodeSpec } from './node-spec.ts';
 
 function commandOf(spec: NodeSpec): string[] {
   if (!spec.command || spec.command.length === 0) {

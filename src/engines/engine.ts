@@ -1,43 +1,8 @@
 // One interface for every process kind node-mgr supervises. A difference between MySQL,
 // PostgreSQL and cluster_mgr lives behind it, never in an `if (kind === …)` elsewhere.
-import type { NodeEntry, NodeKind, Policy, Config } from '../config/schema.ts';
+import type { NodeKind } from '../config/schema.ts';
+import type { NodeSpec } from './node-spec.ts';
 import type { PhysicalBackup } from './physical-backup.ts';
-
-/** The OS identity database processes run as. */
-export interface RunAs {
-  name: string;
-  uid: number;
-  gid: number;
-}
-
-/** Everything an engine needs to know about one node, resolved from config. */
-export interface NodeSpec {
-  /** Stable id on this host: `<kind>-<port>`. */
-  id: string;
-  kind: NodeKind;
-  role: NodeEntry['role'];
-  port: number;
-  ip: string;
-  /** Node directory; everything of the node lives under it. */
-  dir: string;
-  dataDir: string;
-  /** Directory for the server's own log files (error log, stdout/stderr capture). */
-  logDir: string;
-  /** Unix socket directory (MySQL socket file, PostgreSQL -k dir). */
-  runDir: string;
-  cluster?: string;
-  shard?: string;
-  user: string;
-  password: string;
-  serverOptions: Record<string, string | number | boolean>;
-  /** cluster_mgr: program + args (no shell), its pidfile and health URL. */
-  command?: string[];
-  pidFile?: string;
-  healthUrl?: string;
-  policy: Policy;
-  runAs: RunAs;
-  binaries: Config['binaries'];
-}
 
 /** How to launch a server as node-mgr's direct child. */
 export interface LaunchPlan {

@@ -2,8 +2,8 @@
 import type { NodeKind } from '../config/schema.ts';
 import { clusterMgrEngine } from './cluster-mgr.ts';
 import type { Engine } from './engine.ts';
-import { mysqlEngine } from './mysql.ts';
-import { postgresEngine } from './postgres.ts';
+import { mysqlEngine } from './mysql/engine.ts';
+import { postgresEngine } from './postgres/engine.ts';
 
 export const engines: Readonly<Record<NodeKind, Engine>> = Object.freeze({
   mysql: mysqlEngine,

@@ -10,12 +10,12 @@
 // plain file of its own (a symlink, a hard link, a fifo) is never read or written through. The
 // directories above a node dir must be ones the account cannot change, or node-mgr refuses the node.
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, realpath, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, realpath, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { execa } from 'execa';
-import type { RunAs } from './engine.ts';
-import { parsePidFile, type PidFile } from './process-info.ts';
+import { parsePidFile, type PidFile } from '../host/process-info.ts';
+import { groupsOf, type RunAs } from '../host/run-as.ts';
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_APPEND, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = constants;
 
@@ -55,20 +55,6 @@ export function inDir(dir: OpenDir, name: string): string {
 }
 
 const errno = (err: unknown) => (err as NodeJS.ErrnoException).code;
-
-/** Supplementary and primary groups of a user, from /etc/group. */
-export async function groupsOf(runAs: RunAs): Promise<Set<number>> {
-  const groups = new Set([runAs.gid]);
-  try {
-    for (const line of (await readFile('/etc/group', 'utf8')).split('\n')) {
-      const f = line.split(':');
-      if (f.length >= 4 && f[3].split(',').includes(runAs.name)) groups.add(Number(f[2]));
-    }
-  } catch {
-    // No /etc/group: the primary group is all we know.
-  }
-  return groups;
-}
 
 /**
  * Throws a sentence naming the first directory above `target` in which runAs could replace the

@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { BackupPosition, Manifest, ManifestEngine } from '../backup/manifest.ts';
-import type { NodeSpec } from './engine.ts';
+import type { NodeSpec } from './node-spec.ts';
 
 /** One entry of a physical backup, named relative to the data dir it becomes. */
 export interface BackupFile {

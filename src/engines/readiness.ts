@@ -1,8 +1,8 @@
 // Waiting for a freshly spawned SQL server to answer: shared by the MySQL and PostgreSQL engines.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { NodeSpec } from './engine.ts';
+import { isAlive } from '../host/process-info.ts';
 import { StartFailed } from './exit-diagnosis.ts';
-import { isAlive } from './process-info.ts';
+import type { NodeSpec } from './node-spec.ts';
 
 export interface SqlReadiness {
   /** One `SELECT 1` with the admin credentials, bounded by timeoutMs. */

@@ -4,33 +4,11 @@
 // (`loose-init-file`, `INIT_FILE`, `--init-file`) slips past; then it must be a full name on the
 // list. The operator's own config file is not checked against the list (docs/decisions.md).
 import type { NodeKind } from '../config/schema.ts';
-import { mysqlApiOptions } from './mysql-options.ts';
-import { postgresApiOptions } from './postgres-options.ts';
+import { mysqlApiOptions } from './mysql/options.ts';
+import type { ApiOptionPolicy, OptionRule } from './option-rules.ts';
+import { postgresApiOptions } from './postgres/options.ts';
 
 export type OptionValue = string | number | boolean;
-
-/** What an allowed option's value may be. Nothing here takes a path or free text. */
-export type OptionRule =
-  | { type: 'bool' }
-  /** An integer, optionally with a unit suffix from `units` (suffix → factor in the option's own unit). */
-  | { type: 'int'; min: number; max: number; units?: Readonly<Record<string, number>>; caseInsensitiveUnits?: boolean }
-  | { type: 'real'; min: number; max: number }
-  /** One of `values`, matched without regard to case and written as listed. */
-  | { type: 'enum'; values: readonly string[] }
-  /** A character set, collation or time zone name: letters, digits, `_`, and `/`, `+`, `-` inside. */
-  | { type: 'name' }
-  /** A comma-separated list of upper-case words (sql_mode). */
-  | { type: 'words' };
-
-/** Which option a given name means, as the server would read it. */
-export type Resolved =
-  | { ok: true; canonical: string; rule: OptionRule; /** `skip-`/`disable-`/`enable-` form of a boolean: the value it sets. */ implied?: boolean }
-  | { ok: false; reason: string };
-
-/** An engine's list: what a given name means to its server. Booleans are written as booleans (the renderers spell them). */
-export interface ApiOptionPolicy {
-  resolve(name: string): Resolved;
-}
 
 export class ServerOptionError extends Error {
   constructor(
@@ -92,16 +70,12 @@ function checkValue(rule: OptionRule, value: OptionValue): { value: OptionValue 
   }
 }
 
-/** Read at call time: the lists import this module's helpers. */
-function policyFor(kind: NodeKind): ApiOptionPolicy | null {
-  const policies: Readonly<Record<NodeKind, ApiOptionPolicy | null>> = {
-    mysql: mysqlApiOptions,
-    postgres: postgresApiOptions,
-    // cluster_mgr gets its settings from its own config file, not from node-mgr.
-    cluster_mgr: null,
-  };
-  return policies[kind];
-}
+const POLICIES: Readonly<Record<NodeKind, ApiOptionPolicy | null>> = {
+  mysql: mysqlApiOptions,
+  postgres: postgresApiOptions,
+  // cluster_mgr gets its settings from its own config file, not from node-mgr.
+  cluster_mgr: null,
+};
 
 /**
  * Checks server options from the network against the kind's allow-list and returns them under
@@ -109,7 +83,7 @@ function policyFor(kind: NodeKind): ApiOptionPolicy | null {
  * ServerOptionError naming the first refused option.
  */
 export function checkApiServerOptions(kind: NodeKind, options: Readonly<Record<string, OptionValue>>): Record<string, OptionValue> {
-  const policy = policyFor(kind);
+  const policy = POLICIES[kind];
   const out: Record<string, OptionValue> = {};
   const givenAs = new Map<string, string>();
   for (const [name, value] of Object.entries(options)) {
@@ -129,12 +103,4 @@ export function checkApiServerOptions(kind: NodeKind, options: Readonly<Record<s
     out[r.canonical] = checked.value;
   }
   return out;
-}
-
-/** The reason used for a name not on a list: one sentence, naming where such options belong. */
-export function notAllowed(what: string, canonical: string): { ok: false; reason: string } {
-  return {
-    ok: false,
-    reason: `(${what} ${canonical}) is not among the tuning options node-mgr accepts over the network; only node-mgr's own config file can set it`,
-  };
 }

@@ -3,9 +3,7 @@
 // no root (the demo) hands its directory to that account and becomes it before opening anything.
 import { mkdirSync } from 'node:fs';
 import { execa } from 'execa';
-import type { RunAs } from '../engines/engine.ts';
-import { assertTraversable, lookupRunAs } from '../engines/spec.ts';
-import { groupsOf } from '../engines/node-files.ts';
+import { assertTraversable, groupsOf, lookupRunAs, type RunAs } from './run-as.ts';
 
 /**
  * When running as root: makes `dir` (and everything already in it, links themselves and never

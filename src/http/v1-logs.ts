@@ -8,7 +8,7 @@ import { HttpError } from './errors.ts';
 import { requireMutationAllowed } from './security.ts';
 import type { HttpDeps } from './deps.ts';
 import { openPlainFile, readNodeLogTail, withParentDir } from '../engines/node-files.ts';
-import { redact } from '../engines/spec.ts';
+import { redact } from '../engines/run-as-node.ts';
 
 /** One reply carries at most this much of a followed log; the caller asks again from the new offset. */
 const MAX_CHUNK = 1024 * 1024;

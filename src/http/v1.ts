@@ -3,7 +3,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import path from 'node:path';
 import { HttpError } from './errors.ts';
-import { isLoopback } from '../engines/spec.ts';
+import { isLoopback } from '../host/address.ts';
 import { nodeEntrySchema, type NodeEntry } from '../config/schema.ts';
 import { checkApiServerOptions, ServerOptionError } from '../engines/server-options.ts';
 import { requireMutationAllowed } from './security.ts';

@@ -2,7 +2,7 @@
 // `verify_backup` and `prune_backups`. The legacy edge has parsed the request and resolved the node
 // by s_port into the job's nodeId; REST requests carry the same fields without the s_* login.
 import type { Config } from '../config/schema.ts';
-import type { NodeSpec } from '../engines/engine.ts';
+import type { NodeSpec } from '../engines/node-spec.ts';
 import { engineFor } from '../engines/index.ts';
 import { storeNamed } from '../backup/index.ts';
 

@@ -5,7 +5,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { NodeSpec } from '../engines/engine.ts';
+import type { NodeSpec } from '../engines/node-spec.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import { closeSession, isLocalAddress, openSession, rows, type Credentials, type Session, type SqlTarget } from './node-sql.ts';
 

@@ -7,9 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { chown, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/schema.ts';
-import type { NodeSpec } from '../engines/engine.ts';
+import type { NodeSpec } from '../engines/node-spec.ts';
 import { engineFor } from '../engines/index.ts';
-import { COLD_BACKUP_STAGING_PREFIX } from '../engines/spec.ts';
+import { COLD_BACKUP_STAGING_PREFIX } from '../engines/node-layout.ts';
 import type { BackupCredentials, PhysicalBackupRun } from '../engines/physical-backup.ts';
 import { Digest, digesting, packArchive } from '../backup/archive.ts';
 import {

@@ -15,7 +15,7 @@ import { checkStorePath, type BackupStore } from '../backup/store.ts';
 import { okRecord, recordIfCorrupt, verifyBackup, writeVerifyRecord, type VerifiedBackup } from '../backup/catalog.ts';
 import { describePosition } from '../backup/manifest.ts';
 import { durableRename, removeJournal, writeJournal, type RestoreJournal, type RestoreStep } from '../backup/restore-journal.ts';
-import type { NodeSpec } from '../engines/engine.ts';
+import type { NodeSpec } from '../engines/node-spec.ts';
 import { engineFor } from '../engines/index.ts';
 import type { BackupCredentials, PhysicalBackup } from '../engines/physical-backup.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { Config, NodeEntry } from '../config/schema.ts';
-import { mysqlEntries, pgEntries, type Selection } from '../config/install-configs.ts';
+import { mysqlEntries, pgEntries, type Selection } from './install-configs.ts';
 import { NodeCommandError, type Supervisor } from '../supervisor/supervisor.ts';
 import { parseCommand, CommandError, type CommandJobType } from './command.ts';
 import type { JobContext } from './job.ts';

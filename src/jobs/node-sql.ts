@@ -1,9 +1,8 @@
 // SQL sessions the table jobs open on a storage node, with the caller's credentials, and the
 // errors they raise turned into sentences that name the node.
 import mysql from 'mysql2/promise';
-import type { NodeSpec } from '../engines/engine.ts';
-import { clientHost, isLoopback } from '../engines/spec.ts';
-import { localAddresses } from '../config/install-configs.ts';
+import type { NodeSpec } from '../engines/node-spec.ts';
+import { clientHost, isLoopback, localAddresses } from '../host/address.ts';
 import { endConnection } from '../engines/sql-close.ts';
 
 export interface Credentials {

@@ -1,5 +1,5 @@
 // `delete` + `file_type:"table"`: DROP TABLE on a local storage node, with the caller's credentials.
-import type { NodeSpec } from '../engines/engine.ts';
+import type { NodeSpec } from '../engines/node-spec.ts';
 import { closeSession, ER, errno, openSession, type Credentials } from './node-sql.ts';
 import { checkIdentifier, kunlunDatabaseName, qualifiedTable } from './sql-names.ts';
 

@@ -3,7 +3,7 @@
 // s_port into the job's nodeId; here the node must also be a MySQL node and s_ip this host's.
 import { pino, type Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
-import type { NodeSpec } from '../engines/engine.ts';
+import type { NodeSpec } from '../engines/node-spec.ts';
 import type { LegacyRequest } from '../http/legacy-requests.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { JobContext } from './job.ts';

@@ -6,7 +6,7 @@ import { realpath, stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/schema.ts';
-import type { NodeSpec } from '../engines/engine.ts';
+import type { NodeSpec } from '../engines/node-spec.ts';
 import { NodeCommandError, type NodeView, type Supervisor } from '../supervisor/supervisor.ts';
 import type { LegacyRequest } from '../http/legacy-requests.ts';
 import type { JobContext } from './job.ts';

@@ -3,7 +3,7 @@
 // reload` whom to send SIGHUP.
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { cmdline, processState } from '../engines/process-info.ts';
+import { cmdline, processState } from '../host/process-info.ts';
 
 export const LOCK_FILE_NAME = 'node-mgr.pid';
 

@@ -1,7 +1,8 @@
 // The periodic health probe of a serving node. Engines with a session protocol are probed on one
 // long-lived monitoring session (no login per probe); the session's loss is reported at once, as
 // the earliest sign that the server may have died.
-import type { Engine, MonitorSession, NodeSpec } from '../engines/engine.ts';
+import type { Engine, MonitorSession } from '../engines/engine.ts';
+import type { NodeSpec } from '../engines/node-spec.ts';
 
 export interface HealthReports {
   ok(): void;

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { StateStore } from '../state/store.ts';
 import { engineFor } from '../engines/index.ts';
-import type { NodeSpec } from '../engines/engine.ts';
+import type { NodeSpec } from '../engines/node-spec.ts';
 import { rotateServerLog } from './spawn.ts';
 
 export interface HousekeepingOptions {

@@ -1,7 +1,7 @@
 // Nothing stays behind a stop: after a server exits, any process still in its process group, or
 // still working in its data dir, is killed before the node counts as down.
 import path from 'node:path';
-import { pidsOwnedBy, runningProcessGroup, sendSignal, workingDir } from '../engines/process-info.ts';
+import { pidsOwnedBy, runningProcessGroup, sendSignal, workingDir } from '../host/process-info.ts';
 
 export interface Leftover {
   pid: number;

@@ -1,9 +1,11 @@
 // Starting a server as node-mgr's direct child, watching servers adopted from a previous
 // node-mgr, and keeping the captured output file from growing without bound.
 import { spawn } from 'node:child_process';
-import type { LaunchPlan, NodeSpec } from '../engines/engine.ts';
-import { processState } from '../engines/process-info.ts';
-import { serverEnv, serverLogFile, spawnedPidFile } from '../engines/spec.ts';
+import type { LaunchPlan } from '../engines/engine.ts';
+import type { NodeSpec } from '../engines/node-spec.ts';
+import { processState } from '../host/process-info.ts';
+import { serverEnv } from '../engines/run-as-node.ts';
+import { serverLogFile, spawnedPidFile } from '../engines/node-layout.ts';
 import { copyTruncateNodeLog, openDirBeneath, openNodeLogForAppend, rootOf, writeNodeFile } from '../engines/node-files.ts';
 
 export interface ServerExit {

@@ -7,9 +7,13 @@ import { createActor, waitFor, type Actor, type InspectionEvent, type Observer, 
 import type { Logger } from 'pino';
 import type { Config, NodeEntry } from '../config/schema.ts';
 import { stateName, type NodeEvent, type NodeWork, type Wanted } from '../../machines/node.machine.ts';
-import type { Engine, NodeSpec, RunAs } from '../engines/engine.ts';
+import type { Engine } from '../engines/engine.ts';
+import type { NodeSpec } from '../engines/node-spec.ts';
+import type { RunAs } from '../host/run-as.ts';
 import { engineFor } from '../engines/index.ts';
-import { foreignNodeDirEntries, nodeRoots, resolveSpec, lookupRunAs } from '../engines/spec.ts';
+import { foreignNodeDirEntries } from '../engines/node-layout.ts';
+import { nodeRoots, resolveSpec } from '../engines/node-spec.ts';
+import { lookupRunAs } from '../host/run-as.ts';
 import { StateStoreError, type NodeSource, type StateStore } from '../state/store.ts';
 import { nodeMachineFor } from './node-actor.ts';
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { lookupRunAs } from '../../src/engines/spec.ts';
+import { lookupRunAs } from '../../src/host/run-as.ts';
 import { freePort, tempNodeDir, removeTempDirs, TEST_RUN_AS } from '../support/nodes.ts';
 import { api, BIN, killProcessGroups } from '../support/node-mgr-process.ts';
 

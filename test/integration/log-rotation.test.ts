@@ -10,11 +10,11 @@ import { appendFileSync, existsSync, lstatSync, readFileSync, statSync, writeFil
 import path from 'node:path';
 import pino from 'pino';
 import mysql from 'mysql2/promise';
-import type { NodeSpec } from '../../src/engines/engine.ts';
+import type { NodeSpec } from '../../src/engines/node-spec.ts';
 import { engineFor } from '../../src/engines/index.ts';
-import { mysqlPaths } from '../../src/engines/mysql.ts';
-import { isAlive, sendSignal } from '../../src/engines/process-info.ts';
-import { serverLogFile } from '../../src/engines/spec.ts';
+import { mysqlPaths } from '../../src/engines/mysql/paths.ts';
+import { isAlive, sendSignal } from '../../src/host/process-info.ts';
+import { serverLogFile } from '../../src/engines/node-layout.ts';
 import { houseKeep } from '../../src/supervisor/housekeeping.ts';
 import { spawnServer } from '../../src/supervisor/spawn.ts';
 import type { StateStore } from '../../src/state/store.ts';

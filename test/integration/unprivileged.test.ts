@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { lookupRunAs } from '../../src/engines/spec.ts';
+import { lookupRunAs } from '../../src/host/run-as.ts';
 import { api, BIN, killProcessGroups, waitForNode } from '../support/node-mgr-process.ts';
 import { freePort, removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../support/nodes.ts';
 

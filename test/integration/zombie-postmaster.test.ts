@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { engineFor } from '../../src/engines/index.ts';
-import { processState, sendSignal } from '../../src/engines/process-info.ts';
+import { processState, sendSignal } from '../../src/host/process-info.ts';
 import { freePort, makeSpec, removeTempDirs, TEST_RUN_AS } from '../support/nodes.ts';
 import { spawnFromForeignParent } from '../support/foreign-parent.ts';
 import { api, killProcessGroups, startNodeMgrProcess, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';

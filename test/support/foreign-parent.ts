@@ -3,7 +3,7 @@
 // orphaned, as after node-mgr dies) or stays, so a test can hold it with SIGSTOP.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import type { NodeSpec } from '../../src/engines/engine.ts';
+import type { NodeSpec } from '../../src/engines/node-spec.ts';
 
 const SPAWN_TS = new URL('../../src/supervisor/spawn.ts', import.meta.url).href;
 const ENGINES_TS = new URL('../../src/engines/index.ts', import.meta.url).href;

@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { processState } from '../../src/engines/process-info.ts';
+import { processState } from '../../src/host/process-info.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** The sources through tsx: tests exercise the code as it is, never a stale build. */

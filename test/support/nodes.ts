@@ -6,8 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseConfig } from '../../src/config/load.ts';
 import type { NodeEntry, NodeKind } from '../../src/config/schema.ts';
-import type { NodeSpec } from '../../src/engines/engine.ts';
-import { lookupRunAs, resolveSpec } from '../../src/engines/spec.ts';
+import type { NodeSpec } from '../../src/engines/node-spec.ts';
+import { lookupRunAs } from '../../src/host/run-as.ts';
+import { resolveSpec } from '../../src/engines/node-spec.ts';
 
 /** The OS user test servers run as (postgres refuses root). */
 export const TEST_RUN_AS = process.env.NODE_MGR_TEST_RUN_AS ?? 'nodemgr';

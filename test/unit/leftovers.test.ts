@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { reapLeftovers } from '../../src/supervisor/leftovers.ts';
-import { processState } from '../../src/engines/process-info.ts';
+import { processState } from '../../src/host/process-info.ts';
 
 async function waitGone(pid: number): Promise<boolean> {
   for (let i = 0; i < 50; i++) {

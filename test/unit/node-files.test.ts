@@ -14,7 +14,7 @@ import {
   writeNodeFile,
   type NodeDirs,
 } from '../../src/engines/node-files.ts';
-import { lookupRunAs } from '../../src/engines/spec.ts';
+import { lookupRunAs } from '../../src/host/run-as.ts';
 import { removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../support/nodes.ts';
 
 const runAs = lookupRunAs(TEST_RUN_AS);

@@ -19,7 +19,7 @@ import {
   startTime,
   waitForExit,
   workingDir,
-} from '../../src/engines/process-info.ts';
+} from '../../src/host/process-info.ts';
 
 const children: ChildProcess[] = [];
 after(() => {

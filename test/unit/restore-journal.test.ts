@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
-import type { NodeSpec } from '../../src/engines/engine.ts';
+import type { NodeSpec } from '../../src/engines/node-spec.ts';
 import { JOURNAL_NAME, readJournal, recoverRestore, writeJournal, type RestoreStep } from '../../src/backup/restore-journal.ts';
 
 const log = pino({ level: 'silent' });

@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkApiServerOptions, ServerOptionError, type OptionValue } from '../../src/engines/server-options.ts';
-import { mysqlEntries } from '../../src/config/install-configs.ts';
+import { mysqlEntries } from '../../src/jobs/install-configs.ts';
 
 function refusal(kind: 'mysql' | 'postgres' | 'cluster_mgr', name: string, value: OptionValue): ServerOptionError {
   try {

@@ -11,11 +11,13 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import pg from 'pg';
-import { readTar } from '../backup/archive.ts';
-import type { BackupPosition } from '../backup/manifest.ts';
-import { postgresPaths } from './postgres.ts';
-import { treeBytes, type BackupFile, type PhysicalBackup, type PhysicalBackupRun } from './physical-backup.ts';
-import { clientHost, prepareNodeDirs, redact, runAsTool, serverEnv } from './spec.ts';
+import { readTar } from '../../backup/archive.ts';
+import type { BackupPosition } from '../../backup/manifest.ts';
+import { clientHost } from '../../host/address.ts';
+import { prepareNodeDirs } from '../node-layout.ts';
+import { treeBytes, type BackupFile, type PhysicalBackup, type PhysicalBackupRun } from '../physical-backup.ts';
+import { redact, runAsTool, serverEnv } from '../run-as-node.ts';
+import { postgresPaths } from './paths.ts';
 
 /** backup_label: `START WAL LOCATION: 0/2000028 (file 000000010000000000000002)`, `START TIMELINE: 1`. */
 export function parseBackupLabel(text: string): BackupPosition {

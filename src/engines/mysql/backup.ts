@@ -9,11 +9,14 @@ import { lstat, open, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path';
 import { execa } from 'execa';
 import mysql from 'mysql2/promise';
-import type { NodeSpec } from './engine.ts';
-import { mysqlFlavour, mysqlPaths } from './mysql.ts';
-import { treeBytes, walkStaged, type BackupCredentials, type PhysicalBackup, type PhysicalBackupRun } from './physical-backup.ts';
-import { clientHost, prepareNodeDirs, redact, serverEnv } from './spec.ts';
-import type { BackupPosition } from '../backup/manifest.ts';
+import type { BackupPosition } from '../../backup/manifest.ts';
+import { clientHost } from '../../host/address.ts';
+import { prepareNodeDirs } from '../node-layout.ts';
+import type { NodeSpec } from '../node-spec.ts';
+import { treeBytes, walkStaged, type BackupCredentials, type PhysicalBackup, type PhysicalBackupRun } from '../physical-backup.ts';
+import { redact, serverEnv } from '../run-as-node.ts';
+import { mysqlFlavour } from './flavour.ts';
+import { mysqlPaths } from './paths.ts';
 
 /** The backup program: the configured one, unless the flavour needs another (xtrabackup for MySQL 8). */
 export function backupTool(spec: NodeSpec): string {

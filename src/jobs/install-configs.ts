@@ -1,9 +1,9 @@
 // The seed's install configs (PROTOCOL §10), turned into node entries that CREATE can use.
-import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import type { NodeEntry } from './schema.ts';
+import type { NodeEntry } from '../config/schema.ts';
 import { checkApiServerOptions, ServerOptionError } from '../engines/server-options.ts';
+import { localAddresses } from '../host/address.ts';
 
 const mysqlShardConfigSchema = z.object({
   cluster_name: z.string().optional(),
@@ -37,7 +37,7 @@ const pgCompConfigSchema = z
       name: z.string().optional(),
       ip: z.string(),
       port: z.number().int().min(1).max(65535),
-      // No line breaks or control characters: they end statements in the single-user-mode init (postgres.ts).
+      // No line breaks or control characters: they end statements in the single-user-mode init (engines/postgres/engine.ts).
       user: z.string().regex(NO_CONTROL_CHARS, 'must not contain line breaks or control characters').optional(),
       password: z.string().regex(NO_CONTROL_CHARS, 'must not contain line breaks or control characters').optional(),
       datadir: z.string().min(1),
@@ -60,12 +60,6 @@ export interface InstallDefaults {
 }
 
 export type Selection = { index: number } | { ids: number[] };
-
-export function localAddresses(): string[] {
-  const out = new Set(['127.0.0.1', 'localhost', '::1']);
-  for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) out.add(a.address);
-  return [...out];
-}
 
 function parse<T>(schema: z.ZodType<T>, text: string, file: string): T {
   let raw: unknown;

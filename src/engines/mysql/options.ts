@@ -4,7 +4,7 @@
 // `skip-`/`disable-`/`enable-` switch a boolean. mysqld also takes any unique prefix of a name
 // (`init-fil` is init_file, in my.cnf too: getopt-prefix-matching is on); node-mgr takes only full
 // names, so an abbreviation is refused rather than guessed at.
-import { notAllowed, type ApiOptionPolicy, type OptionRule, type Resolved } from './server-options.ts';
+import { notAllowed, type ApiOptionPolicy, type OptionRule, type Resolved } from '../option-rules.ts';
 
 const K = 1024;
 const SIZE = { K, M: K ** 2, G: K ** 3, T: K ** 4 } as const;

@@ -1,85 +1,24 @@
-// MariaDB and MySQL 8 storage/meta nodes. The two flavours differ only in what FLAVOURS lists;
+// MariaDB and MySQL 8 storage/meta nodes. The two flavours differ only in what flavour.ts lists;
 // everything else (my.cnf, readiness, identity, stop ladder) is shared.
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { escape as sqlLiteral } from 'mysql2';
 import mysql from 'mysql2/promise';
-import { endConnection } from './sql-close.ts';
-import type { Engine, ExitDiagnosis, LaunchPlan, NodeSpec } from './engine.ts';
-import { waitForSql } from './readiness.ts';
-import { sqlMonitorSession } from './monitor-session.ts';
-import { diagnoseFromLogs } from './exit-diagnosis.ts';
-import { climbStopLadder, cmdline, isAlive, pidsOwnedBy, sendSignal, startedAtMs, workingDir } from './process-info.ts';
-import { emptyNodeDirAsAccount, readNodeLogTail, readNodePidFile, removeNodeFile, renameRotateNodeLog, writeNodeFile } from './node-files.ts';
-import { assertSocketPathFits, clientHost, initMarkerFile, prepareNodeDirs, redact, runAsTool, serverLogFile } from './spec.ts';
-import { mysqlBackup } from './mysql-backup.ts';
-
-type FlavourName = NodeSpec['binaries']['mysqlFlavor'];
-
-interface Flavour {
-  /** my.cnf section the server reads. */
-  section: string;
-  /** argv0 basenames a server of this flavour runs under. */
-  serverPrograms: string[];
-  /** Initialises the empty data dir as runAs and runs initSqlFile once, before any server listens. */
-  install(spec: NodeSpec, cnf: string, initSqlFile: string): { file: string; args: string[] };
-  /** Statements the init SQL starts with. */
-  initPreamble: string[];
-  /** Hot physical backup and its stream unpacker, for the backup jobs. */
-  backupProgram: string;
-  streamUnpackProgram: string;
-}
-
-const FLAVOURS: Record<FlavourName, Flavour> = {
-  mariadb: {
-    section: 'mariadbd',
-    serverPrograms: ['mariadbd', 'mysqld'],
-    // `normal` root authentication: the default (unix_socket) refuses TCP logins from 127.0.0.1 (error 1130).
-    install: (spec, cnf, sql) => ({
-      file: spec.binaries.mysqlInstallDb,
-      args: [
-        `--defaults-file=${cnf}`,
-        `--basedir=${spec.binaries.mysqlBaseDir}`,
-        '--auth-root-authentication-method=normal',
-        '--skip-test-db',
-        `--extra-file=${sql}`,
-      ],
-    }),
-    // --extra-file runs in bootstrap mode, where the grant tables are not loaded yet: account
-    // statements fail until FLUSH PRIVILEGES loads them.
-    initPreamble: ['FLUSH PRIVILEGES'],
-    backupProgram: 'mariabackup',
-    streamUnpackProgram: 'mbstream',
-  },
-  mysql8: {
-    section: 'mysqld',
-    serverPrograms: ['mysqld'],
-    // --init-file runs after --initialize has created the grant tables.
-    install: (spec, cnf, sql) => ({
-      file: spec.binaries.mysqld,
-      args: [`--defaults-file=${cnf}`, '--initialize-insecure', `--init-file=${sql}`],
-    }),
-    initPreamble: [],
-    backupProgram: 'xtrabackup',
-    streamUnpackProgram: 'xbstream',
-  },
-};
-
-export function mysqlFlavour(spec: NodeSpec): Flavour {
-  return FLAVOURS[spec.binaries.mysqlFlavor];
-}
-
-/** Layout of a MySQL node dir. */
-export function mysqlPaths(spec: NodeSpec) {
-  return {
-    cnf: path.join(spec.dir, 'my.cnf'),
-    tmpDir: path.join(spec.dir, 'tmp'),
-    socket: path.join(spec.runDir, 'mysqld.sock'),
-    pidFile: path.join(spec.runDir, 'mysqld.pid'),
-    errorLog: path.join(spec.logDir, 'error.log'),
-  };
-}
+import { clientHost } from '../../host/address.ts';
+import { climbStopLadder, cmdline, isAlive, pidsOwnedBy, sendSignal, startedAtMs, workingDir } from '../../host/process-info.ts';
+import type { Engine, ExitDiagnosis, LaunchPlan } from '../engine.ts';
+import { diagnoseFromLogs } from '../exit-diagnosis.ts';
+import { sqlMonitorSession } from '../monitor-session.ts';
+import { emptyNodeDirAsAccount, readNodeLogTail, readNodePidFile, removeNodeFile, renameRotateNodeLog, writeNodeFile } from '../node-files.ts';
+import { assertSocketPathFits, initMarkerFile, prepareNodeDirs, serverLogFile } from '../node-layout.ts';
+import type { NodeSpec } from '../node-spec.ts';
+import { waitForSql } from '../readiness.ts';
+import { redact, runAsTool } from '../run-as-node.ts';
+import { endConnection } from '../sql-close.ts';
+import { mysqlBackup } from './backup.ts';
+import { mysqlFlavour } from './flavour.ts';
+import { mysqlPaths } from './paths.ts';
 
 // Options node-mgr derives from the spec: overriding them in serverOptions would break identity checks.
 const RESERVED = new Set(['datadir', 'port', 'bind_address', 'socket', 'pid_file', 'log_error']);
@@ -386,8 +325,5 @@ export const mysqlEngine: Engine = {
 
   laysOutNodeDir: true,
 
-  // A getter: mysql-backup.ts imports this module's paths, and the cycle must not be read at load.
-  get backup() {
-    return mysqlBackup;
-  },
+  backup: mysqlBackup,
 };

@@ -1,7 +1,7 @@
 // The PostgreSQL settings a node entry from the network may set (server-options.ts). PostgreSQL
 // reads setting names without regard to case; node-mgr also takes `-` for `_` and a leading `--`
 // (as `postgres --work-mem=…` does) so that no spelling of a refused setting gets through.
-import { notAllowed, type ApiOptionPolicy, type OptionRule, type Resolved } from './server-options.ts';
+import { notAllowed, type ApiOptionPolicy, type OptionRule, type Resolved } from '../option-rules.ts';
 
 const MAX_INT = 2 ** 31 - 1;
 // PostgreSQL's own unit spellings (case-sensitive, as the server wants them). The range of the

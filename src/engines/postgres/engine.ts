@@ -4,42 +4,25 @@ import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import type { Engine, ExitDiagnosis, LaunchPlan, NodeSpec } from './engine.ts';
-import { waitForSql } from './readiness.ts';
-import { sqlMonitorSession } from './monitor-session.ts';
-import { diagnoseFromLogs } from './exit-diagnosis.ts';
-import { climbStopLadder, cmdline, isAlive, pidsOwnedBy, processState, sendSignal, startedAtMs, workingDir } from './process-info.ts';
-import { emptyNodeDirAsAccount, readNodeFile, readNodeLogTail, readNodePidFile, removeNodeFile, writeNodeFile } from './node-files.ts';
-import {
-  assertSocketPathFits,
-  clientHost,
-  initMarkerFile,
-  isLoopback,
-  prepareNodeDirs,
-  runAsTool,
-  serverLogFile,
-} from './spec.ts';
-import { postgresBackup } from './postgres-backup.ts';
+import { clientHost, isLoopback } from '../../host/address.ts';
+import { climbStopLadder, cmdline, isAlive, pidsOwnedBy, processState, sendSignal, startedAtMs, workingDir } from '../../host/process-info.ts';
+import type { Engine, ExitDiagnosis, LaunchPlan } from '../engine.ts';
+import { diagnoseFromLogs } from '../exit-diagnosis.ts';
+import { sqlMonitorSession } from '../monitor-session.ts';
+import { emptyNodeDirAsAccount, readNodeFile, readNodeLogTail, readNodePidFile, removeNodeFile, writeNodeFile } from '../node-files.ts';
+import { assertSocketPathFits, initMarkerFile, prepareNodeDirs, serverLogFile } from '../node-layout.ts';
+import type { NodeSpec } from '../node-spec.ts';
+import { waitForSql } from '../readiness.ts';
+import { runAsTool } from '../run-as-node.ts';
+import { postgresBackup } from './backup.ts';
+import { OPTIONS_FILE, postgresPaths } from './paths.ts';
 
 /** How long a start waits for a killed postmaster's zombie to be reaped; then it tries anyway. */
 const ZOMBIE_WAIT_MS = 10_000;
 
 /** The bootstrap superuser initdb creates; tools such as pg_basebackup log in as it. */
 const BOOTSTRAP_SUPERUSER = 'postgres';
-/** Settings node-mgr generates from serverOptions, included from postgresql.conf. */
-const OPTIONS_FILE = 'node-mgr.conf';
 const INCLUDE_LINE = `include_if_exists '${OPTIONS_FILE}'`;
-
-export function postgresPaths(spec: NodeSpec) {
-  return {
-    bin: (program: string) => path.join(spec.binaries.postgresBinDir, program),
-    postmasterPid: path.join(spec.dataDir, 'postmaster.pid'),
-    socket: path.join(spec.runDir, `.s.PGSQL.${spec.port}`),
-    optionsFile: path.join(spec.dataDir, OPTIONS_FILE),
-    mainConf: path.join(spec.dataDir, 'postgresql.conf'),
-    hba: path.join(spec.dataDir, 'pg_hba.conf'),
-  };
-}
 
 export function pgIdent(name: string): string {
   if (name.includes('\0')) throw new Error('an SQL identifier cannot contain NUL');
@@ -338,8 +321,5 @@ export const postgresEngine: Engine = {
 
   laysOutNodeDir: true,
 
-  // A getter: postgres-backup.ts imports this module's paths, and the cycle must not be read at load.
-  get backup() {
-    return postgresBackup;
-  },
+  backup: postgresBackup,
 };
