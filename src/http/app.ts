@@ -16,7 +16,7 @@ import { healthRoutes } from './health.ts';
 import { instrumentHttp, metricsRoutes } from './metrics.ts';
 import { inspectorRoutes } from './inspector/routes.ts';
 import type { HttpDeps } from './deps.ts';
-import { requireMutationAllowed } from './security.ts';
+import { installAuth } from './auth.ts';
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
   const tls = deps.config.listen.tls;
@@ -52,6 +52,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   // Per-address and overall connection limits, before the HTTP parser (or the TLS handshake) sees a
   // connection; loopback and allow-listed callers are never crowded out (connection-gate.ts).
   new ConnectionGate(() => deps.config.security, { plainHttp: !tls, log: app.log }).install(app.server);
+  app.decorate('services', deps);
   app.setErrorHandler(errorHandler);
   app.addHook('preClose', async () => {
     closing = true;
@@ -68,12 +69,9 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       throw new HttpError(503, 'node-mgr is shutting down; try again when it is back');
     }
   });
-  // Every mutating request is authenticated before its body is validated or parsed, so a caller
-  // without a credential gets 401/403 and not a hint about the body. POST / (the legacy protocol)
-  // decides by its job_type: read-only types may be open (security.openReads).
-  app.addHook('onRequest', async (req) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD' && req.routeOptions.url !== '/') requireMutationAllowed(req, deps.config);
-  });
+  // Each route's declared access becomes its own check (auth.ts): a mutation is refused before its
+  // body is read; reads follow security.openReads; POST / decides by its job_type.
+  installAuth(app, deps.config);
   // A request must arrive in full within requestTimeoutMs, except on routes whose body is a stream
   // that may rightly take longer (config.streamedBody: a table sent by another node-mgr): those
   // are bounded by the idle timeout, so a sender that stops is still cut off.
@@ -106,16 +104,17 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(multipart, { preservePath: true, limits: { fileSize: deps.config.security.uploadLimitBytes, files: 1 } });
   await registerOpenApi(app);
 
-  await app.register(async (scope) => legacyRoutes(scope, deps));
-  await app.register(async (scope) => v1Routes(scope, deps), { prefix: '/v1' });
-  await app.register(async (scope) => backupRoutes(scope, deps), { prefix: '/v1' });
-  await app.register(async (scope) => logRoutes(scope, deps), { prefix: '/v1' });
-  await app.register(async (scope) => tableRecvRoutes(scope, deps), { prefix: '/v1' });
-  await app.register(async (scope) => eventRoutes(scope, deps), { prefix: '/v1' });
-  await app.register(async (scope) => healthRoutes(scope, deps));
-  await app.register(async (scope) => metricsRoutes(scope, deps));
-  await app.register(async (scope) => inspectorRoutes(scope, deps));
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ result: 'succeed', info: 'node-mgr is alive' }));
+  // Route plugins take their services from app.services; each route declares its access (auth.ts).
+  await app.register(legacyRoutes);
+  await app.register(v1Routes, { prefix: '/v1' });
+  await app.register(backupRoutes, { prefix: '/v1' });
+  await app.register(logRoutes, { prefix: '/v1' });
+  await app.register(tableRecvRoutes, { prefix: '/v1' });
+  await app.register(eventRoutes, { prefix: '/v1' });
+  await app.register(healthRoutes);
+  await app.register(metricsRoutes);
+  await app.register(inspectorRoutes);
+  app.get('/healthz', { config: { access: 'open' }, schema: { hide: true } }, async () => ({ result: 'succeed', info: 'node-mgr is alive' }));
   return app;
 }
 

@@ -1,4 +1,4 @@
-// The services route plugins use, decorated once on the app.
+// The services route plugins use, decorated once on the root app (app.ts) as `app.services`.
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
@@ -15,6 +15,13 @@ export interface HttpDeps {
   store: StateStore;
   host: HostInfo;
   usage: NodeUsage;
+  /** node-mgr's own logger; `app.log` is the HTTP layer's child of it (warnings only). */
   log: Logger;
   metrics: NodeMgrMetrics;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    services: HttpDeps;
+  }
 }

@@ -10,7 +10,6 @@ import { withLogTailFor } from './secrets.ts';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import type { HttpDeps } from './deps.ts';
-import { requireMutationAllowed } from './security.ts';
 import type { NodeView, Transition } from '../supervisor/supervisor.ts';
 import type { JobRecord } from '../state/store.ts';
 import type { NodeUsage } from '../host/node-usage.ts';
@@ -159,11 +158,10 @@ class EventHub {
   }
 }
 
-export async function eventRoutes(app: FastifyInstance, deps: HttpDeps, opts: EventStreamOptions = {}): Promise<void> {
-  const hub = new EventHub(deps, opts);
+export async function eventRoutes(app: FastifyInstance, opts: EventStreamOptions): Promise<void> {
+  const hub = new EventHub(app.services, opts);
   app.addHook('preClose', async () => hub.closeAll());
-  app.get('/events', { schema: { summary: 'Server-sent events: hello, transition, job (see src/http/events.ts)' } }, async (req, reply: FastifyReply) => {
-    if (!deps.config.security.openReads) requireMutationAllowed(req, deps.config);
+  app.get('/events', { config: { access: 'read' }, schema: { summary: 'Server-sent events: hello, transition, job (see src/http/events.ts)' } }, async (req, reply: FastifyReply) => {
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {

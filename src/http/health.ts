@@ -2,15 +2,13 @@
 // /v1/nodes/:port/health (this node's server can take traffic). Both answer 200 or 503 with a JSON
 // body saying why; like /healthz they need no credentials, since a probe seldom carries any.
 import type { FastifyInstance } from 'fastify';
-import type { HttpDeps } from './deps.ts';
 import { SERVING_STATES } from '../metrics/metrics.ts';
+import { portParams } from './schemas.ts';
 
-const portParams = { type: 'object', required: ['port'], properties: { port: { type: 'integer', minimum: 1, maximum: 65535 } } } as const;
+export async function healthRoutes(app: FastifyInstance): Promise<void> {
+  const { supervisor, store } = app.services;
 
-export async function healthRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
-  const { supervisor, store } = deps;
-
-  app.get('/readyz', { schema: { summary: 'Ready: every node actor loaded and the state file takes writes', hide: true } }, async (_req, reply) => {
+  app.get('/readyz', { config: { access: 'open' }, schema: { summary: 'Ready: every node actor loaded and the state file takes writes', hide: true } }, async (_req, reply) => {
     let storeError: string | null = null;
     try {
       store.checkWritable();
@@ -27,7 +25,7 @@ export async function healthRoutes(app: FastifyInstance, deps: HttpDeps): Promis
 
   app.get<{ Params: { port: number } }>(
     '/v1/nodes/:port/health',
-    { schema: { summary: 'One node: 200 when its server is up and its last health probe passed, 503 otherwise', params: portParams } },
+    { config: { access: 'open' }, schema: { summary: 'One node: 200 when its server is up and its last health probe passed, 503 otherwise', params: portParams } },
     async (req, reply) => {
       const n = supervisor.byPort(req.params.port);
       if (!n) return reply.code(404).send({ result: 'error', ready: false, info: `no node on port ${req.params.port} on this host` });

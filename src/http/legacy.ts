@@ -12,7 +12,7 @@ import { isLegacyJobType, parseLegacyRequest, NODE_TYPES, type LegacyJobType } f
 import { legacyJobStatus } from './legacy-status.ts';
 import { handleUpload } from './upload.ts';
 import type { HttpDeps } from './deps.ts';
-import { requireMutationAllowed } from './security.ts';
+import type { Access } from './auth.ts';
 
 const READ_ONLY = new Set<LegacyJobType>(['get_node', 'get_info', 'get_status']);
 
@@ -22,27 +22,32 @@ const ROLE_TO_TYPE: Record<string, (typeof NODE_TYPES)[number] | undefined> = {
   computer: 'computer_node',
 };
 
-export async function legacyRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
-  app.post('/', async (req, reply) => {
-    if (req.isMultipart()) {
-      requireMutationAllowed(req, deps.config);
-      return handleUpload(req, deps);
-    }
+/**
+ * An upload or a job type that changes something is a mutation; get_* are reads. A body that names
+ * no known job type is refused by the handler (400) before anyone asks who sent it.
+ */
+function seedAccess(req: FastifyRequest): Access {
+  if (req.isMultipart()) return 'mutate';
+  const jobType = (req.body as { job_type?: unknown } | null | undefined)?.job_type;
+  if (!isLegacyJobType(jobType)) return 'open';
+  return READ_ONLY.has(jobType) ? 'read' : 'mutate';
+}
+
+export async function legacyRoutes(app: FastifyInstance): Promise<void> {
+  const deps = app.services;
+  app.post('/', { config: { access: seedAccess } }, async (req, reply) => {
+    if (req.isMultipart()) return handleUpload(req, deps);
     const body = req.body;
     if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('request body must be a JSON object');
     const jobType = (body as Record<string, unknown>).job_type;
     if (jobType === undefined) throw badRequest('field "job_type" is required');
     if (!isLegacyJobType(jobType)) throw badRequest(`unknown job_type ${JSON.stringify(jobType).slice(0, 80)}`);
-    if (!READ_ONLY.has(jobType) || !deps.config.security.openReads) requireMutationAllowed(req, deps.config);
     const answer = await dispatch(jobType, body, deps, req);
     return reply.type('application/json').send(answer);
   });
 
   // The original's status poll by path; same reply as get_status.
-  app.get<{ Params: { jobId: string } }>('/:jobId', async (req) => {
-    if (!deps.config.security.openReads) requireMutationAllowed(req, deps.config);
-    return legacyJobStatus(deps.jobs, req.params.jobId);
-  });
+  app.get<{ Params: { jobId: string } }>('/:jobId', { config: { access: 'read' } }, async (req) => legacyJobStatus(deps.jobs, req.params.jobId));
 }
 
 async function dispatch(jobType: LegacyJobType, body: object, deps: HttpDeps, req: FastifyRequest): Promise<unknown> {

@@ -1,8 +1,6 @@
 // GET /metrics (Prometheus text) and the request-latency hook over every route.
 import type { FastifyInstance } from 'fastify';
-import type { HttpDeps } from './deps.ts';
 import type { NodeMgrMetrics } from '../metrics/metrics.ts';
-import { requireMutationAllowed } from './security.ts';
 
 /** Routes whose replies last as long as the client stays: their "latency" means nothing. */
 const STREAMS = new Set(['/v1/events']);
@@ -19,10 +17,10 @@ export function instrumentHttp(app: FastifyInstance, metrics: NodeMgrMetrics): v
   });
 }
 
-export async function metricsRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
-  app.get('/metrics', { schema: { hide: true } }, async (req, reply) => {
-    if (!deps.config.security.openReads) requireMutationAllowed(req, deps.config);
-    const text = await deps.metrics.render();
-    return reply.type(deps.metrics.contentType).send(text);
+export async function metricsRoutes(app: FastifyInstance): Promise<void> {
+  const { metrics } = app.services;
+  app.get('/metrics', { config: { access: 'read' }, schema: { hide: true } }, async (_req, reply) => {
+    const text = await metrics.render();
+    return reply.type(metrics.contentType).send(text);
   });
 }

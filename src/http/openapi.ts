@@ -21,8 +21,6 @@ const ready = {
 } as const;
 const text = (description: string, type = 'text/plain') => ({ description, content: { [type]: { schema: { type: 'string' } } } });
 
-/** Routes anyone may call (probes, the docs): no bearer requirement in the document. */
-const PUBLIC = new Set(['/healthz', '/readyz', '/v1/nodes/:port/health']);
 /** Hidden in their route schema (internal history), documented here: what monitoring calls. */
 const SHOWN = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -97,10 +95,12 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       const key = `${method} ${url}`;
       const given = (schema ?? {}) as Record<string, unknown>;
       if (given.hide && !SHOWN.has(url)) return { schema: given as never, url };
+      // Routes anyone may call (auth.ts): no bearer requirement in the document.
+      const open = route.config?.access === 'open';
       const response: Record<string, unknown> = { ...((given.response as Record<string, unknown>) ?? {}), ...(REPLIES[key] ?? {}) };
       if (!Object.keys(response).some((c) => c.startsWith('2'))) response[method === 'POST' ? '200' : '200'] = anyObject;
       if (!Object.keys(response).some((c) => c.startsWith('4'))) response['400'] = error;
-      if (!PUBLIC.has(url) && !response['401']) response['401'] = error;
+      if (!open && !response['401']) response['401'] = error;
       const doc: Record<string, unknown> = {
         ...given,
         hide: false,
@@ -108,15 +108,21 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         tags: (given.tags as string[] | undefined) ?? [tagOf(url)],
         summary: (given.summary as string | undefined) ?? SUMMARIES[key] ?? `${method} ${url}`,
         response,
-        ...(PUBLIC.has(url) ? { security: [] } : {}),
+        ...(open ? { security: [] } : {}),
       };
       return { schema: doc as never, url };
     },
   });
-  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/docs/json', { config: { access: 'open' }, schema: { hide: true } }, async () => app.swagger());
   // Not the seed's GET /<job_id>: the docs live at /docs/ui, and /docs points there.
-  app.get('/docs', { schema: { hide: true } }, async (_req, reply) =>
+  app.get('/docs', { config: { access: 'open' }, schema: { hide: true } }, async (_req, reply) =>
     reply.redirect('/docs/ui/', 302),
   );
-  await app.register(swaggerUi, { routePrefix: '/docs/ui', uiConfig: { docExpansion: 'list', deepLinking: true } });
+  // The UI plugin adds its own routes (page, assets): all open, like the document they show.
+  await app.register(async (ui) => {
+    ui.addHook('onRoute', (route) => {
+      route.config = { ...route.config, access: 'open' };
+    });
+    await ui.register(swaggerUi, { routePrefix: '/docs/ui', uiConfig: { docExpansion: 'list', deepLinking: true } });
+  });
 }

@@ -8,9 +8,7 @@ import { tableImportsFor } from '../jobs/table-jobs.ts';
 import { TableTransferError } from '../jobs/table-import.ts';
 import { TABLE_STREAM_CONTENT_TYPE, TableStreamError } from '../jobs/table-stream.ts';
 import { SqlNameError } from '../jobs/sql-names.ts';
-import type { HttpDeps } from './deps.ts';
 import { HttpError } from './errors.ts';
-import { requireMutationAllowed } from './security.ts';
 
 const preflightBody = z.object({
   destination: z.object({
@@ -30,7 +28,8 @@ function toHttp(err: unknown): unknown {
   return err;
 }
 
-export async function tableRecvRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
+export async function tableRecvRoutes(app: FastifyInstance): Promise<void> {
+  const deps = app.services;
   const imports = tableImportsFor(deps.config, deps.supervisor, deps.log.child({ component: 'table-transfer' }));
 
   // The stream is read as it arrives, never buffered: no body limit applies to it.
@@ -38,9 +37,8 @@ export async function tableRecvRoutes(app: FastifyInstance, deps: HttpDeps): Pro
 
   app.post<{ Body: unknown }>(
     '/recv/table/preflight',
-    { schema: { summary: 'Table send, destination side: may this node take the table? Changes nothing.' } },
+    { config: { access: 'mutate' }, schema: { summary: 'Table send, destination side: may this node take the table? Changes nothing.' } },
     async (req) => {
-      requireMutationAllowed(req, deps.config);
       const parsed = preflightBody.safeParse(req.body);
       if (!parsed.success) throw new HttpError(400, `recv preflight: field "${parsed.error.issues[0]?.path.join('.')}" ${parsed.error.issues[0]?.message}`);
       const { destination: d, table } = parsed.data;
@@ -60,10 +58,9 @@ export async function tableRecvRoutes(app: FastifyInstance, deps: HttpDeps): Pro
     {
       schema: { summary: `Table send, destination side: a ${TABLE_STREAM_CONTENT_TYPE} body (header, .cfg, .ibd, trailer); imports it and answers with the verification` },
       // A large table takes longer than any fixed request bound; a stalled sender still meets the idle timeout.
-      config: { streamedBody: true },
+      config: { access: 'mutate', streamedBody: true },
     },
     async (req) => {
-      requireMutationAllowed(req, deps.config);
       if (req.headers['content-type'] !== TABLE_STREAM_CONTENT_TYPE) throw new HttpError(415, `recv expects Content-Type ${TABLE_STREAM_CONTENT_TYPE}`);
       // The import and its checksum can outlast the idle timeout of the socket after the last byte:
       // once the body is in, the socket may be quiet.

@@ -1,22 +1,14 @@
 // The REST face of cold backups: list a node's backups, back up and restore a node (also a node
 // configured but not yet initialised: a rebuild from a backup), verify and prune. Everything that
 // takes time is a job; the reply names it (202, Location: /v1/jobs/<id>).
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { backupDirFor, listBackups } from '../backup/catalog.ts';
 import { checkStorePath } from '../backup/store.ts';
 import { engineFor } from '../engines/index.ts';
 import { storeNamed, STORE_NAMES } from '../jobs/backup-jobs.ts';
 import type { NodeView } from '../supervisor/supervisor.ts';
 import { HttpError } from './errors.ts';
-import { requireMutationAllowed } from './security.ts';
-import type { HttpDeps } from './deps.ts';
-
-const errorSchema = { type: 'object', properties: { result: { type: 'string' }, info: { type: 'string' } } } as const;
-const acceptedSchema = {
-  type: 'object',
-  properties: { result: { type: 'string' }, info: { type: 'string' }, job_id: { type: 'string' } },
-} as const;
-const portParams = { type: 'object', required: ['port'], properties: { port: { type: 'integer', minimum: 1, maximum: 65535 } } } as const;
+import { acceptedSchema, errorSchema, portParams, portSchema } from './schemas.ts';
 const store = { type: 'string', enum: [...STORE_NAMES], description: 'the backup store; the configured one when absent' } as const;
 const jobId = { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.:@-]+$', description: 'idempotency key; generated when absent' } as const;
 const backupFile = { type: 'string', minLength: 2, maxLength: 1024, pattern: '^/.*\\.tgz$', description: 'the backup archive, e.g. /coldbackup/clust1/shard1/coldback_20211122_234303.tgz' } as const;
@@ -49,11 +41,8 @@ const listingSchema = {
 
 type StoreName = (typeof STORE_NAMES)[number];
 
-export async function backupRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
-  const { supervisor, jobs, config } = deps;
-  const guardReads = async (req: FastifyRequest) => {
-    if (!config.security.openReads) requireMutationAllowed(req, config);
-  };
+export async function backupRoutes(app: FastifyInstance): Promise<void> {
+  const { supervisor, jobs, config } = app.services;
   const nodeOf = (port: number): NodeView => {
     const n = supervisor.byPort(port);
     if (!n) throw new HttpError(404, `no node on port ${port} on this host`);
@@ -75,10 +64,10 @@ export async function backupRoutes(app: FastifyInstance, deps: HttpDeps): Promis
   app.get<{ Querystring: { port?: number; store?: StoreName } }>(
     '/backups',
     {
-      preHandler: guardReads,
+      config: { access: 'read' },
       schema: {
         summary: "The cold backups of this host's nodes (or of one), newest first, with their last verification",
-        querystring: { type: 'object', properties: { port: { type: 'integer', minimum: 1, maximum: 65535 }, store } },
+        querystring: { type: 'object', properties: { port: portSchema, store } },
         response: { 200: listingSchema, 400: errorSchema, 404: errorSchema },
       },
     },
@@ -103,14 +92,14 @@ export async function backupRoutes(app: FastifyInstance, deps: HttpDeps): Promis
   app.post<{ Body: { file?: string; port?: number; store?: StoreName; job_id?: string } | undefined }>(
     '/backups/verify',
     {
+      config: { access: 'mutate' },
       schema: {
         summary: 'Verify a backup (file) or every backup of a node (port): read it back and check every digest; the result is recorded next to it',
-        body: { type: 'object', additionalProperties: false, properties: { file: backupFile, port: portParams.properties.port, store, job_id: jobId } },
+        body: { type: 'object', additionalProperties: false, properties: { file: backupFile, port: portSchema, store, job_id: jobId } },
         response: { 202: acceptedSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema },
       },
     },
     async (req, reply) => {
-      requireMutationAllowed(req, config);
       const body = req.body ?? {};
       if (body.file === undefined && body.port === undefined) throw new HttpError(400, 'give "file" (one backup) or "port" (every backup of that node)');
       if (body.file !== undefined) checkPath(body.file);
@@ -124,13 +113,14 @@ export async function backupRoutes(app: FastifyInstance, deps: HttpDeps): Promis
   app.post<{ Body: { port?: number; dry_run?: boolean; keep?: number; keep_days?: number; store?: StoreName; job_id?: string } | undefined }>(
     '/backups/prune',
     {
+      config: { access: 'mutate' },
       schema: {
         summary: "Apply retention (backup.keep / backup.keepDays, or the body's) to one node's backups or every local node's; the newest verified backup is never deleted",
         body: {
           type: 'object',
           additionalProperties: false,
           properties: {
-            port: portParams.properties.port,
+            port: portSchema,
             dry_run: { type: 'boolean' },
             keep: { type: 'integer', minimum: 1 },
             keep_days: { type: 'number', exclusiveMinimum: 0 },
@@ -142,7 +132,6 @@ export async function backupRoutes(app: FastifyInstance, deps: HttpDeps): Promis
       },
     },
     async (req, reply) => {
-      requireMutationAllowed(req, config);
       const body = req.body ?? {};
       storeOf(body.store);
       const node = body.port !== undefined ? nodeOf(body.port) : undefined;
@@ -154,6 +143,7 @@ export async function backupRoutes(app: FastifyInstance, deps: HttpDeps): Promis
   app.post<{ Params: { port: number }; Body: { store?: StoreName; job_id?: string } | undefined }>(
     '/nodes/:port/backup',
     {
+      config: { access: 'mutate' },
       schema: {
         summary: "Cold backup of a running node with its configured login (the legacy coldbackup takes the caller's)",
         params: portParams,
@@ -162,7 +152,6 @@ export async function backupRoutes(app: FastifyInstance, deps: HttpDeps): Promis
       },
     },
     async (req, reply) => {
-      requireMutationAllowed(req, config);
       const n = nodeOf(req.params.port);
       const body = req.body ?? {};
       storeOf(body.store);
@@ -173,6 +162,7 @@ export async function backupRoutes(app: FastifyInstance, deps: HttpDeps): Promis
   app.post<{ Params: { port: number }; Body: { file: string; store?: StoreName; job_id?: string } }>(
     '/nodes/:port/restore',
     {
+      config: { access: 'mutate' },
       schema: {
         summary: 'Restore a node from a cold backup; also rebuilds a configured node that has no data dir yet',
         params: portParams,
@@ -181,7 +171,6 @@ export async function backupRoutes(app: FastifyInstance, deps: HttpDeps): Promis
       },
     },
     async (req, reply) => {
-      requireMutationAllowed(req, config);
       const n = nodeOf(req.params.port);
       checkPath(req.body.file);
       storeOf(req.body.store);

@@ -1,12 +1,11 @@
 // GET /v1/nodes/:port/log: a node's server logs for `node-mgr logs` (tail, then follow by offset).
 // Files are opened the way node-files.ts opens everything below a node dir: never through a link.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { constants } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { HttpError } from './errors.ts';
-import { requireMutationAllowed } from './security.ts';
-import type { HttpDeps } from './deps.ts';
+import { errorSchema, portParams } from './schemas.ts';
 import { openPlainFile, readNodeLogTail, withParentDir } from '../engines/node-files.ts';
 import { redact } from '../engines/run-as-node.ts';
 
@@ -14,8 +13,6 @@ import { redact } from '../engines/run-as-node.ts';
 const MAX_CHUNK = 1024 * 1024;
 /** Rotated copies (server.log.1, error.log.2.gz) are not the log being written now. */
 const ROTATED = /\.\d+(\.gz)?$/;
-
-const errorSchema = { type: 'object', properties: { result: { type: 'string' }, info: { type: 'string' } } } as const;
 
 export const logReplySchema = {
   type: 'object',
@@ -35,21 +32,18 @@ interface LogQuery {
   offset?: number;
 }
 
-export async function logRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
-  const { supervisor, config } = deps;
-  const guardReads = async (req: FastifyRequest) => {
-    if (!config.security.openReads) requireMutationAllowed(req, config);
-  };
+export async function logRoutes(app: FastifyInstance): Promise<void> {
+  const { supervisor } = app.services;
 
   app.get<{ Params: { port: number }; Querystring: LogQuery }>(
     '/nodes/:port/log',
     {
-      preHandler: guardReads,
+      config: { access: 'read' },
       schema: {
         summary: "A node's server log: the last `lines` lines, or everything after `offset` (follow)",
         operationId: 'getNodeLog',
         tags: ['nodes'],
-        params: { type: 'object', required: ['port'], properties: { port: { type: 'integer', minimum: 1, maximum: 65535 } } },
+        params: portParams,
         querystring: {
           type: 'object',
           additionalProperties: false,

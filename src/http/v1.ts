@@ -6,9 +6,8 @@ import { HttpError } from './errors.ts';
 import { isLoopback } from '../host/address.ts';
 import { nodeEntrySchema, type NodeEntry } from '../config/schema.ts';
 import { checkApiServerOptions, ServerOptionError } from '../engines/server-options.ts';
-import { requireMutationAllowed } from './security.ts';
 import { maySeeSecrets, withLogTailFor } from './secrets.ts';
-import type { HttpDeps } from './deps.ts';
+import { errorSchema, portParams } from './schemas.ts';
 import type { NodeView } from '../supervisor/supervisor.ts';
 import type { JobRecord, JobStatus } from '../state/store.ts';
 
@@ -40,9 +39,6 @@ const jobSchema = {
   },
 } as const;
 
-const errorSchema = { type: 'object', properties: { result: { type: 'string' }, info: { type: 'string' } } } as const;
-const portParams = { type: 'object', required: ['port'], properties: { port: { type: 'integer', minimum: 1, maximum: 65535 } } } as const;
-
 
 /** A node entry from the network may not name a program (beyond the allow-list) or a URL elsewhere. */
 function refuseRemoteExecution(entry: NodeEntry, allowList: string[]): void {
@@ -71,11 +67,9 @@ function apiServerOptions(entry: NodeEntry): NodeEntry['serverOptions'] {
   }
 }
 
-export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
+export async function v1Routes(app: FastifyInstance): Promise<void> {
+  const deps = app.services;
   const { supervisor, jobs, store, config } = deps;
-  const guardReads = async (req: FastifyRequest) => {
-    if (!config.security.openReads) requireMutationAllowed(req, config);
-  };
   const nodeOf = (port: number): NodeView => {
     const n = supervisor.byPort(port);
     if (!n) throw new HttpError(404, `no node on port ${port} on this host`);
@@ -88,13 +82,13 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
     return { ...withLogTailFor(rest, maySeeSecrets(req, config)), usage: deps.usage.get(n.id) };
   };
 
-  app.get('/nodes', { preHandler: guardReads, schema: { summary: 'List supervised nodes', response: { 200: { type: 'array', items: nodeSchema } } } }, async (req) =>
+  app.get('/nodes', { config: { access: 'read' }, schema: { summary: 'List supervised nodes', response: { 200: { type: 'array', items: nodeSchema } } } }, async (req) =>
     supervisor.list().map((n) => publicView(n, req)),
   );
 
   app.get<{ Params: { port: number } }>(
     '/nodes/:port',
-    { preHandler: guardReads, schema: { summary: 'One node: snapshot and its latest transitions', params: portParams, response: { 404: errorSchema } } },
+    { config: { access: 'read' }, schema: { summary: 'One node: snapshot and its latest transitions', params: portParams, response: { 404: errorSchema } } },
     async (req) => {
       const n = nodeOf(req.params.port);
       return { ...publicView(n, req), transitions: store.recentTransitions(n.id, 50) };
@@ -104,10 +98,9 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
   for (const action of ['start', 'stop', 'restart'] as const) {
     app.post<{ Params: { port: number } }>(
       `/nodes/:port/${action}`,
-      { schema: { summary: `${action} a node (waits until it settles)`, params: portParams, response: { 200: nodeSchema, 404: errorSchema, 409: errorSchema } } },
+      { config: { access: 'mutate' }, schema: { summary: `${action} a node (waits until it settles)`, params: portParams, response: { 200: nodeSchema, 404: errorSchema, 409: errorSchema } } },
       async (req) => {
-        requireMutationAllowed(req, config);
-        const n = nodeOf(req.params.port);
+          const n = nodeOf(req.params.port);
         jobs.refuseIfHeld(n.id, action);
         return publicView(await supervisor.command(n.id, action.toUpperCase() as 'START'), req);
       },
@@ -116,9 +109,8 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
 
   app.post<{ Params: { port: number } }>(
     '/nodes/:port/create',
-    { schema: { summary: 'Initialise the data dir of a configured node and start it', params: portParams, response: { 200: nodeSchema, 404: errorSchema, 409: errorSchema } } },
+    { config: { access: 'mutate' }, schema: { summary: 'Initialise the data dir of a configured node and start it', params: portParams, response: { 200: nodeSchema, 404: errorSchema, 409: errorSchema } } },
     async (req) => {
-      requireMutationAllowed(req, config);
       const n = nodeOf(req.params.port);
       jobs.refuseIfHeld(n.id, 'create');
       return publicView(await supervisor.initialize(n.id), req);
@@ -127,9 +119,8 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
 
   app.post<{ Body: unknown }>(
     '/nodes',
-    { schema: { summary: 'Create a new node from a node entry (same shape as a config nodes[] entry) and start it', body: { type: 'object' }, response: { 200: nodeSchema, 400: errorSchema, 409: errorSchema } } },
+    { config: { access: 'mutate' }, schema: { summary: 'Create a new node from a node entry (same shape as a config nodes[] entry) and start it', body: { type: 'object' }, response: { 200: nodeSchema, 400: errorSchema, 409: errorSchema } } },
     async (req) => {
-      requireMutationAllowed(req, config);
       const parsed = nodeEntrySchema.safeParse(req.body);
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;
@@ -146,9 +137,8 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
 
   app.delete<{ Params: { port: number } }>(
     '/nodes/:port',
-    { schema: { summary: 'Drop a node: stop it and move its directories to the trash', params: portParams, response: { 404: errorSchema, 409: errorSchema } } },
+    { config: { access: 'mutate' }, schema: { summary: 'Drop a node: stop it and move its directories to the trash', params: portParams, response: { 404: errorSchema, 409: errorSchema } } },
     async (req) => {
-      requireMutationAllowed(req, config);
       const n = nodeOf(req.params.port);
       jobs.refuseIfHeld(n.id, 'drop');
       await supervisor.drop(n.id);
@@ -159,6 +149,7 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
   app.post<{ Params: { port: number }; Body: { minutes?: number } | undefined }>(
     '/nodes/:port/pause',
     {
+      config: { access: 'mutate' },
       schema: {
         summary: 'Pause automatic restarts (minutes: -1 until resumed, n minutes)',
         params: portParams,
@@ -166,15 +157,13 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
       },
     },
     async (req) => {
-      requireMutationAllowed(req, config);
       const n = nodeOf(req.params.port);
       supervisor.pause(req.body?.minutes ?? -1, n.id);
       return publicView(supervisor.get(n.id)!, req);
     },
   );
 
-  app.post<{ Params: { port: number } }>('/nodes/:port/resume', { schema: { summary: 'Resume automatic restarts', params: portParams } }, async (req) => {
-    requireMutationAllowed(req, config);
+  app.post<{ Params: { port: number } }>('/nodes/:port/resume', { config: { access: 'mutate' }, schema: { summary: 'Resume automatic restarts', params: portParams } }, async (req) => {
     const n = nodeOf(req.params.port);
     supervisor.pause(0, n.id);
     return publicView(supervisor.get(n.id)!, req);
@@ -183,7 +172,7 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
   app.get<{ Querystring: { limit?: number; status?: JobStatus; type?: string } }>(
     '/jobs',
     {
-      preHandler: guardReads,
+      config: { access: 'read' },
       schema: {
         summary: 'List jobs, newest first',
         querystring: {
@@ -199,7 +188,7 @@ export async function v1Routes(app: FastifyInstance, deps: HttpDeps): Promise<vo
 
   app.get<{ Params: { id: string } }>(
     '/jobs/:id',
-    { preHandler: guardReads, schema: { summary: 'One job', params: { type: 'object', properties: { id: { type: 'string' } } }, response: { 200: jobSchema, 404: errorSchema } } },
+    { config: { access: 'read' }, schema: { summary: 'One job', params: { type: 'object', properties: { id: { type: 'string' } } }, response: { 200: jobSchema, 404: errorSchema } } },
     async (req): Promise<JobRecord> => {
       const job = jobs.get(req.params.id);
       if (!job) throw new HttpError(404, `no job ${req.params.id}`);

@@ -73,7 +73,8 @@ describe('GET /v1/events', () => {
       log: pino({ level: 'silent' }),
     } as unknown as HttpDeps;
     app = Fastify();
-    await app.register(async (scope) => eventRoutes(scope, deps, { heartbeatMs: 60, jobProgressIntervalMs: 150 }), { prefix: '/v1' });
+    app.decorate('services', deps);
+    await app.register(eventRoutes, { prefix: '/v1', heartbeatMs: 60, jobProgressIntervalMs: 150 });
     url = `${await app.listen({ host: '127.0.0.1', port: 0 })}/v1/events`;
   });
 
@@ -141,7 +142,8 @@ describe('GET /v1/events', () => {
   it('ends open streams when the server closes, so that shutdown does not wait for clients', async () => {
     const other = Fastify();
     const deps = { config: parseConfig({}), supervisor: new FakeSupervisor(), jobs: new FakeJobs(), usage: { get: () => null }, metrics, log: pino({ level: 'silent' }) } as unknown as HttpDeps;
-    await other.register(async (scope) => eventRoutes(scope, deps), { prefix: '/v1' });
+    other.decorate('services', deps);
+    await other.register(eventRoutes, { prefix: '/v1' });
     const base = await other.listen({ host: '127.0.0.1', port: 0 });
     const es = await openEventStream(`${base}/v1/events`);
     await es.waitFor((e) => e.event === 'hello');

@@ -3,11 +3,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { AnyStateMachine } from 'xstate';
-import type { HttpDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
-import { requireMutationAllowed } from '../security.ts';
 import { nodeMachine, stateName } from '../../../machines/node.machine.ts';
 import { jobMachine } from '../../../machines/job.machine.ts';
 import { machineGraph, type MachineGraph } from './machine-graph.ts';
@@ -25,10 +23,7 @@ const ASSETS: Record<string, string> = {
   'inspector.css': 'text/css; charset=utf-8',
 };
 
-export async function inspectorRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
-  const guardReads = async (req: FastifyRequest) => {
-    if (!deps.config.security.openReads) requireMutationAllowed(req, deps.config);
-  };
+export async function inspectorRoutes(app: FastifyInstance): Promise<void> {
   // Read once: the files ship with node-mgr and a running node-mgr serves what it started with.
   const page = readFileSync(path.join(PAGE_DIR, 'index.html'), 'utf8');
   const assets = new Map(Object.keys(ASSETS).map((name) => [name, readFileSync(path.join(PAGE_DIR, name), 'utf8')]));
@@ -42,10 +37,10 @@ export async function inspectorRoutes(app: FastifyInstance, deps: HttpDeps): Pro
     return graph;
   };
 
-  app.get('/inspect', { preHandler: guardReads, schema: { hide: true } }, async (_req, reply) =>
+  app.get('/inspect', { config: { access: 'read' }, schema: { hide: true } }, async (_req, reply) =>
     reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(page),
   );
-  app.get<{ Params: { file: string } }>('/inspect/:file', { preHandler: guardReads, schema: { hide: true } }, async (req, reply) => {
+  app.get<{ Params: { file: string } }>('/inspect/:file', { config: { access: 'read' }, schema: { hide: true } }, async (req, reply) => {
     const body = assets.get(req.params.file);
     if (body === undefined) throw new HttpError(404, `no inspector file ${req.params.file}`);
     return reply.type(ASSETS[req.params.file]!).header('cache-control', 'no-cache').send(body);
@@ -53,12 +48,12 @@ export async function inspectorRoutes(app: FastifyInstance, deps: HttpDeps): Pro
 
   app.get<{ Params: { name: string } }>(
     '/v1/machines/:name',
-    { preHandler: guardReads, schema: { summary: 'A statechart as JSON, read from its machine definition (states, transitions, guards, invokes)' } },
+    { config: { access: 'read' }, schema: { summary: 'A statechart as JSON, read from its machine definition (states, transitions, guards, invokes)' } },
     async (req) => graphOf(req.params.name),
   );
   app.get<{ Params: { name: string } }>(
     '/v1/machines/:name/svg',
-    { preHandler: guardReads, schema: { summary: 'The statechart laid out as SVG; each state is a <g data-wire="running">' } },
+    { config: { access: 'read' }, schema: { summary: 'The statechart laid out as SVG; each state is a <g data-wire="running">' } },
     async (req, reply) => {
       let svg = drawings.get(req.params.name);
       if (svg === undefined) drawings.set(req.params.name, (svg = drawStatechart(graphOf(req.params.name)).svg));
