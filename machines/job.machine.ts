@@ -26,16 +26,24 @@ export interface JobContext {
   phase: string | null;
   bytesDone: number | null;
   bytesTotal: number | null;
+  /** Counts beside the bytes (files, log events), for jobs that have them. */
+  counts: JobCounts | null;
   /** The work's resolved value. */
   result: unknown;
   /** The work's failure, as a sentence. */
   error: string | null;
 }
 
+export interface JobCounts {
+  filesDone?: number;
+  filesTotal?: number;
+  events?: number;
+}
+
 export type JobEvent =
   | { type: 'START' }
   | { type: 'CANCEL'; reason?: string }
-  | { type: 'PROGRESS'; phase: string; bytesDone?: number; bytesTotal?: number };
+  | { type: 'PROGRESS'; phase: string; bytesDone?: number; bytesTotal?: number; counts?: JobCounts };
 
 export type JobProgressEvent = Extract<JobEvent, { type: 'PROGRESS' }>;
 
@@ -65,6 +73,7 @@ export const jobMachine = setup({
         // A new phase starts its own byte count unless the event carries one.
         bytesDone: event.bytesDone ?? (phaseChanged ? null : context.bytesDone),
         bytesTotal: event.bytesTotal ?? (phaseChanged ? null : context.bytesTotal),
+        counts: event.counts ?? (phaseChanged ? null : context.counts),
       };
     }),
     recordCancel: assign(({ event }) => ({
@@ -79,6 +88,7 @@ export const jobMachine = setup({
     phase: null,
     bytesDone: null,
     bytesTotal: null,
+    counts: null,
     result: null,
     error: null,
   }),

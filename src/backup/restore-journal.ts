@@ -9,7 +9,7 @@
 // before the swap completed, the old data dir is put back; after it, the restored one stays
 // (its server may already be running: servers outlive node-mgr).
 import { constants as fsConstants } from 'node:fs';
-import { lstat, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, open, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config, NodeEntry } from '../config/schema.ts';
@@ -20,12 +20,15 @@ import { engineFor } from '../engines/index.ts';
 import { lookupRunAs } from '../host/run-as.ts';
 import { resolveSpec } from '../engines/node-spec.ts';
 import { RESTORE_JOURNAL_NAME } from '../engines/node-layout.ts';
+import { isAlive, sendSignal, waitForExit, workingDir } from '../host/process-info.ts';
 
 export const JOURNAL_NAME = RESTORE_JOURNAL_NAME;
 
 export type RestoreStep =
-  /** Unpacking into newDir; the data dir is untouched. */
+  /** Unpacking into newDir (and, for a restore to a time, fetching archived logs); the data dir is untouched. */
   | 'unpacking'
+  /** Replaying archived logs into newDir with a private server (replayPid); the data dir is untouched. */
+  | 'replaying'
   /** Taking the node down; the data dir is untouched. */
   | 'stopping'
   /** Renaming dataDir → oldDir, newDir → dataDir. */
@@ -51,6 +54,10 @@ export interface RestoreJournal {
   step: RestoreStep;
   /** The backup's log position, once known: set back at the next start if the job could not. */
   position?: BackupPosition;
+  /** Scratch directories of a restore to a time (fetched logs): removed whatever the outcome. */
+  scratchDirs?: string[];
+  /** The private server replaying logs into newDir: stopped before newDir is removed. */
+  replayPid?: number;
   at: string;
 }
 
@@ -125,6 +132,20 @@ export async function durableRename(from: string, to: string): Promise<void> {
 }
 
 /**
+ * Kills the private server a restore to a time was replaying logs with, if it still runs: its data
+ * dir (the unpacked backup) is about to be removed. Only a process working in that very dir is
+ * touched (a server chdirs into its data dir), so a recycled pid is left alone.
+ */
+async function stopReplayServer(pid: number, dir: string): Promise<boolean> {
+  if (!(await isAlive(pid))) return false;
+  const real = await realpath(dir).catch(() => dir);
+  if ((await workingDir(pid)) !== real) return false;
+  sendSignal(pid, 'SIGKILL');
+  await waitForExit(pid, 30_000);
+  return true;
+}
+
+/**
  * Puts the directories of an interrupted restore in order (see the file comment) and removes the
  * journal. The directories no longer needed are removed in the background: they may be large,
  * and nothing will use their names again.
@@ -141,6 +162,9 @@ export async function recoverRestore(spec: NodeSpec, engine: Pick<Engine, 'findR
   if (!j) return null;
   // Only ever act on the directories this journal names, for the node it was written for.
   if (j.dataDir !== spec.dataDir) throw new Error(`${journalPath(spec)} is for data dir ${j.dataDir}, but node ${spec.id} has ${spec.dataDir}; resolve it by hand`);
+  if (j.replayPid !== undefined && (await stopReplayServer(j.replayPid, j.newDir))) {
+    log.warn({ node: spec.id, pid: j.replayPid }, `stopped the replay server (pid ${j.replayPid}) an interrupted restore to a time had left running on ${j.newDir}`);
+  }
   const data = await exists(j.dataDir);
   const old = await exists(j.oldDir);
   let outcome: RecoveryOutcome;
@@ -179,7 +203,7 @@ export async function recoverRestore(spec: NodeSpec, engine: Pick<Engine, 'findR
     outcome = 'old';
   }
   await removeJournal(spec);
-  const leftovers = [j.newDir, j.failedDir, ...(outcome === 'restored' ? [j.oldDir] : [])];
+  const leftovers = [j.newDir, j.failedDir, ...(j.scratchDirs ?? []), ...(outcome === 'restored' ? [j.oldDir] : [])];
   void Promise.all(leftovers.map((d) => rm(d, { recursive: true, force: true }))).catch((err: unknown) =>
     log.error({ node: spec.id, err: String(err) }, 'removing the directories of an interrupted restore failed'),
   );

@@ -77,6 +77,10 @@ export const binariesSchema = z.strictObject({
   mysqlInstallDb: z.string().default('/usr/bin/mariadb-install-db'),
   mysqlBackup: z.string().default('/usr/bin/mariabackup'),
   mysqlStreamUnpack: z.string().default('/usr/bin/mbstream'),
+  /** Point-in-time restore: reads archived binlogs (mysqlbinlog for MySQL 8 builds) … */
+  mysqlBinlog: z.string().default('/usr/bin/mariadb-binlog'),
+  /** … and the client that applies them (mysql for MySQL 8 builds). */
+  mysqlClient: z.string().default('/usr/bin/mariadb'),
   mysqlBaseDir: z.string().default('/usr'),
   postgresBinDir: z.string().default('/usr/lib/postgresql/15/bin'),
 });

@@ -73,6 +73,51 @@ export interface PhysicalBackup {
     spec: NodeSpec,
     opts: { position: BackupPosition; creds: BackupCredentials; previousDataDir: string | null },
   ): Promise<Record<string, string>>;
+  /** Point-in-time restore: applies archived logs to an unpacked backup before it becomes the data dir. */
+  readonly logReplay?: BinlogReplay;
+}
+
+/** One archived log file, downloaded and checked, in replay order. */
+export interface ReplayFile {
+  name: string;
+  path: string;
+  size: number;
+}
+
+export interface ReplayProgress {
+  bytesDone: number;
+  bytesTotal: number;
+  filesDone: number;
+  filesTotal: number;
+  events: number;
+}
+
+export interface ReplayOptions {
+  files: ReplayFile[];
+  /** The backup's log position: the replay starts there, in files[0]. */
+  start: BackupPosition;
+  /** Events stamped at or after this second are not applied. */
+  stopAt: Date;
+  creds: BackupCredentials;
+  signal: AbortSignal;
+  /** Told the pid of the private server the replay runs (null once it is gone), for the restore journal. */
+  onServer(pid: number | null): Promise<void>;
+  progress(p: ReplayProgress): void;
+}
+
+export interface ReplayOutcome {
+  /** The last transaction applied in full; null when no event before the stop time followed the backup. */
+  last: { file: string; position: number; gtid: string | null; time: string } | null;
+  events: number;
+  bytes: number;
+  /** The log position the data is at now (what the restored server must continue from). */
+  position: BackupPosition;
+}
+
+export interface BinlogReplay {
+  replay(spec: NodeSpec, dataDir: string, opts: ReplayOptions): Promise<ReplayOutcome>;
+  /** `YYYY-MM-DD HH:MM:SS` read in the running server's own time zone; null when the server does not answer. */
+  serverTime(spec: NodeSpec, creds: BackupCredentials, local: string): Promise<Date | null>;
 }
 
 /** The entries of a staged directory tree, parents before children, in a stable order. */

@@ -32,6 +32,12 @@ const storePath = str(1024).refine(
   { message: 'must be an absolute path in the backup store, without "." or ".." segments or control characters' },
 );
 
+/** ISO 8601, or `YYYY-MM-DD HH:MM:SS` in the server's time zone; the job reads it (point-in-time.ts). */
+const restoreTime = z
+  .string()
+  .max(64)
+  .regex(/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$/, 'must be ISO 8601 (2026-12-04T10:15:00Z) or YYYY-MM-DD HH:MM:SS');
+
 export const NODE_TYPES = ['meta_node', 'storage_node', 'computer_node'] as const;
 const nodeType = z.enum(NODE_TYPES);
 
@@ -76,7 +82,9 @@ export const legacyRequests = {
     d_table_name: str(192),
   }),
   coldbackup: z.object({ ...common, ...source, store: str(64).optional() }),
-  coldrestore: z.object({ ...common, ...source, store: str(64).optional(), file: storePath }),
+  coldrestore: z
+    .object({ ...common, ...source, store: str(64).optional(), file: storePath.optional(), restore_time: restoreTime.optional() })
+    .refine((r) => r.file !== undefined || r.restore_time !== undefined, { message: 'is required (a backup path), unless restore_time is given', path: ['file'] }),
 } as const;
 
 export type LegacyJobType = keyof typeof legacyRequests;

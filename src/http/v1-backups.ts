@@ -11,6 +11,12 @@ import { HttpError } from './errors.ts';
 import { acceptedSchema, errorSchema, portParams, portSchema } from './schemas.ts';
 const store = { type: 'string', enum: [...STORE_NAMES], description: 'the backup store; the configured one when absent' } as const;
 const jobId = { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.:@-]+$', description: 'idempotency key; generated when absent' } as const;
+const restoreTime = {
+  type: 'string',
+  maxLength: 64,
+  pattern: '^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?(Z|[+-]\\d{2}:?\\d{2})?$',
+  description: 'restore to this time: ISO 8601 (2026-12-04T10:15:00Z), or YYYY-MM-DD HH:MM:SS in the server\'s time zone; the newest usable backup before it is replayed forward with the archived binlogs',
+} as const;
 const backupFile = { type: 'string', minLength: 2, maxLength: 1024, pattern: '^/.*\\.tgz$', description: 'the backup archive, e.g. /coldbackup/clust1/shard1/coldback_20211122_234303.tgz' } as const;
 
 const listingSchema = {
@@ -159,20 +165,25 @@ export async function backupRoutes(app: FastifyInstance): Promise<void> {
     },
   );
 
-  app.post<{ Params: { port: number }; Body: { file: string; store?: StoreName; job_id?: string } }>(
+  app.post<{ Params: { port: number }; Body: { file?: string; restore_time?: string; store?: StoreName; job_id?: string } }>(
     '/nodes/:port/restore',
     {
       config: { access: 'mutate' },
       schema: {
-        summary: 'Restore a node from a cold backup; also rebuilds a configured node that has no data dir yet',
+        summary: 'Restore a node from a cold backup, or to a time (restore_time: a backup plus its archived binlogs); also rebuilds a configured node that has no data dir yet',
         params: portParams,
-        body: { type: 'object', required: ['file'], additionalProperties: false, properties: { file: backupFile, store, job_id: jobId } },
+        body: {
+          type: 'object',
+          anyOf: [{ required: ['file'] }, { required: ['restore_time'] }],
+          additionalProperties: false,
+          properties: { file: backupFile, restore_time: restoreTime, store, job_id: jobId },
+        },
         response: { 202: acceptedSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema },
       },
     },
     async (req, reply) => {
       const n = nodeOf(req.params.port);
-      checkPath(req.body.file);
+      if (req.body.file !== undefined) checkPath(req.body.file);
       storeOf(req.body.store);
       const { job_id, ...params } = req.body;
       return accept(reply, { id: job_id, type: 'coldrestore', params, nodeId: n.id });

@@ -14,6 +14,7 @@ import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { NodeMgrMetrics } from '../metrics/metrics.ts';
 import { coldBackup } from './cold-backup.ts';
 import { coldRestore } from './cold-restore.ts';
+import { pointInTimeRestore } from './point-in-time-restore.ts';
 import { isLocalAddress } from './node-sql.ts';
 import type { JobContext } from './job.ts';
 import type { JobRunner } from './runner.ts';
@@ -29,7 +30,10 @@ export interface ColdBackupParams {
 }
 
 export interface ColdRestoreParams extends ColdBackupParams {
-  file: string;
+  /** The backup; with restore_time optional (the newest usable one before that time). */
+  file?: string;
+  /** Restore to this time: ISO 8601, or `YYYY-MM-DD HH:MM:SS` in the server's time zone. */
+  restore_time?: string;
 }
 
 export interface VerifyBackupParams {
@@ -89,7 +93,10 @@ export function registerBackupJobs(jobs: JobRunner, config: Config, supervisor: 
     const req = ctx.params as ColdRestoreParams;
     const spec = jobNode(ctx, supervisor, req.s_ip);
     const creds = req.s_user !== undefined ? { user: req.s_user, password: req.s_pwd ?? '' } : undefined;
-    return coldRestore(ctx, spec, req.file, storeNamed(config, req.store), { supervisor, creds });
+    const store = storeNamed(config, req.store);
+    if (req.restore_time !== undefined) return pointInTimeRestore(ctx, spec, { restore_time: req.restore_time, file: req.file }, store, { supervisor, creds });
+    if (req.file === undefined) throw new Error('coldrestore needs "file" (a backup) or "restore_time"');
+    return coldRestore(ctx, spec, req.file, store, { supervisor, creds });
   }, { holdsNode: 'restoring' });
 
   jobs.register('verify_backup', async (ctx) => {

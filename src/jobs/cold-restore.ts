@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { TarEntry } from '../backup/archive.ts';
 import { checkStorePath, type BackupStore } from '../backup/store.ts';
 import { okRecord, recordIfCorrupt, verifyBackup, writeVerifyRecord, type VerifiedBackup } from '../backup/catalog.ts';
-import { describePosition } from '../backup/manifest.ts';
+import { describePosition, type BackupPosition, type Manifest } from '../backup/manifest.ts';
 import { durableRename, removeJournal, writeJournal, type RestoreJournal, type RestoreStep } from '../backup/restore-journal.ts';
 import type { NodeSpec } from '../engines/node-spec.ts';
 import { engineFor } from '../engines/index.ts';
@@ -106,10 +106,27 @@ export interface ColdRestoreDeps {
   creds?: BackupCredentials;
 }
 
+/**
+ * What a point-in-time restore adds to the restore, all of it before the node is touched: the
+ * archived logs fetched and checked, then replayed into the unpacked backup.
+ */
+export interface RestoreHooks {
+  /** Directories the hooks fill, named in the journal so that the next start removes them after a kill. */
+  scratchDirs: string[];
+  /** Runs first (fetch and check the logs): a failure refuses the restore with the node untouched. */
+  beforeUnpack(): Promise<void>;
+  /**
+   * Runs on the unpacked, prepared backup in `dir`: returns the log position the data is at now
+   * (the restored server continues from it) and fields for the job's result. `serverPid` records
+   * a private server it runs on `dir`, which a killed node-mgr's next start must stop.
+   */
+  beforeSwap(dir: string, manifest: Manifest, serverPid: (pid: number | null) => Promise<void>): Promise<{ position: BackupPosition; result: Record<string, unknown> }>;
+}
+
 /** States from which the node must first be stopped before a restore can take it over. */
 const STOP_FIRST = new Set(['backoff', 'held', 'crashed', 'starting', 'preflight']);
 
-export async function coldRestore(ctx: JobContext, spec: NodeSpec, file: string, store: BackupStore, deps: ColdRestoreDeps): Promise<ColdRestoreResult> {
+export async function coldRestore(ctx: JobContext, spec: NodeSpec, file: string, store: BackupStore, deps: ColdRestoreDeps, hooks?: RestoreHooks): Promise<ColdRestoreResult & Record<string, unknown>> {
   const { supervisor } = deps;
   const physical: PhysicalBackup | undefined = engineFor(spec.kind).backup;
   if (!physical) throw new StepError('checking', `node ${spec.id} is a ${spec.kind} node: it has no data dir to restore`);
@@ -133,8 +150,21 @@ export async function coldRestore(ctx: JobContext, spec: NodeSpec, file: string,
   };
   const hadData = existsSync(spec.dataDir);
   let position: RestoreJournal['position'];
+  let replayPid: number | null = null;
+  const scratchDirs = hooks?.scratchDirs ?? [];
   const journal = (step: RestoreStep): Promise<RestoreJournal> =>
-    writeJournal(spec, { job: ctx.id, node: spec.id, file: backup, ...dirs, hadData, step, ...(position ? { position } : {}) });
+    writeJournal(spec, {
+      job: ctx.id,
+      node: spec.id,
+      file: backup,
+      ...dirs,
+      hadData,
+      step,
+      ...(position ? { position } : {}),
+      ...(scratchDirs.length ? { scratchDirs } : {}),
+      ...(replayPid !== null ? { replayPid } : {}),
+    });
+  const dropScratch = () => Promise.all(scratchDirs.map((d) => rm(d, { recursive: true, force: true }).catch(() => undefined)));
   const fail = (stepName: string, err: unknown, after: string): StepError =>
     new StepError(stepName, `coldrestore of ${spec.id} from ${backup} failed while ${stepName}: ${(err as Error).message ?? String(err)}; ${after}`, { cause: err });
 
@@ -142,9 +172,15 @@ export async function coldRestore(ctx: JobContext, spec: NodeSpec, file: string,
   let verified: VerifiedBackup;
   let doing = 'downloading and checking the backup';
   const written: string[] = [];
+  let replayed: { position: BackupPosition; result: Record<string, unknown> } | undefined;
   try {
     if (!hadData) await physical.prepareNodeDirs(spec);
     await journal('unpacking');
+    if (hooks) {
+      doing = 'fetching and checking the archived binlogs';
+      await hooks.beforeUnpack();
+      doing = 'downloading and checking the backup';
+    }
     await mkdir(dirs.newDir, { mode: physical.dataDirMode });
     await chown(dirs.newDir, spec.runAs.uid, spec.runAs.gid);
     ctx.progress({ phase: 'downloading', bytesDone: 0 });
@@ -165,8 +201,19 @@ export async function coldRestore(ctx: JobContext, spec: NodeSpec, file: string,
     await chmod(dirs.newDir, physical.dataDirMode);
     await syncTree([...written, dirs.newDir]);
     mark('prepare');
+    if (hooks) {
+      doing = 'replaying the archived binlogs';
+      await journal('replaying');
+      replayed = await hooks.beforeSwap(dirs.newDir, verified.manifest, async (pid) => {
+        replayPid = pid;
+        await journal('replaying');
+      });
+      await dropScratch();
+      mark('replay');
+    }
   } catch (err) {
     await rm(dirs.newDir, { recursive: true, force: true }).catch(() => undefined);
+    await dropScratch();
     await removeJournal(spec).catch(() => undefined);
     // A backup found corrupt is no longer verified, whatever an earlier check said.
     await recordIfCorrupt(store, backup, 'restore', err);
@@ -176,7 +223,7 @@ export async function coldRestore(ctx: JobContext, spec: NodeSpec, file: string,
   await writeVerifyRecord(store, backup, okRecord('restore', verified)).catch(() => undefined);
 
   // 2. Take the node down through its actor.
-  position = verified.manifest.position;
+  position = replayed?.position ?? verified.manifest.position;
   const downAt = Date.now();
   try {
     await journal('stopping');
@@ -229,13 +276,13 @@ export async function coldRestore(ctx: JobContext, spec: NodeSpec, file: string,
     ctx.progress({ phase: 'restoring the log position' });
     try {
       logPosition = await physical.restoreLogPosition(spec, {
-        position: verified.manifest.position,
+        position,
         creds: deps.creds ?? { user: spec.user, password: spec.password },
         previousDataDir: hadData ? dirs.oldDir : null,
       });
       await journal('positioned');
     } catch (err) {
-      logPositionError = `the data is restored, but its binlog position (${describePosition(verified.manifest.position)}) could not be set back: ${(err as Error).message}`;
+      logPositionError = `the data is restored, but its binlog position (${describePosition(position)}) could not be set back: ${(err as Error).message}`;
       ctx.log.error({ err: (err as Error).message }, logPositionError);
     }
     mark('log_position');
@@ -260,6 +307,7 @@ export async function coldRestore(ctx: JobContext, spec: NodeSpec, file: string,
     duration_s: Math.round((Date.now() - started) / 100) / 10,
     downtime_s: Math.round(downtime * 10) / 10,
     phases,
+    ...(replayed?.result ?? {}),
     ...logPosition,
     ...(logPositionError ? { log_position_error: logPositionError } : {}),
   };

@@ -10,6 +10,10 @@ export interface JobProgressReport {
   phase: string;
   bytesDone?: number;
   bytesTotal?: number;
+  /** Files and log events, for jobs that count them (point-in-time restore). */
+  filesDone?: number;
+  filesTotal?: number;
+  events?: number;
 }
 
 /** What a handler gets. `params` are unredacted and live only in memory: never log them. */

@@ -286,7 +286,8 @@ export class JobRunner {
         log,
         progress: (p) => {
           if (signal.aborted) return;
-          parent?.send({ type: 'PROGRESS', phase: p.phase, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal });
+          const counts = p.filesDone !== undefined || p.filesTotal !== undefined || p.events !== undefined ? { filesDone: p.filesDone, filesTotal: p.filesTotal, events: p.events } : undefined;
+          parent?.send({ type: 'PROGRESS', phase: p.phase, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, ...(counts ? { counts } : {}) });
         },
       };
       try {
@@ -349,6 +350,9 @@ export class JobRunner {
       job.phaseStartBytes = ctx.bytesDone;
     }
     const progress = this.progressOf(job, ctx.phase!, ctx.bytesDone, ctx.bytesTotal, now);
+    if (ctx.counts?.filesDone !== undefined) progress.files_done = ctx.counts.filesDone;
+    if (ctx.counts?.filesTotal !== undefined) progress.files_total = ctx.counts.filesTotal;
+    if (ctx.counts?.events !== undefined) progress.events = ctx.counts.events;
     if (phaseChanged || now - job.lastProgressWriteAt >= this.progressWriteIntervalMs) {
       if (job.progressTimer) clearTimeout(job.progressTimer);
       job.progressTimer = null;

@@ -91,6 +91,10 @@ export interface JobProgress {
   eta_s?: number;
   /** Bytes per second in the current phase. */
   rate_bps?: number;
+  /** Files and log events (point-in-time restore: archived binlogs fetched and replayed). */
+  files_done?: number;
+  files_total?: number;
+  events?: number;
 }
 
 export interface JobRecord {

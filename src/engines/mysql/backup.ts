@@ -17,6 +17,7 @@ import { treeBytes, walkStaged, type BackupCredentials, type PhysicalBackup, typ
 import { redact, serverEnv } from '../run-as-node.ts';
 import { mysqlFlavour } from './flavour.ts';
 import { mysqlPaths } from './paths.ts';
+import { mariadbBinlogReplay } from './binlog-replay.ts';
 
 /** The backup program: the configured one, unless the flavour needs another (xtrabackup for MySQL 8). */
 export function backupTool(spec: NodeSpec): string {
@@ -79,6 +80,7 @@ const NOT_COPIED = /^(ib_logfile\d+|.*\.\d{6}|.*\.index|.*\.pid|.*\.sock)$/;
 
 export const mysqlBackup: PhysicalBackup = {
   dataDirMode: 0o750,
+  logReplay: mariadbBinlogReplay,
 
   async take(spec, { creds, stagingDir, signal, progress }): Promise<PhysicalBackupRun> {
     const target = path.join(stagingDir, 'backup');
