@@ -20,6 +20,7 @@ import { registerTableJobs } from './jobs/table-jobs.ts';
 import { registerBackupJobs } from './jobs/backup-jobs.ts';
 import { recoverInterruptedBackupJobs } from './jobs/backup-recovery.ts';
 import { NodeMgrMetrics } from './metrics/metrics.ts';
+import { BinlogArchiving } from './backup/binlog-archiving.ts';
 import type { InspectionEvent, Observer } from 'xstate';
 
 export interface NodeMgr {
@@ -30,6 +31,8 @@ export interface NodeMgr {
   supervisor: Supervisor;
   /** Prometheus metrics; jobs report into it (e.g. metrics.observeBackup). */
   metrics: NodeMgrMetrics;
+  /** Binlog archiving of the MySQL nodes (config binlogArchive). */
+  binlogArchive: BinlogArchiving;
   http: FastifyInstance;
   /** The address the API listens on, e.g. http://127.0.0.1:9998. */
   url: string;
@@ -50,7 +53,7 @@ export interface ReloadResult {
 }
 
 /** Read at each use, so a reload can simply replace them in the shared config object. */
-const LIVE_SECTIONS = ['policy', 'nodes', 'commandAllowList', 'createDefaults', 'peers'] as const;
+const LIVE_SECTIONS = ['policy', 'nodes', 'commandAllowList', 'createDefaults', 'peers', 'binlogArchive'] as const;
 const LIVE_SECURITY = ['token', 'allowFrom', 'openReads', 'exposeSecrets', 'requestTimeoutMs', 'maxConnections', 'maxConnectionsPerSource', 'headersTimeoutMs'] as const;
 
 /** node-mgr's log: every password field masked, whatever the output format. */
@@ -92,6 +95,16 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
   const host = new HostInfo();
   host.start();
   const usage = new NodeUsage(() => supervisor.list().map((n) => ({ id: n.id, dataDir: n.dataDir, pid: n.pid })));
+  const binlogArchive = new BinlogArchiving({
+    config,
+    log: log.child({ component: 'binlog-archive' }),
+    nodes: () => supervisor.list().flatMap((n) => {
+      const spec = supervisor.spec(n.id);
+      return spec ? [{ spec, state: n.state }] : [];
+    }),
+    onArchived: (_id, entry) => metrics.observeBinlogArchived(_id, entry.size),
+    onError: (id) => metrics.observeBinlogArchiveError(id),
+  });
   const metrics = new NodeMgrMetrics({
     nodes: () => supervisor.list(),
     probeFailures: (id) => supervisor.actorOf(id)?.getSnapshot().context.probeFailures ?? 0,
@@ -100,6 +113,10 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
     onJobUpdate: (listener) => jobs.onUpdate(listener),
     canBackUp: (n) => Boolean(engineFor(n.kind).backup),
     succeededBackups: () => jobs.list({ type: 'coldbackup', status: 'succeeded', limit: 1000 }),
+    binlogArchive: (n) => {
+      const spec = supervisor.spec(n.id);
+      return spec ? binlogArchive.view(spec, n.state) : null;
+    },
   });
   registerBackupJobs(jobs, config, supervisor, { metrics });
 
@@ -107,7 +124,7 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
   // first; a backup's upload and staging dir are removed meanwhile (the store may be slow).
   const backupRecovery = await recoverInterruptedBackupJobs(config, store, log);
   // The API answers while the actors adopt or start: get_node shows `adopting` meanwhile.
-  const http = await buildHttpServer({ config, supervisor, jobs, store, host, usage, log, metrics });
+  const http = await buildHttpServer({ config, supervisor, jobs, store, host, usage, log, metrics, binlogArchive });
   const loading = supervisor.load();
   await http.listen({ host: config.listen.host, port: config.listen.port });
   const address = http.server.address();
@@ -116,6 +133,7 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
   await loading;
   void backupRecovery.finishLogPositions(supervisor);
   usage.start();
+  binlogArchive.start();
   const stopHousekeeping = startHousekeeping({
     store,
     log,
@@ -159,6 +177,7 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
     jobs,
     supervisor,
     metrics,
+    binlogArchive,
     http,
     url,
     async close(closeOpts = {}) {
@@ -167,6 +186,7 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
       host.stop();
       usage.stop();
       stopHousekeeping();
+      await binlogArchive.close();
       await http.close();
       await jobs.drain(5_000);
       await supervisor.shutdown(closeOpts.stopNodes ?? config.stopNodesOnExit);

@@ -55,19 +55,42 @@ export const binlogIndexPath = (dir: string) => `${dir}/${BINLOG_INDEX_NAME}`;
 export const archivedBinlogPath = (dir: string, file: string) => `${dir}/${file}`;
 
 /**
- * The archive's entries in `dir`, ordered by `seq`. A line that does not parse is skipped (a torn
- * last line after a crash); for a file archived twice the last line wins. No index: none archived.
+ * A retention line: the file was removed from the archive (it is older than every kept backup).
+ * Appended before the file is deleted, so the index never names a file that is gone; a later
+ * archiving line for the same file (it was archived again) wins over it.
  */
-export async function readBinlogIndex(store: BackupStore, dir: string, signal?: AbortSignal): Promise<ArchivedBinlog[]> {
+export const retiredBinlogSchema = z.object({
+  file: archivedBinlogSchema.shape.file,
+  seq: z.number().int().nonnegative(),
+  retired_at: z.string(),
+  reason: z.string(),
+});
+
+export type RetiredBinlog = z.infer<typeof retiredBinlogSchema>;
+
+export interface BinlogArchiveIndex {
+  /** What the archive holds, ordered by `seq`. */
+  entries: ArchivedBinlog[];
+  /** The highest `seq` retention removed, or null: files up to it are not archived again. */
+  retiredThrough: number | null;
+}
+
+/**
+ * The archive's index in `dir`. A line that does not parse is skipped (a torn last line after a
+ * crash); for a file archived twice the last line wins; a retention line removes the file's entry.
+ * No index: nothing archived.
+ */
+export async function readBinlogArchive(store: BackupStore, dir: string, signal?: AbortSignal): Promise<BinlogArchiveIndex> {
   let text = '';
   try {
     const stream = await store.read(binlogIndexPath(dir), { signal });
     for await (const chunk of stream) text += typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
   } catch (err) {
-    if (err instanceof BackupStoreError && err.code === 'not_found') return [];
+    if (err instanceof BackupStoreError && err.code === 'not_found') return { entries: [], retiredThrough: null };
     throw err;
   }
   const byFile = new Map<string, ArchivedBinlog>();
+  let retiredThrough: number | null = null;
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     let parsed: unknown;
@@ -77,9 +100,28 @@ export async function readBinlogIndex(store: BackupStore, dir: string, signal?: 
       continue;
     }
     const entry = archivedBinlogSchema.safeParse(parsed);
-    if (entry.success) byFile.set(entry.data.file, entry.data);
+    if (entry.success) {
+      byFile.set(entry.data.file, entry.data);
+      continue;
+    }
+    const retired = retiredBinlogSchema.safeParse(parsed);
+    if (retired.success) {
+      byFile.delete(retired.data.file);
+      retiredThrough = Math.max(retiredThrough ?? 0, retired.data.seq);
+    }
   }
-  return [...byFile.values()].sort((a, b) => a.seq - b.seq);
+  return { entries: [...byFile.values()].sort((a, b) => a.seq - b.seq), retiredThrough };
+}
+
+/** The archive's entries in `dir`, ordered by `seq` (see readBinlogArchive). No index: none archived. */
+export async function readBinlogIndex(store: BackupStore, dir: string, signal?: AbortSignal): Promise<ArchivedBinlog[]> {
+  return (await readBinlogArchive(store, dir, signal)).entries;
+}
+
+/** `binlog.000007` → 7; null for a name without a numeric extension. */
+export function binlogSeq(file: string): number | null {
+  const m = /\.(\d+)$/.exec(file);
+  return m ? Number(m[1]) : null;
 }
 
 /** The first missing sequence number between the entries' first and last, or null when none is missing. */

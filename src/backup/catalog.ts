@@ -9,6 +9,7 @@ import { ArchiveError, readArchive, type TarEntry } from './archive.ts';
 import { checkAgainstManifest, ManifestError, parseManifest, type Manifest } from './manifest.ts';
 import { openStore } from './index.ts';
 import { BackupStoreError, checkStorePath, type BackupStore } from './store.ts';
+import { retireArchivedBinlogs } from './binlog-retention.ts';
 
 export const BACKUP_ROOT = '/coldbackup';
 export const COPYING_SUFFIX = '._COPYING_';
@@ -351,6 +352,8 @@ export interface PruneResult {
   backups: RetentionDecision[];
   /** Leftovers removed (or that would be): abandoned uploads, sidecars of deleted backups. */
   leftovers: { path: string; reason: string }[];
+  /** Archived binlogs removed (or that would be): older than the oldest kept backup. */
+  binlogs: { path: string; reason: string }[];
 }
 
 /** Applies retention to one node's directory: deletes each pruned backup with its sidecar and record. */
@@ -368,7 +371,7 @@ export async function pruneBackups(
   const now = opts.now ?? new Date();
   const backups = await listBackups(store, dir);
   const decisions = planRetention(backups, policy, now);
-  const result: PruneResult = { dir, dry_run: Boolean(opts.dryRun), backups: decisions, leftovers: [] };
+  const result: PruneResult = { dir, dry_run: Boolean(opts.dryRun), backups: decisions, leftovers: [], binlogs: [] };
   const committed = new Set(backups.map((b) => b.name));
   const entries = await store.list(dir).catch((err: unknown) => {
     if (err instanceof BackupStoreError && err.code === 'not_found') return [];
@@ -390,6 +393,13 @@ export async function pruneBackups(
     if (owner && !committed.has(owner) && !entries.some((x) => x.name === `${owner}${COPYING_SUFFIX}`)) {
       result.leftovers.push({ path: p, reason: `${owner} no longer exists` });
     }
+  }
+  // The archived binlogs older than the oldest kept backup serve no restore any more. With no
+  // retention configured everything is kept, binlogs too; with no backup kept nothing says where to cut.
+  const kept = decisions.filter((d) => d.action === 'keep').map((d) => Date.parse(backups.find((b) => b.path === d.path)!.time));
+  const configured = policy.keep !== undefined || policy.keepDays !== undefined;
+  if (configured && kept.length > 0) {
+    result.binlogs = await retireArchivedBinlogs(store, dir, new Date(Math.min(...kept)), { dryRun: opts.dryRun, now });
   }
   if (opts.dryRun) return result;
   for (const d of decisions) {

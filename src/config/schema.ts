@@ -210,6 +210,22 @@ export const configSchema = z.strictObject({
       keepDays: z.number().positive().optional(),
     })
     .prefault({}),
+  /**
+   * Binlog archiving (point-in-time restore): every closed binlog of each MySQL storage and meta
+   * node is copied to the backup store, beside the node's backups (docs/decisions.md).
+   */
+  binlogArchive: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** A closed binlog is in the archive this many seconds after it was closed, plus its upload time: the pause between passes. */
+      delaySeconds: z.number().min(0.1).default(10),
+      /**
+       * Rotate the current binlog (FLUSH BINARY LOGS) once its first event is this old and it holds a
+       * transaction, so the archive is never further behind than this; 0 never rotates.
+       */
+      rotateEverySeconds: z.number().nonnegative().default(300),
+    })
+    .prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -7,6 +7,8 @@ import type { HostInfo } from '../host/info.ts';
 import type { NodeUsage } from '../host/node-usage.ts';
 import type { StateStore } from '../state/store.ts';
 import type { NodeMgrMetrics } from '../metrics/metrics.ts';
+import type { BinlogArchiving, BinlogArchiveView } from '../backup/binlog-archiving.ts';
+import type { NodeView } from '../supervisor/supervisor.ts';
 
 export interface HttpDeps {
   config: Config;
@@ -18,6 +20,15 @@ export interface HttpDeps {
   /** node-mgr's own logger; `app.log` is the HTTP layer's child of it (warnings only). */
   log: Logger;
   metrics: NodeMgrMetrics;
+  /** Absent in tests that build the app without it: the binlog archive then shows nothing. */
+  binlogArchive?: BinlogArchiving;
+}
+
+/** A MySQL storage or meta node's binlog archive as the replies show it; null for other nodes. */
+export function binlogArchiveOf(deps: HttpDeps, n: NodeView): BinlogArchiveView | null {
+  if (n.kind !== 'mysql' || (n.role !== 'storage' && n.role !== 'meta') || !deps.binlogArchive) return null;
+  const spec = deps.supervisor.spec(n.id);
+  return spec ? deps.binlogArchive.view(spec, n.state) : null;
 }
 
 declare module 'fastify' {

@@ -11,7 +11,7 @@ import { badRequest, HttpError } from './errors.ts';
 import { isLegacyJobType, parseLegacyRequest, NODE_TYPES, type LegacyJobType } from './legacy-requests.ts';
 import { legacyJobStatus } from './legacy-status.ts';
 import { handleUpload } from './upload.ts';
-import type { HttpDeps } from './deps.ts';
+import { binlogArchiveOf, type HttpDeps } from './deps.ts';
 import type { Access } from './auth.ts';
 
 const READ_ONLY = new Set<LegacyJobType>(['get_node', 'get_info', 'get_status']);
@@ -172,5 +172,7 @@ function legacyNode(n: NodeView, deps: HttpDeps): Record<string, unknown> {
     cpu_pct: usage.cpuPct === null ? null : Math.round(usage.cpuPct * 100) / 100,
     mem_rss: usage.memRss,
   });
+  const archive = binlogArchiveOf(deps, n);
+  if (archive) member.binlog_archive = archive;
   return member;
 }

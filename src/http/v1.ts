@@ -8,6 +8,7 @@ import { nodeEntrySchema, type NodeEntry } from '../config/schema.ts';
 import { checkApiServerOptions, ServerOptionError } from '../engines/server-options.ts';
 import { maySeeSecrets, withLogTailFor } from './secrets.ts';
 import { errorSchema, portParams } from './schemas.ts';
+import { binlogArchiveOf } from './deps.ts';
 import type { NodeView } from '../supervisor/supervisor.ts';
 import type { JobRecord, JobStatus } from '../state/store.ts';
 
@@ -91,7 +92,8 @@ export async function v1Routes(app: FastifyInstance): Promise<void> {
     { config: { access: 'read' }, schema: { summary: 'One node: snapshot and its latest transitions', params: portParams, response: { 404: errorSchema } } },
     async (req) => {
       const n = nodeOf(req.params.port);
-      return { ...publicView(n, req), transitions: store.recentTransitions(n.id, 50) };
+      const archive = binlogArchiveOf(deps, n);
+      return { ...publicView(n, req), ...(archive ? { binlog_archive: archive } : {}), transitions: store.recentTransitions(n.id, 50) };
     },
   );
 

@@ -26,6 +26,21 @@ export interface PurgeDeps {
    * none: point-in-time recovery replays the binlogs from that file on, so they are kept.
    */
   newestBackupBinlog: (nodeId: string) => Promise<string | null>;
+  /**
+   * What the node's binlog archive holds, or null when archiving is off for the node. Throws when
+   * the archive cannot be read: the purge then keeps everything rather than guess.
+   */
+  binlogArchive?: (nodeId: string) => Promise<ArchiveCoverage | null>;
+}
+
+/** The binlog files in a node's archive, as the purge needs them. */
+export interface ArchiveCoverage {
+  /** Where the archive is, for the reasons (`<store>:<dir>`). */
+  where: string;
+  /** Files committed to the archive (an INDEX line). */
+  files: ReadonlySet<string>;
+  /** Files up to this sequence number were archived and then removed by retention. */
+  retiredThrough: number | null;
 }
 
 export interface BinlogFile {
@@ -49,6 +64,8 @@ export interface PurgeConstraints {
   backup: string | null;
   to?: string;
   before?: Date;
+  /** With binlog archiving on: a file not archived yet is never purged. */
+  archive?: ArchiveCoverage | null;
 }
 
 export interface BinlogVerdict {
@@ -94,15 +111,27 @@ export function planPurge(files: BinlogFile[], c: PurgeConstraints): BinlogVerdi
     const first = files.findIndex((f) => f.mtimeMs === null || f.mtimeMs >= c.before!.getTime());
     rules.push({ from: first < 0 ? files.length : first, reason: `not last written before "before" (${c.before.toISOString()})` });
   }
+  // PURGE … TO removes every file before the first kept one: an unarchived file holds back all after it.
+  const archive = c.archive;
+  const isArchived = (f: BinlogFile) => archive!.files.has(f.name) || (archive!.retiredThrough !== null && (sequence(f.name) ?? Infinity) <= archive!.retiredThrough);
+  const firstUnarchived = archive ? files.findIndex((f) => !isArchived(f)) : -1;
   const purgedBecause = [
     'older than the current binlog',
     c.replicas.length > 0 ? 'read and applied by every replica' : 'no replica is connected',
     ...(c.backup !== null ? ['older than the newest verified backup'] : []),
     ...(c.to !== undefined ? [`before "to"`] : []),
     ...(c.before !== undefined ? [`last written before "before"`] : []),
+    ...(archive ? [`archived (${archive.where})`] : []),
   ].join(', ');
   return files.map((f, i) => {
     const keeping = rules.filter((r) => i >= r.from).map((r) => r.reason);
+    if (archive && firstUnarchived >= 0 && i >= firstUnarchived) {
+      keeping.push(
+        !isArchived(f)
+          ? `not archived yet (binlog archiving is on for this node: ${archive.where})`
+          : `${files[firstUnarchived]!.name}, older than it, is not archived yet (binlog archiving is on for this node)`,
+      );
+    }
     return keeping.length > 0
       ? { file: f.name, size: f.size, action: 'keep' as const, reason: keeping.join('; ') }
       : { file: f.name, size: f.size, action: 'purge' as const, reason: `no longer needed: ${purgedBecause}` };
@@ -133,7 +162,8 @@ export async function purgeBinlogs(node: NodeSpec, req: PurgeRequest, deps: Purg
     }
     const replicas = await replicaNeeds(conn, node, req.creds, deps);
     const backup = await deps.newestBackupBinlog(node.id);
-    const plan = planPurge(files, { current: master.File, replicas, backup, to: req.to, before });
+    const archive = (await deps.binlogArchive?.(node.id)) ?? null;
+    const plan = planPurge(files, { current: master.File, replicas, backup, to: req.to, before, archive });
     const doomed = plan.filter((v) => v.action === 'purge');
     const result: PurgeResult = { node: node.id, dry_run: Boolean(req.dryRun), current: master.File, replicas, backup, binlogs: [] };
     if (req.dryRun || doomed.length === 0) {

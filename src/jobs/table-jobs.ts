@@ -9,6 +9,9 @@ import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { JobContext } from './job.ts';
 import type { JobRunner } from './runner.ts';
 import { purgeBinlogs } from './binlog-purge.ts';
+import { archiveDirOf, notArchived } from '../backup/binlog-archiving.ts';
+import { readBinlogArchive } from '../backup/binlog-archive.ts';
+import { storeNamed } from '../backup/index.ts';
 import { newestVerifiedBackupBinlog } from '../backup/catalog.ts';
 import { isLocalAddress } from './node-sql.ts';
 import { dropTable } from './table-drop.ts';
@@ -61,6 +64,13 @@ export function registerTableJobs(jobs: JobRunner, config: Config, supervisor: S
       supervisor,
       log: ctx.log,
       newestBackupBinlog: () => newestVerifiedBackupBinlog(config, null, node),
+      binlogArchive: async () => {
+        if (notArchived(config, node) !== null) return null;
+        const store = storeNamed(config);
+        const dir = archiveDirOf(node);
+        const index = await readBinlogArchive(store, dir);
+        return { where: `${store.name}:${dir}`, files: new Set(index.entries.map((e) => e.file)), retiredThrough: index.retiredThrough };
+      },
     });
   });
 

@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { NodeView } from '../supervisor/supervisor.ts';
 import type { JobRecord, JobStatus } from '../state/store.ts';
 import type { NodeUsageSample } from '../host/node-usage.ts';
+import type { BinlogArchiveView } from '../backup/binlog-archiving.ts';
 
 /** `nodemgr_node_state` values. Append only: a number, once published, keeps its meaning. */
 export const NODE_STATE_CODES = {
@@ -59,6 +60,8 @@ export interface MetricsSources {
   canBackUp?(node: NodeView): boolean;
   /** Succeeded backup jobs, newest first, read once at start: the last-backup times survive a node-mgr restart. */
   succeededBackups?(): JobRecord[];
+  /** A MySQL node's binlog archive; null for a node that has none. */
+  binlogArchive?(node: NodeView): BinlogArchiveView | null;
 }
 
 /** Job types that back a node up: their success sets the node's last-backup time. */
@@ -82,6 +85,9 @@ export class NodeMgrMetrics {
   private readonly backupDuration: Histogram<'kind' | 'result'>;
   private readonly backupLastSuccess: Gauge<'kind'>;
   readonly eventStreamClients: Gauge;
+  private readonly binlogArchivedFiles: Counter<'node'>;
+  private readonly binlogArchivedBytes: Counter<'node'>;
+  private readonly binlogArchiveErrors: Counter<'node'>;
   private readonly unsubscribe: () => void;
   /** When each live job was first seen running: its duration excludes the wait in the queue. */
   private readonly jobStarted = new Map<string, number>();
@@ -268,6 +274,33 @@ export class NodeMgrMetrics {
     });
     this.eventStreamClients = new Gauge({ name: 'nodemgr_event_stream_clients', help: 'Clients connected to GET /v1/events', registers });
 
+    const archiveGauge = (name: string, help: string, pick: (v: BinlogArchiveView) => number | null) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['node', 'cluster', 'shard'],
+        registers,
+        collect() {
+          this.reset();
+          for (const n of sources.nodes()) {
+            const v = sources.binlogArchive?.(n);
+            if (!v?.enabled) continue;
+            const value = pick(v);
+            if (value !== null) this.set({ node: n.id, ...placeOf(n) }, value);
+          }
+        },
+      });
+    archiveGauge('nodemgr_binlog_archive_lag_seconds', 'Age of the oldest binlog transaction of the node not in the archive yet (0 when the archive has them all)', (v) => v.lag_seconds);
+    archiveGauge('nodemgr_binlog_archive_lag_bytes', 'Bytes of the node\'s binlogs not in the archive yet: closed files pending and the current file\'s transactions', (v) => v.lag_bytes);
+    archiveGauge('nodemgr_binlog_archive_pending_files', 'Closed binlog files of the node not archived yet', (v) => v.pending_files.length);
+    archiveGauge('nodemgr_binlog_archive_ok', '1 when the last archiving pass of the node archived every closed binlog, 0 when it failed or has not run', (v) => (v.state === 'ok' ? 1 : 0));
+    archiveGauge('nodemgr_binlog_archive_last_archived_timestamp_seconds', 'When the newest archived binlog of the node was committed to the archive (absent before the first)', (v) =>
+      v.last_archived ? Date.parse(v.last_archived.archived_at) / 1000 : null,
+    );
+    this.binlogArchivedFiles = new Counter({ name: 'nodemgr_binlog_archived_files_total', help: 'Binlog files archived by this node-mgr since it started', labelNames: ['node'], registers });
+    this.binlogArchivedBytes = new Counter({ name: 'nodemgr_binlog_archived_bytes_total', help: 'Binlog bytes archived by this node-mgr since it started', labelNames: ['node'], registers });
+    this.binlogArchiveErrors = new Counter({ name: 'nodemgr_binlog_archive_errors_total', help: 'Archiving passes that left a closed binlog unarchived (the next pass retries)', labelNames: ['node'], registers });
+
     this.unsubscribe = sources.onJobUpdate((job) => this.onJob(job));
   }
 
@@ -277,6 +310,16 @@ export class NodeMgrMetrics {
     this.backupSize.observe(labels, Math.max(0, o.bytes));
     this.backupDuration.observe(labels, Math.max(0, o.seconds));
     if (o.result === 'succeeded') this.backupLastSuccess.set({ kind: labels.kind }, Date.now() / 1000);
+  }
+
+  /** For the binlog archiver: one call per file committed to the archive. */
+  observeBinlogArchived(node: string, bytes: number): void {
+    this.binlogArchivedFiles.inc({ node });
+    this.binlogArchivedBytes.inc({ node }, bytes);
+  }
+
+  observeBinlogArchiveError(node: string): void {
+    this.binlogArchiveErrors.inc({ node });
   }
 
   observeHttp(method: string, route: string, statusCode: number, seconds: number): void {

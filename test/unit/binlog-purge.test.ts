@@ -67,4 +67,17 @@ describe('planPurge', () => {
     assert.equal(actions(plan), '1:purge 2:purge 3:keep 4:keep 5:keep');
     assert.match(plan[3]!.reason, /replica r still needs it.*newest verified cold backup/);
   });
+  it('with binlog archiving on, keeps a file not archived yet and every one after it, and says why', () => {
+    const archive = { where: 'local:/coldbackup/c/s/binlogs/h_1', files: new Set(['binlog.000002', 'binlog.000004']), retiredThrough: 1 };
+    const plan = planPurge(files(5), { current: 'binlog.000005', replicas: [], backup: null, archive });
+    assert.equal(actions(plan), '1:purge 2:purge 3:keep 4:keep 5:keep');
+    assert.match(plan[2]!.reason, /^not archived yet \(binlog archiving is on for this node: local:\/coldbackup/);
+    assert.match(plan[3]!.reason, /binlog\.000003, older than it, is not archived yet/);
+    assert.match(plan[0]!.reason, /archived \(local:/);
+  });
+
+  it('with binlog archiving on and nothing archived, purges nothing', () => {
+    const plan = planPurge(files(3), { current: 'binlog.000003', replicas: [], backup: null, archive: { where: 'x', files: new Set(), retiredThrough: null } });
+    assert.equal(actions(plan), '1:keep 2:keep 3:keep');
+  });
 });

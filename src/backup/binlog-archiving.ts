@@ -1,0 +1,235 @@
+// Binlog archiving in the background: one pass per MySQL storage/meta node every
+// `binlogArchive.delaySeconds`, each node on its own (a slow upload of one never delays another),
+// none through the node's actor (archiving reads files and asks SQL; it changes nothing the chart
+// knows about). What each node's archive lacks is kept here for get_node, /v1, metrics and the
+// inspector. Nothing is remembered across restarts: the INDEX in the store is the truth, and the
+// first pass after a start re-checks what it says against the server's files.
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
+import type { NodeSpec } from '../engines/node-spec.ts';
+import { archiveBinlogs, type ArchivePassResult } from './binlog-archiver.ts';
+import { binlogArchiveDir, readBinlogArchive, type ArchivedBinlog } from './binlog-archive.ts';
+import { openStore } from './index.ts';
+import type { BackupStore } from './store.ts';
+
+/** Node states in which the server answers SQL and its data dir is its own (not being swapped). */
+const ARCHIVING_STATES: ReadonlySet<string> = new Set(['running', 'backing_up', 'exporting', 'importing']);
+
+/** What get_node, /v1/nodes/:port, metrics and the inspector show of a node's binlog archive. */
+export interface BinlogArchiveView {
+  /** Archiving is on for this node (config binlogArchive.enabled, and the node has a place in the store). */
+  enabled: boolean;
+  /** `archiving`: a pass is running; `ok`: the last pass archived every closed file; `error`: it did not; `waiting`: the node does not serve now; `off`. */
+  state: 'off' | 'waiting' | 'archiving' | 'ok' | 'error';
+  /** Why it is off or waiting, or what failed. */
+  detail: string | null;
+  /** `<store>:<dir>` of the node's archive. */
+  archive: string | null;
+  last_archived: { file: string; archived_at: string; last_event_time: string; size: number } | null;
+  /** The binlog the server writes now (as of the last pass). */
+  current_file: string | null;
+  /** Closed binlogs not archived yet. */
+  pending_files: string[];
+  /** Seconds since the oldest transaction the archive does not have was written; 0 when it has them all. */
+  lag_seconds: number;
+  /** Bytes of binlog the archive does not have (pending files, and the current file's transactions). */
+  lag_bytes: number;
+  /** Files and bytes archived by this node-mgr since it started. */
+  archived_files: number;
+  archived_bytes: number;
+  last_pass_at: string | null;
+}
+
+export interface ArchivingNode {
+  spec: NodeSpec;
+  state: string;
+}
+
+export interface BinlogArchivingOptions {
+  config: Config;
+  /** The nodes now, with their actor state. */
+  nodes: () => ArchivingNode[];
+  log: Logger;
+  /** The store archives go to; the configured one by default. */
+  store?: () => BackupStore;
+  /** Each committed file, for the metrics. */
+  onArchived?: (nodeId: string, entry: ArchivedBinlog) => void;
+  /** Each failed pass, for the metrics. */
+  onError?: (nodeId: string) => void;
+}
+
+interface NodeArchiving {
+  running: Promise<void> | null;
+  last: ArchivePassResult | null;
+  lastPassAt: number | null;
+  error: string | null;
+  archivedFiles: number;
+  archivedBytes: number;
+  /** Files found identical to their archived copy (see ArchivePassOptions.confirmed). */
+  confirmed: Set<string>;
+  /** The last entry the archive holds, read once before the first pass ends. */
+  lastArchived: ArchivedBinlog | null;
+}
+
+/** Why a node's binlogs are not archived, or null when they are. */
+export function notArchived(config: Config, spec: NodeSpec): string | null {
+  if (spec.kind !== 'mysql' || (spec.role !== 'storage' && spec.role !== 'meta')) return `a ${spec.kind} ${spec.role} node has no binlogs to archive`;
+  if (!config.binlogArchive.enabled) return 'binlog archiving is off (config binlogArchive.enabled)';
+  try {
+    archiveDirOf(spec);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return null;
+}
+
+/** The node's archive directory in the store: the binlogs of this host's server on the node's port. */
+export function archiveDirOf(spec: NodeSpec): string {
+  return binlogArchiveDir({ ...spec, host: hostname() });
+}
+
+export class BinlogArchiving {
+  readonly #nodes = new Map<string, NodeArchiving>();
+  readonly #abort = new AbortController();
+  #timer: NodeJS.Timeout | null = null;
+  #closed = false;
+
+  constructor(private readonly opts: BinlogArchivingOptions) {}
+
+  /** Starts the passes (the first one at once). */
+  start(): void {
+    this.#schedule(0);
+  }
+
+  #schedule(ms: number): void {
+    if (this.#closed) return;
+    this.#timer = setTimeout(() => {
+      this.tick();
+      this.#schedule(this.opts.config.binlogArchive.delaySeconds * 1000);
+    }, ms);
+    this.#timer.unref();
+  }
+
+  #store(): BackupStore {
+    return this.opts.store?.() ?? openStore(this.opts.config);
+  }
+
+  #state(id: string): NodeArchiving {
+    let s = this.#nodes.get(id);
+    if (!s) {
+      s = { running: null, last: null, lastPassAt: null, error: null, archivedFiles: 0, archivedBytes: 0, confirmed: new Set(), lastArchived: null };
+      this.#nodes.set(id, s);
+    }
+    return s;
+  }
+
+  /** Starts a pass on every node that is due and has none running. Returns the passes started. */
+  tick(): Promise<void>[] {
+    const started: Promise<void>[] = [];
+    const present = new Set<string>();
+    for (const { spec, state } of this.opts.nodes()) {
+      present.add(spec.id);
+      if (notArchived(this.opts.config, spec) !== null || !ARCHIVING_STATES.has(state)) continue;
+      const s = this.#state(spec.id);
+      if (s.running) continue;
+      s.running = this.#pass(spec, s).finally(() => {
+        s.running = null;
+      });
+      started.push(s.running);
+    }
+    for (const id of this.#nodes.keys()) if (!present.has(id) && !this.#nodes.get(id)!.running) this.#nodes.delete(id);
+    return started;
+  }
+
+  /** Runs a pass on one node now (or waits for the one running) and returns its view. */
+  async runNow(spec: NodeSpec): Promise<BinlogArchiveView> {
+    const s = this.#state(spec.id);
+    if (s.running) await s.running;
+    else {
+      s.running = this.#pass(spec, s).finally(() => {
+        s.running = null;
+      });
+      await s.running;
+    }
+    return this.view(spec, 'running');
+  }
+
+  async #pass(spec: NodeSpec, s: NodeArchiving): Promise<void> {
+    const config = this.opts.config.binlogArchive;
+    const store = this.#store();
+    try {
+      const result = await archiveBinlogs(spec, {
+        store,
+        dir: archiveDirOf(spec),
+        rotateEverySeconds: config.rotateEverySeconds,
+        confirmed: s.confirmed,
+        signal: this.#abort.signal,
+        log: this.opts.log,
+        onArchived: (entry) => {
+          s.archivedFiles++;
+          s.archivedBytes += entry.size;
+          this.opts.onArchived?.(spec.id, entry);
+        },
+      });
+      s.last = result;
+      s.lastArchived = result.lastArchived;
+      s.error = result.error;
+    } catch (err) {
+      if (this.#abort.signal.aborted) return;
+      s.error = `archiving the binlogs of ${spec.id}: ${(err as Error).message}`;
+      // The view still shows the newest archived file when the server could not be asked.
+      if (s.lastArchived === null) s.lastArchived = (await readBinlogArchive(store, archiveDirOf(spec)).catch(() => null))?.entries.at(-1) ?? null;
+    } finally {
+      s.lastPassAt = Date.now();
+    }
+    if (s.error) {
+      this.opts.onError?.(spec.id);
+      this.opts.log.warn({ node: spec.id, err: s.error }, 'binlog archiving failed; the next pass retries');
+    }
+  }
+
+  /** The node's archive as get_node and the others show it. */
+  view(spec: NodeSpec, nodeState: string): BinlogArchiveView {
+    const off = notArchived(this.opts.config, spec);
+    const s = this.#nodes.get(spec.id);
+    let archive: string | null = null;
+    try {
+      archive = `${this.opts.config.backup.store}:${archiveDirOf(spec)}`;
+    } catch {
+      // A node without a place in the store: `off` says why.
+    }
+    const last = s?.lastArchived ?? null;
+    const pass = s?.last ?? null;
+    const behind = pass?.behindSinceMs ?? null;
+    const state: BinlogArchiveView['state'] =
+      off !== null ? 'off' : s?.running && !pass ? 'archiving' : !ARCHIVING_STATES.has(nodeState) ? 'waiting' : s?.error ? 'error' : pass ? 'ok' : 'archiving';
+    return {
+      enabled: off === null,
+      state,
+      detail: off ?? (state === 'waiting' ? `the node is ${nodeState}: archiving resumes when it runs` : (s?.error ?? null)),
+      archive,
+      last_archived: last ? { file: last.file, archived_at: last.archived_at, last_event_time: last.last_event_time, size: last.size } : null,
+      current_file: pass?.current ?? null,
+      pending_files: pass?.pending ?? [],
+      lag_seconds: behind === null ? 0 : Math.max(0, Math.round((Date.now() - behind) / 1000)),
+      lag_bytes: pass?.lagBytes ?? 0,
+      archived_files: s?.archivedFiles ?? 0,
+      archived_bytes: s?.archivedBytes ?? 0,
+      last_pass_at: s?.lastPassAt ? new Date(s.lastPassAt).toISOString() : null,
+    };
+  }
+
+  /** Whether archiving is on for the node (the binlog purge then keeps what is not archived). */
+  enabledFor(spec: NodeSpec): boolean {
+    return notArchived(this.opts.config, spec) === null;
+  }
+
+  /** Stops the passes: running uploads are aborted (their `._COPYING_` is replaced by the next start's). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#abort.abort(new Error('node-mgr is stopping'));
+    await Promise.allSettled([...this.#nodes.values()].map((s) => s.running));
+  }
+}
