@@ -21,6 +21,35 @@ export type Wanted = 'running' | 'stopped';
 /** Work a job does on a running node, shown as the node's state. */
 export type NodeWork = 'backing_up' | 'exporting' | 'importing';
 
+/**
+ * The questions the rest of node-mgr asks about a node, answered by the chart with
+ * `snapshot.hasTag(tag)`. State names are for the wire (get_node, get_status, the inspector) only:
+ * code that needs to know what a node can do asks a tag (or `snapshot.can(event)`), so a new or
+ * renamed state changes answers only where its tags say so. A new state takes every tag whose
+ * question it answers yes to (test/unit/node.machine.test.ts lists them per state).
+ */
+export type NodeTag =
+  /** The server answers SQL: the health probe runs, and a node with no failed probe is ready. */
+  | 'serving'
+  /** Serving with no job at work on it: a job may begin work, a local reader may connect. */
+  | 'idle'
+  /** Nothing is under way: an operator command (and node-mgr's start) waits for one of these. */
+  | 'settled'
+  /** Settled and no restart pending: a reloaded config entry may replace the node's actor. */
+  | 'replaceable'
+  /** A job works on the node: stop, restart, drop, a restore or other work are refused (409). */
+  | 'busy';
+
+/**
+ * A job accepted to work on the node (queued or running) that holds it: other requests naming the
+ * node are refused rather than queued behind it (PROTOCOL §1/§4). `doing` is said to the caller.
+ */
+export interface NodeClaim {
+  jobId: string;
+  jobType: string;
+  doing: string;
+}
+
 export interface LastExit {
   code: number | null;
   signal: string | null;
@@ -58,6 +87,8 @@ export interface NodeContext {
   intent: 'stop' | 'restart' | 'drop' | 'restore' | null;
   /** The job working on the node (backup, table export/import, restore), if any. */
   work: { kind: NodeWork | 'restoring'; jobId: string } | null;
+  /** The job that holds the node from its acceptance to its end (see NodeClaim), if any. */
+  claim: NodeClaim | null;
   /** Set when node-mgr itself killed the process (hung, start timeout): the crash cause. */
   killReason: 'health_probe_failed' | 'start_timeout' | null;
   probeFailures: number;
@@ -92,6 +123,9 @@ export type NodeEvent =
   | { type: 'WORK_FINISHED'; jobId: string }
   | { type: 'RESTORE_STARTED'; jobId: string }
   | { type: 'RESTORE_FINISHED'; jobId: string }
+  /** A job that holds its node was accepted (queued); RELEASE when it has finished. */
+  | { type: 'CLAIM'; claim: NodeClaim }
+  | { type: 'RELEASE'; jobId: string }
   | { type: 'PROBE_OK' }
   /** The server closed the health monitoring session: the process may have died. */
   | { type: 'MONITOR_SESSION_LOST' }
@@ -139,6 +173,7 @@ export const nodeMachine = setup({
     context: {} as NodeContext,
     events: {} as NodeEvent,
     input: {} as NodeInput,
+    tags: {} as NodeTag,
   },
   actors: {
     /** Looks for a server already running on this node's data dir; resolves its pid or null. */
@@ -175,6 +210,9 @@ export const nodeMachine = setup({
     wasStable: ({ context }) => context.stable,
     pauseIsTimed: ({ event }) => event.type === 'PAUSE' && event.minutes > 0,
     pauseIsIndefinite: ({ event }) => event.type === 'PAUSE' && event.minutes < 0,
+    // One holder at a time: the job runner asks holderOf before it claims.
+    isUnclaimed: ({ context }) => context.claim === null,
+    releasesClaim: ({ context, event }) => event.type === 'RELEASE' && context.claim?.jobId === event.jobId,
     probeThresholdReached: ({ context }) => context.probeFailures + 1 >= context.policy.probe.failureThreshold,
   },
   actions: {
@@ -233,6 +271,8 @@ export const nodeMachine = setup({
       return {};
     }),
     clearWork: assign({ work: null }),
+    recordClaim: assign(({ event }) => (event.type === 'CLAIM' ? { claim: event.claim } : {})),
+    clearClaim: assign({ claim: null }),
     markAutoRestart: assign({ autoRestart: true }),
     markStable: assign({ attempt: 0, crashTimes: [], stable: true }),
     markRunning: assign({ autoRestart: false, probeFailures: 0, lastError: null }),
@@ -277,6 +317,7 @@ export const nodeMachine = setup({
     paused: false,
     autoRestart: false,
     work: null,
+    claim: null,
   }),
   initial: 'adopting',
   on: {
@@ -287,6 +328,8 @@ export const nodeMachine = setup({
     ],
     RESUME: { actions: ['cancelPauseTimer', 'resume'] },
     SET_POLICY: { actions: 'setPolicy' },
+    CLAIM: { guard: 'isUnclaimed', actions: 'recordClaim' },
+    RELEASE: { guard: 'releasesClaim', actions: 'clearClaim' },
   },
   states: {
     adopting: {
@@ -306,6 +349,7 @@ export const nodeMachine = setup({
       },
     },
     stopped: {
+      tags: ['settled', 'replaceable'],
       entry: ['clearProcess', 'clearBackoff'],
       on: {
         START: { target: 'preflight', actions: ['wantRunning', 'resetRestartWindow'] },
@@ -376,6 +420,7 @@ export const nodeMachine = setup({
         },
         /** The server answers; what is being done to it, if anything, is the substate. */
         serving: {
+          tags: ['serving'],
           entry: ['markRunning', 'clearBackoff'],
           invoke: { src: 'probe', input: ({ context }) => ({ nodeId: context.nodeId }) },
           after: { stableRun: { actions: 'markStable' } },
@@ -393,6 +438,7 @@ export const nodeMachine = setup({
           initial: 'running',
           states: {
             running: {
+              tags: ['idle', 'settled', 'replaceable'],
               entry: 'clearWork',
               on: {
                 STOP: { target: '#node.up.stopping', actions: ['wantStopped', { type: 'setIntent', params: { intent: 'stop' } }] },
@@ -407,9 +453,9 @@ export const nodeMachine = setup({
               },
             },
             // While a job works on the node, STOP/RESTART/DROP are not taken (the supervisor answers 409).
-            backing_up: { on: { WORK_FINISHED: { target: 'running' } } },
-            exporting: { on: { WORK_FINISHED: { target: 'running' } } },
-            importing: { on: { WORK_FINISHED: { target: 'running' } } },
+            backing_up: { tags: ['busy'], on: { WORK_FINISHED: { target: 'running' } } },
+            exporting: { tags: ['busy'], on: { WORK_FINISHED: { target: 'running' } } },
+            importing: { tags: ['busy'], on: { WORK_FINISHED: { target: 'running' } } },
           },
         },
         stopping: {
@@ -455,6 +501,8 @@ export const nodeMachine = setup({
       ],
     },
     backoff: {
+      // Settled: a command whose start crashed answers with the backoff, rather than waiting through the loop.
+      tags: ['settled'],
       entry: 'planBackoff',
       after: {
         backoff: [
@@ -475,6 +523,7 @@ export const nodeMachine = setup({
     },
     /** Crashed while auto_pullup is paused: waits for RESUME or an operator. */
     held: {
+      tags: ['settled', 'replaceable'],
       entry: 'clearBackoff',
       on: {
         RESUME: { target: 'preflight', actions: ['cancelPauseTimer', 'resume', 'markAutoRestart'] },
@@ -490,6 +539,7 @@ export const nodeMachine = setup({
       },
     },
     failed: {
+      tags: ['settled', 'replaceable'],
       on: {
         START: { target: 'preflight', actions: ['wantRunning', 'resetRestartWindow'] },
         RESTART: { target: 'preflight', actions: ['wantRunning', 'resetRestartWindow'] },
@@ -501,6 +551,7 @@ export const nodeMachine = setup({
     },
     /** The server is down and a restore job replaces its data dir; it reports RESTORE_FINISHED either way. */
     restoring: {
+      tags: ['busy'],
       on: {
         RESTORE_FINISHED: { target: 'preflight', actions: ['wantRunning', 'clearWork'] },
       },
@@ -514,13 +565,18 @@ export const nodeMachine = setup({
         onError: { target: 'stopped', actions: { type: 'recordError', params: ({ event }) => ({ error: event.error }) } },
       },
     },
-    dropped: { type: 'final' },
+    dropped: { type: 'final', tags: ['settled'] },
   },
 });
 
 function errorSentence(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
+}
+
+/** The job that holds the node (queued or running), if any: the one rule for "node held". */
+export function holderOf(snapshot: { context: Pick<NodeContext, 'claim'> }): NodeClaim | null {
+  return snapshot.context.claim;
 }
 
 /** The flat state name used on the wire (`running`, `backoff`, …). */

@@ -6,7 +6,7 @@ import type { Config } from './config/schema.ts';
 import { openStateStore, type StateStore } from './state/store.ts';
 import { lockStateDir, type StateDirLock } from './state/lock.ts';
 import { JobRunner } from './jobs/runner.ts';
-import { Supervisor, type ConfigChange } from './supervisor/supervisor.ts';
+import { Supervisor, type ConfigChange, type Transition } from './supervisor/supervisor.ts';
 import { HostInfo } from './host/info.ts';
 import { NodeUsage } from './host/node-usage.ts';
 import { buildHttpServer } from './http/app.ts';
@@ -81,13 +81,15 @@ export async function startNodeMgr(config: Config, opts: StartOptions = {}): Pro
 
 async function startOnLockedState(config: Config, opts: StartOptions, log: Logger, lock: StateDirLock): Promise<NodeMgr> {
   const store = openStateStore(config.stateDir);
+  const supervisor = new Supervisor({ config, store, log: log.child({ component: 'supervisor' }), adoptPollMs: opts.adoptPollMs, inspect: opts.inspect });
   const jobs = new JobRunner({
     store,
     log: log.child({ component: 'jobs' }),
+    // A job that holds its node (a backup, a restore) is recorded in that node's chart.
+    nodeHolds: supervisor,
     maxConcurrent: config.jobs.maxConcurrent,
     retention: { maxAgeMs: config.jobs.keepDays * 86_400_000, maxCount: config.jobs.keepCount },
   });
-  const supervisor = new Supervisor({ config, store, log: log.child({ component: 'supervisor' }), adoptPollMs: opts.adoptPollMs, inspect: opts.inspect });
   registerCommandJobs(jobs, config, supervisor);
   registerUpdateNodeJob(jobs, config, supervisor);
   registerTableJobs(jobs, config, supervisor);
@@ -107,7 +109,7 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
   });
   const metrics = new NodeMgrMetrics({
     nodes: () => supervisor.list(),
-    probeFailures: (id) => supervisor.actorOf(id)?.getSnapshot().context.probeFailures ?? 0,
+    ready: (id) => supervisor.isReady(id),
     usage: (id) => usage.get(id),
     jobCounts: () => jobs.counts(),
     onJobUpdate: (listener) => jobs.onUpdate(listener),
@@ -143,8 +145,8 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
     serverLog: config.serverLog,
   });
   // A node that just came up gets its disk and process figures without waiting for the next pass.
-  supervisor.on('transition', (t: { to: string }) => {
-    if (t.to === 'running') void usage.refresh();
+  supervisor.on('transition', (t: Transition) => {
+    if (supervisor.is(t.nodeId, 'idle')) void usage.refresh();
   });
   // Nodes learnt from cluster_mgr or the metadata DB are refreshed at every start, as update_node would.
   if (config.discovery.source !== 'static') jobs.submit({ type: 'update_node', params: { job_type: 'update_node', reason: 'node-mgr start' } });

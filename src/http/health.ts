@@ -2,7 +2,6 @@
 // /v1/nodes/:port/health (this node's server can take traffic). Both answer 200 or 503 with a JSON
 // body saying why; like /healthz they need no credentials, since a probe seldom carries any.
 import type { FastifyInstance } from 'fastify';
-import { SERVING_STATES } from '../metrics/metrics.ts';
 import { portParams } from './schemas.ts';
 
 export async function healthRoutes(app: FastifyInstance): Promise<void> {
@@ -30,8 +29,8 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
       const n = supervisor.byPort(req.params.port);
       if (!n) return reply.code(404).send({ result: 'error', ready: false, info: `no node on port ${req.params.port} on this host` });
       const probeFailures = supervisor.actorOf(n.id)?.getSnapshot().context.probeFailures ?? 0;
-      const serving = SERVING_STATES.has(n.state);
-      const ready = serving && probeFailures === 0;
+      const ready = supervisor.isReady(n.id);
+      const serving = supervisor.is(n.id, 'serving');
       let info: string;
       if (ready) info = `node ${n.id} is ${n.state}`;
       else if (serving) info = `node ${n.id} is ${n.state} but its last ${probeFailures} health probe(s) failed`;

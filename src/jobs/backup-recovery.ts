@@ -66,7 +66,7 @@ async function finishLogPosition(store: StateStore, supervisor: Supervisor, r: R
     const restoreLogPosition = spec ? engineFor(spec.kind).backup?.restoreLogPosition : undefined;
     if (!spec || !restoreLogPosition) return;
     const deadline = Date.now() + RUNNING_WAIT_MS;
-    while (supervisor.get(j.node)?.state !== 'running') {
+    while (!supervisor.is(j.node, 'idle')) {
       if (Date.now() > deadline) throw new Error(`the node was not running within ${RUNNING_WAIT_MS / 60_000} min`);
       await sleep(500, undefined, { ref: false }); // never what keeps a stopping node-mgr alive
     }

@@ -291,7 +291,7 @@ async function replicaNeeds(conn: Session, node: NodeSpec, creds: Credentials, d
     needs.push({ replica: `binlog reader(s) from ${[...new Set(dumpIps)].join(', ')}`, needs: null, detail: `${dumps.length} binlog dump thread(s) but ${hosts.length} registered replica(s)` });
   }
   for (const other of deps.supervisor.list()) {
-    if (other.kind !== 'mysql' || other.id === node.id || other.state !== 'running' || asked.has(`local:${other.id}`)) continue;
+    if (other.kind !== 'mysql' || other.id === node.id || !deps.supervisor.is(other.id, 'idle') || asked.has(`local:${other.id}`)) continue;
     const spec = deps.supervisor.spec(other.id)!;
     let replica: Session | undefined;
     try {

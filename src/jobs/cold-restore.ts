@@ -123,8 +123,13 @@ export interface RestoreHooks {
   beforeSwap(dir: string, manifest: Manifest, serverPid: (pid: number | null) => Promise<void>): Promise<{ position: BackupPosition; result: Record<string, unknown> }>;
 }
 
-/** States from which the node must first be stopped before a restore can take it over. */
-const STOP_FIRST = new Set(['backoff', 'held', 'crashed', 'starting', 'preflight']);
+/**
+ * A node in its restart loop (preflight, starting, crashed, backoff, held) takes a STOP but not a
+ * restore: it is stopped first. The chart answers, so a new state of the loop needs no list here.
+ */
+function mustStopFirst(supervisor: Supervisor, id: string, jobId: string): boolean {
+  return supervisor.accepts(id, { type: 'STOP' }) && !supervisor.accepts(id, { type: 'RESTORE_STARTED', jobId });
+}
 
 export async function coldRestore(ctx: JobContext, spec: NodeSpec, file: string, store: BackupStore, deps: ColdRestoreDeps, hooks?: RestoreHooks): Promise<ColdRestoreResult & Record<string, unknown>> {
   const { supervisor } = deps;
@@ -228,9 +233,8 @@ export async function coldRestore(ctx: JobContext, spec: NodeSpec, file: string,
   try {
     await journal('stopping');
     ctx.progress({ phase: 'stopping' });
-    const state = supervisor.get(spec.id)?.state;
     // A crash-looping node is the typical one to restore: stop its restart loop first.
-    if (state && STOP_FIRST.has(state)) await supervisor.command(spec.id, 'STOP');
+    if (mustStopFirst(supervisor, spec.id, ctx.id)) await supervisor.command(spec.id, 'STOP');
     await supervisor.beginRestore(spec.id, ctx.id);
     mark('stop');
   } catch (err) {
@@ -315,8 +319,7 @@ export async function coldRestore(ctx: JobContext, spec: NodeSpec, file: string,
 
 /** Ends the restore state without a swap: the node starts on the data dir it had. */
 async function bringBack(supervisor: Supervisor, spec: NodeSpec, jobId: string): Promise<string> {
-  const view = supervisor.get(spec.id);
-  if (view?.state !== 'restoring') return `the node is ${view?.state ?? 'unknown'}`;
+  if (!supervisor.accepts(spec.id, { type: 'RESTORE_FINISHED', jobId })) return `the node is ${supervisor.get(spec.id)?.state ?? 'unknown'}`;
   try {
     const back = await supervisor.finishRestore(spec.id, jobId);
     return `the node is running again (pid ${back.pid})`;
@@ -335,9 +338,9 @@ async function rollBack(
   journal: (step: RestoreStep) => Promise<RestoreJournal>,
 ): Promise<string> {
   try {
-    const state = supervisor.get(spec.id)?.state;
-    if (state !== 'restoring') {
-      if (state !== 'stopped' && state !== 'failed' && state !== 'running') await supervisor.command(spec.id, 'STOP');
+    // Not restoring any more (it crashed, or runs on the restored data): down again through its actor.
+    if (!supervisor.accepts(spec.id, { type: 'RESTORE_FINISHED', jobId })) {
+      if (!supervisor.accepts(spec.id, { type: 'RESTORE_STARTED', jobId })) await supervisor.command(spec.id, 'STOP');
       await supervisor.beginRestore(spec.id, jobId);
     }
     await journal('rolling_back');

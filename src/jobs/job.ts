@@ -37,6 +37,7 @@ export interface JobTypeOptions {
    * While a job of this type is queued or running, it holds its node: another job naming that node
    * is refused with a 409 (NodeHeldError) instead of waiting behind it, and so are the direct node
    * commands that ask refuseIfHeld. The words say what the node is doing, e.g. "backing up".
+   * The hold is kept by the node's chart (JobRunnerOptions.nodeHolds), not by the runner.
    */
   holdsNode?: string;
   /** Jobs of this type may still wait behind a job that holds their node (they only read the backup store). */
@@ -62,8 +63,17 @@ export interface JobRetention {
   intervalMs?: number;
 }
 
+/** Where a node's hold by a job is kept: the node's chart, through the supervisor. */
+export interface NodeHolds {
+  holder(nodeId: string): { jobId: string; jobType: string; doing: string } | null;
+  claim(nodeId: string, claim: { jobId: string; jobType: string; doing: string }): void;
+  release(nodeId: string, jobId: string): void;
+}
+
 export interface JobRunnerOptions {
   store: StateStore;
+  /** Needed by job types that hold their node (JobTypeOptions.holdsNode). */
+  nodeHolds?: NodeHolds;
   log: Logger;
   /** Jobs running at once, all nodes together; default 4. */
   maxConcurrent?: number;

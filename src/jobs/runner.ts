@@ -27,6 +27,7 @@ import {
   type JobSubmission,
   type JobTypeOptions,
   type JobUpdateListener,
+  type NodeHolds,
 } from './job.ts';
 import { JobConflictError, JobRunnerClosedError, JobSubmissionError, NodeHeldError } from './job-errors.ts';
 import { scrubText, scrubValue, secretValues } from './secret-scrub.ts';
@@ -74,6 +75,7 @@ export class JobRunner {
 
   private readonly store: StateStore;
   private readonly log: Logger;
+  private readonly nodeHolds: NodeHolds | undefined;
   private readonly maxConcurrent: number;
   private readonly progressWriteIntervalMs: number;
   private readonly handlers = new Map<string, { handler: JobHandler; compatibleWith: ReadonlySet<string>; options: JobTypeOptions }>();
@@ -89,6 +91,7 @@ export class JobRunner {
   constructor(opts: JobRunnerOptions) {
     this.store = opts.store;
     this.log = opts.log;
+    this.nodeHolds = opts.nodeHolds;
     this.maxConcurrent = Math.max(1, opts.maxConcurrent ?? 4);
     this.progressWriteIntervalMs = opts.progressWriteIntervalMs ?? 250;
 
@@ -113,17 +116,16 @@ export class JobRunner {
 
   register(type: string, handler: JobHandler, options: JobTypeOptions = {}): void {
     if (this.handlers.has(type)) throw new Error(`job type ${type} is already registered`);
+    if (options.holdsNode && !this.nodeHolds) throw new Error(`job type ${type} holds its node: the runner needs nodeHolds`);
     this.handlers.set(type, { handler, compatibleWith: new Set(options.compatibleWith ?? []), options });
   }
 
-  /** The queued or running job that holds the node (see JobTypeOptions.holdsNode), if any. */
+  /** The queued or running job that holds the node (see JobTypeOptions.holdsNode), if any, as its chart says. */
   holderOf(nodeId: string): { id: string; type: string; doing: string; status: JobStatus } | null {
-    for (const job of this.live.values()) {
-      if (job.nodeId !== nodeId || isFinished(job.record.status)) continue;
-      const doing = this.handlers.get(job.type)?.options.holdsNode;
-      if (doing) return { id: job.id, type: job.type, doing, status: job.record.status };
-    }
-    return null;
+    const claim = this.nodeHolds?.holder(nodeId);
+    if (!claim) return null;
+    const status = this.live.get(claim.jobId)?.record.status ?? 'running';
+    return { id: claim.jobId, type: claim.jobType, doing: claim.doing, status };
   }
 
   /**
@@ -171,6 +173,8 @@ export class JobRunner {
     });
     const job = this.createLiveJob(record, submission, registered.handler, registered.compatibleWith);
     this.live.set(id, job);
+    const doing = registered.options.holdsNode;
+    if (doing && job.nodeId) this.nodeHolds!.claim(job.nodeId, { jobId: id, jobType: job.type, doing });
     this.queue.push(id);
     job.log.info('job queued');
     this.notify(job.record);
@@ -423,6 +427,7 @@ export class JobRunner {
   }
 
   private onFinished(job: LiveJob): void {
+    if (job.nodeId && this.handlers.get(job.type)?.options.holdsNode) this.nodeHolds!.release(job.nodeId, job.id);
     const queued = this.queue.indexOf(job.id);
     if (queued >= 0) this.queue.splice(queued, 1);
     this.releaseIfDone(job);

@@ -345,7 +345,7 @@ export class TableImports {
   private async recover(entry: JournalEntry, waitMs = 600_000): Promise<void> {
     // Nodes are registered and adopted after the job handlers: wait for this one to run.
     const deadline = Date.now() + waitMs;
-    while (this.supervisor.get(entry.nodeId)?.state !== 'running') {
+    while (!this.supervisor.is(entry.nodeId, 'idle')) {
       if (Date.now() > deadline) {
         this.log.warn({ node: entry.nodeId, job: entry.jobId, journal: entry.id }, 'an interrupted table import could not be undone: its node is not running; will retry at the next start');
         return;

@@ -34,9 +34,6 @@ export function nodeStateCode(state: string): number {
   return (NODE_STATE_CODES as Record<string, number>)[state] ?? 0;
 }
 
-/** States in which the server answers: a node in one of them with no failed probe is ready. */
-export const SERVING_STATES: ReadonlySet<string> = new Set(['running', 'backing_up', 'exporting', 'importing']);
-
 export type BackupResult = 'succeeded' | 'failed' | 'cancelled';
 
 export interface BackupObservation {
@@ -50,8 +47,8 @@ export interface BackupObservation {
 /** What the metrics read at scrape time; narrow so tests can hand in plain objects. */
 export interface MetricsSources {
   nodes(): NodeView[];
-  /** Failed health probes in a row of a node (0 when healthy or not running). */
-  probeFailures(id: string): number;
+  /** The node serves and its last health probe passed (Supervisor.isReady). */
+  ready(id: string): boolean;
   usage(id: string): NodeUsageSample;
   jobCounts(): { running: number; queued: number };
   /** Subscribes to every job update; returns the unsubscribe function. */
@@ -171,7 +168,7 @@ export class NodeMgrMetrics {
       registers,
       collect() {
         this.reset();
-        for (const n of sources.nodes()) this.set({ node: n.id }, SERVING_STATES.has(n.state) && sources.probeFailures(n.id) === 0 ? 1 : 0);
+        for (const n of sources.nodes()) this.set({ node: n.id }, sources.ready(n.id) ? 1 : 0);
       },
     });
     new Gauge({

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { createActor, waitFor, type Actor, type InspectionEvent, type Observer, type SnapshotFrom } from 'xstate';
 import type { Logger } from 'pino';
 import type { Config, NodeEntry } from '../config/schema.ts';
-import { stateName, type NodeEvent, type NodeWork, type Wanted } from '../../machines/node.machine.ts';
+import { holderOf, stateName, type NodeClaim, type NodeEvent, type NodeTag, type NodeWork, type Wanted } from '../../machines/node.machine.ts';
 import type { Engine } from '../engines/engine.ts';
 import type { NodeSpec } from '../engines/node-spec.ts';
 import type { RunAs } from '../host/run-as.ts';
@@ -85,12 +85,6 @@ export class NodeCommandError extends Error {
   }
 }
 
-/** States a command waits for; anything else is on its way somewhere. */
-const SETTLED = new Set(['running', 'stopped', 'failed', 'backoff', 'held', 'dropped']);
-
-/** States in which a node's actor can be replaced (a reloaded entry): nothing is under way. */
-const REPLACEABLE = new Set(['running', 'stopped', 'failed', 'held']);
-
 /** What applyConfig did, by node id. */
 export interface ConfigChange {
   /** Effective policy changed, applied in place. */
@@ -106,9 +100,6 @@ export interface ConfigChange {
   /** Entries that could not be applied, with the reason. */
   refused: string[];
 }
-
-/** States in which a job owns the node: operator commands wait or get 409. */
-const BUSY = new Set(['backing_up', 'exporting', 'importing', 'restoring']);
 
 export interface SupervisorOptions {
   config: Config;
@@ -254,6 +245,37 @@ export class Supervisor extends EventEmitter {
     return this.nodes.get(id)?.actor;
   }
 
+  /** Asks the node's chart a question (see NodeTag); false for a node not on this host. */
+  is(id: string, tag: NodeTag): boolean {
+    return this.nodes.get(id)?.actor.getSnapshot().hasTag(tag) ?? false;
+  }
+
+  /** The server serves and its last health probe passed: what /v1/nodes/:port/health answers 200 for. */
+  isReady(id: string): boolean {
+    const snap = this.nodes.get(id)?.actor.getSnapshot();
+    return !!snap && snap.hasTag('serving') && snap.context.probeFailures === 0;
+  }
+
+  /** Whether the node's chart would take `event` now (false for a node not on this host). */
+  accepts(id: string, event: NodeEvent): boolean {
+    return this.nodes.get(id)?.actor.getSnapshot().can(event) ?? false;
+  }
+
+  /** The job holding the node, queued or running (see NodeClaim): the chart keeps it. */
+  holder(id: string): NodeClaim | null {
+    const n = this.nodes.get(id);
+    return n ? holderOf(n.actor.getSnapshot()) : null;
+  }
+
+  /** Records that an accepted job holds the node until release(); a node not on this host has no chart to hold. */
+  claim(id: string, claim: NodeClaim): void {
+    this.nodes.get(id)?.actor.send({ type: 'CLAIM', claim });
+  }
+
+  release(id: string, jobId: string): void {
+    this.nodes.get(id)?.actor.send({ type: 'RELEASE', jobId });
+  }
+
   private view(n: Supervised): NodeView {
     const ctx = n.actor.getSnapshot().context;
     return {
@@ -287,7 +309,7 @@ export class Supervisor extends EventEmitter {
 
   /** 409 while a job owns the node: STOP during an import must not pull the server from under it. */
   private refuseWhileBusy(n: Supervised, what: string): void {
-    if (!BUSY.has(n.state)) return;
+    if (!n.actor.getSnapshot().hasTag('busy')) return;
     const work = n.actor.getSnapshot().context.work;
     throw new NodeCommandError(`cannot ${what} node ${n.spec.id}: it is ${n.state}${work ? ` for job ${work.jobId}` : ''}; retry when that job is done`, 409);
   }
@@ -296,7 +318,7 @@ export class Supervisor extends EventEmitter {
   beginWork(id: string, work: NodeWork, jobId: string): NodeView {
     const n = this.require(id);
     this.refuseWhileBusy(n, `start ${work} on`);
-    if (n.state !== 'running') throw new NodeCommandError(`node ${id} is ${n.state}, not running`, 409);
+    if (!n.actor.getSnapshot().can({ type: 'WORK_STARTED', work, jobId })) throw new NodeCommandError(`node ${id} is ${n.state}, not running`, 409);
     n.actor.send({ type: 'WORK_STARTED', work, jobId });
     return this.view(n);
   }
@@ -310,8 +332,9 @@ export class Supervisor extends EventEmitter {
     const n = this.require(id);
     this.refuseWhileBusy(n, 'restore');
     n.actor.send({ type: 'RESTORE_STARTED', jobId });
-    await waitFor(n.actor, (s) => stateName(s.value) === 'restoring' || (SETTLED.has(stateName(s.value)) && stateName(s.value) !== 'running'), { timeout: timeoutMs });
-    if (n.state !== 'restoring') throw new NodeCommandError(`node ${id} could not be taken down for the restore: it is ${n.state}`, 409);
+    // Settled anywhere but serving: the stop ladder is over and the chart did not take the restore.
+    const down = await waitFor(n.actor, (s) => s.matches('restoring') || (s.hasTag('settled') && !s.hasTag('serving')), { timeout: timeoutMs });
+    if (!down.matches('restoring')) throw new NodeCommandError(`node ${id} could not be taken down for the restore: it is ${n.state}`, 409);
     return this.view(n);
   }
 
@@ -320,7 +343,7 @@ export class Supervisor extends EventEmitter {
     const n = this.require(id);
     n.actor.send({ type: 'RESTORE_FINISHED', jobId });
     const snap = await this.waitSettled(n, timeoutMs);
-    if (stateName(snap.value) !== 'running') {
+    if (!snap.hasTag('serving')) {
       throw new NodeCommandError(`node ${id} did not come back after the restore: ${this.view(n).lastError ?? n.state}`, 409);
     }
     return this.view(n);
@@ -336,15 +359,16 @@ export class Supervisor extends EventEmitter {
   async command(id: string, type: 'START' | 'STOP' | 'RESTART', timeoutMs = 120_000): Promise<NodeView> {
     const n = this.require(id);
     this.refuseWhileBusy(n, type.toLowerCase());
-    const before = n.state;
-    if (type === 'START' && before === 'running') return this.view(n);
-    if (type === 'STOP' && before === 'stopped') return this.view(n);
-    if (n.actor.getSnapshot().status !== 'active') throw new NodeCommandError(`node ${id} was dropped`, 409);
+    const before = n.actor.getSnapshot();
+    // busy was refused above: a serving node is running.
+    if (type === 'START' && before.hasTag('serving')) return this.view(n);
+    if (type === 'STOP' && before.matches('stopped')) return this.view(n);
+    if (before.status !== 'active') throw new NodeCommandError(`node ${id} was dropped`, 409);
     n.actor.send({ type } as NodeEvent);
     const goal = type === 'STOP' ? 'stopped' : 'running';
     const snap = await this.waitSettled(n, timeoutMs);
     const view = this.view(n);
-    if (stateName(snap.value) !== goal) {
+    if (type === 'STOP' ? !snap.matches('stopped') : !snap.hasTag('serving')) {
       throw new NodeCommandError(`${type} of node ${id} did not reach ${goal}: it is ${view.state}${view.lastError ? ` (${view.lastError})` : ''}`, 409);
     }
     return view;
@@ -364,8 +388,8 @@ export class Supervisor extends EventEmitter {
     // Again, with no await before register(): another create may have taken the port meanwhile.
     refuseTaken();
     const n = this.register(entry, 'created', 'stopped');
-    await this.waitSettled(n, 60_000);
-    if (n.state !== 'stopped') {
+    const found = await this.waitSettled(n, 60_000);
+    if (!found.matches('stopped')) {
       throw new NodeCommandError(`cannot create node ${id}: a server is already running on it (state ${n.state})`, 409);
     }
     return this.initialize(id, timeoutMs);
@@ -426,10 +450,10 @@ export class Supervisor extends EventEmitter {
   /** Initialises and starts a configured node whose data dir does not exist yet. */
   async initialize(id: string, timeoutMs = 300_000): Promise<NodeView> {
     const n = this.require(id);
-    if (n.state !== 'stopped') throw new NodeCommandError(`node ${id} is ${n.state}; only a stopped node can be created`, 409);
+    if (!n.actor.getSnapshot().can({ type: 'CREATE' })) throw new NodeCommandError(`node ${id} is ${n.state}; only a stopped node can be created`, 409);
     n.actor.send({ type: 'CREATE' });
     const snap = await this.waitSettled(n, timeoutMs);
-    if (stateName(snap.value) !== 'running') {
+    if (!snap.hasTag('serving')) {
       const view = this.view(n);
       throw new NodeCommandError(`create of node ${id} failed: ${view.lastError ?? view.state}`, 409);
     }
@@ -473,7 +497,8 @@ export class Supervisor extends EventEmitter {
       if (n.source === 'static' && !fromFile) change.unlisted.push(id);
       const entry = fromFile ?? n.entry;
       if (JSON.stringify(entry) !== JSON.stringify(n.entry)) {
-        if (!REPLACEABLE.has(n.state) || n.actor.getSnapshot().context.work) {
+        const snap = n.actor.getSnapshot();
+        if (!snap.hasTag('replaceable') || snap.context.work) {
           change.deferred.push(id);
           continue;
         }
@@ -506,7 +531,7 @@ export class Supervisor extends EventEmitter {
 
   /** A new actor for a changed entry, keeping what the operator wanted; it adopts the running server. */
   private replace(n: Supervised, entry: NodeEntry): void {
-    const wanted = n.actor.getSnapshot().context.wanted;
+    const { wanted, claim } = n.actor.getSnapshot().context;
     const spec = resolveSpec(this.config, entry, this.runAs);
     if (spec.id !== n.spec.id) {
       this.forget(n.spec.id);
@@ -514,7 +539,9 @@ export class Supervisor extends EventEmitter {
       n.actor.stop();
       this.nodes.delete(n.spec.id);
     }
-    this.register(entry, n.source, wanted);
+    const next = this.register(entry, n.source, wanted);
+    // A queued job that holds the node still holds it on the new actor.
+    if (claim && next.spec.id === n.spec.id) next.actor.send({ type: 'CLAIM', claim });
   }
 
   /** Stops supervising a node without touching its process (a node removed by discovery). */
@@ -526,7 +553,7 @@ export class Supervisor extends EventEmitter {
   }
 
   private async waitSettled(n: Supervised, timeoutMs: number): Promise<NodeSnapshot> {
-    return waitFor(n.actor, (s) => s.status !== 'active' || SETTLED.has(stateName(s.value)), { timeout: timeoutMs });
+    return waitFor(n.actor, (s) => s.status !== 'active' || s.hasTag('settled'), { timeout: timeoutMs });
   }
 
   async settled(ids: string[], timeoutMs: number): Promise<void> {
@@ -543,7 +570,7 @@ export class Supervisor extends EventEmitter {
   /** Stops the actors. The databases keep running unless stopNodes is true. */
   async shutdown(stopNodes = this.config.stopNodesOnExit): Promise<void> {
     if (stopNodes) {
-      await Promise.allSettled([...this.nodes.values()].filter((n) => n.state !== 'stopped').map((n) => this.stopKeepingWanted(n)));
+      await Promise.allSettled([...this.nodes.values()].filter((n) => !n.actor.getSnapshot().matches('stopped')).map((n) => this.stopKeepingWanted(n)));
     }
     for (const n of this.nodes.values()) n.actor.stop();
     this.nodes.clear();

@@ -61,7 +61,7 @@ describe('GET /v1/events', () => {
   let url: string;
   const supervisor = new FakeSupervisor();
   const jobs = new FakeJobs();
-  const metrics = new NodeMgrMetrics({ nodes: () => [], probeFailures: () => 0, usage: () => ({ diskUsed: null, diskFree: null, cpuPct: null, memRss: null }), jobCounts: () => ({ running: 0, queued: 0 }), onJobUpdate: () => () => {} });
+  const metrics = new NodeMgrMetrics({ nodes: () => [], ready: () => false, usage: () => ({ diskUsed: null, diskFree: null, cpuPct: null, memRss: null }), jobCounts: () => ({ running: 0, queued: 0 }), onJobUpdate: () => () => {} });
 
   before(async () => {
     const deps = {

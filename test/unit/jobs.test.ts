@@ -6,9 +6,11 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
+import { createActor } from 'xstate';
+import { holderOf, nodeMachine, type NodePolicy } from '../../machines/node.machine.ts';
 import { openStateStore, STATE_FILE_NAME, type JobRecord, type StateStore } from '../../src/state/store.ts';
 import { JobRunner } from '../../src/jobs/runner.ts';
-import type { JobContext, JobRunnerOptions } from '../../src/jobs/job.ts';
+import type { JobContext, JobRunnerOptions, NodeHolds } from '../../src/jobs/job.ts';
 import { JobConflictError, JobSubmissionError, JobRunnerClosedError, NodeHeldError } from '../../src/jobs/job-errors.ts';
 import { legacyJobStatus } from '../../src/http/legacy-status.ts';
 
@@ -30,6 +32,25 @@ function openStore(dir: string): StateStore {
   const store = openStateStore(dir);
   cleanups.push(() => store.close());
   return store;
+}
+
+const policy: NodePolicy = {
+  restart: { initialDelayMs: 1000, maxDelayMs: 60_000, jitter: 0, stableAfterMs: 60_000, maxRestarts: 5, windowMs: 300_000 },
+  probe: { failureThreshold: 3, startTimeoutMs: 30_000 },
+};
+
+/** Holds kept where the supervisor keeps them: in each node's chart (stopped nodes, no processes). */
+function chartHolds(nodeIds: string[]): NodeHolds {
+  const charts = new Map(nodeIds.map((nodeId) => [nodeId, createActor(nodeMachine, { input: { nodeId, policy, wanted: 'stopped' } }).start()]));
+  cleanups.push(() => charts.forEach((c) => c.stop()));
+  return {
+    holder: (nodeId) => {
+      const chart = charts.get(nodeId);
+      return chart ? holderOf(chart.getSnapshot()) : null;
+    },
+    claim: (nodeId, claim) => charts.get(nodeId)?.send({ type: 'CLAIM', claim }),
+    release: (nodeId, jobId) => charts.get(nodeId)?.send({ type: 'RELEASE', jobId }),
+  };
 }
 
 function newRunner(dir = tempDir(), options: Partial<JobRunnerOptions> = {}) {
@@ -220,8 +241,13 @@ describe('job runner: scheduling', () => {
     open('audit');
   });
 
-  it('refuses (409) rather than queues a job on a node that a holding job (backup) has queued or running', async () => {
+  it('will not register a job type that holds its node without the charts that keep the hold', () => {
     const { runner } = newRunner();
+    assert.throws(() => runner.register('backup', async () => {}, { holdsNode: 'backing up' }), /needs nodeHolds/);
+  });
+
+  it('refuses (409) rather than queues a job on a node that a holding job (backup) has queued or running', async () => {
+    const { runner } = newRunner(undefined, { nodeHolds: chartHolds(['n1', 'n2']) });
     const events: string[] = [];
     const { started } = registerSlow(runner, events, { other: [] });
     const gated = (ctx: JobContext) => gate(ctx.id).promise;

@@ -22,7 +22,7 @@ function fakeSources(nodes: NodeView[]) {
   const listeners = new Set<(j: JobRecord) => void>();
   const sources: MetricsSources = {
     nodes: () => nodes,
-    probeFailures: () => 0,
+    ready: (id) => id === 'mysql-6001',
     usage: (id) => (id === 'mysql-6001' ? { diskUsed: 1000, diskFree: 5000, cpuPct: 12.5, memRss: 2048 } : { diskUsed: null, diskFree: null, cpuPct: null, memRss: null }),
     jobCounts: () => ({ running: 1, queued: 2 }),
     onJobUpdate: (l) => {

@@ -2,7 +2,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createActor, fromCallback, fromPromise, SimulatedClock, type AnyEventObject } from 'xstate';
-import { backoffDelay, nodeMachine, stateName, type AdoptResult, type NodePolicy, type ProcessCommand, type Diagnosis } from '../../machines/node.machine.ts';
+import { backoffDelay, holderOf, nodeMachine, stateName, type AdoptResult, type NodePolicy, type NodeTag, type ProcessCommand, type Diagnosis } from '../../machines/node.machine.ts';
+import { machineGraph } from '../../src/http/inspector/machine-graph.ts';
 
 const policy: NodePolicy = {
   restart: { initialDelayMs: 1000, maxDelayMs: 60_000, jitter: 0, stableAfterMs: 60_000, maxRestarts: 5, windowMs: 300_000 },
@@ -527,5 +528,85 @@ describe('node statechart', () => {
     await h.settle();
     assert.equal(h.state(), 'running');
     assert.equal(h.actor.getSnapshot().context.wanted, 'running');
+  });
+});
+
+describe('questions asked of the node chart', () => {
+  // What the rest of node-mgr asks of a node, per state. A chart change that changes an answer
+  // fails here; a new state fails until its answers are written down (and its tags set).
+  const TAGS: Record<string, NodeTag[]> = {
+    adopting: [],
+    stopped: ['settled', 'replaceable'],
+    initializing: [],
+    preflight: [],
+    starting: [],
+    running: ['serving', 'idle', 'settled', 'replaceable'],
+    backing_up: ['serving', 'busy'],
+    exporting: ['serving', 'busy'],
+    importing: ['serving', 'busy'],
+    stopping: [],
+    crashed: [],
+    deciding: [],
+    backoff: ['settled'],
+    held: ['settled', 'replaceable'],
+    failed: ['settled', 'replaceable'],
+    restoring: ['busy'],
+    dropping: [],
+    dropped: ['settled'],
+  };
+  const ALL_TAGS: NodeTag[] = ['serving', 'idle', 'settled', 'replaceable', 'busy'];
+  const context = createActor(nodeMachine, { input: { nodeId: 'n', policy, wanted: 'stopped' } }).getSnapshot().context;
+  const leaves = machineGraph(nodeMachine, stateName).states.filter((s) => s.wire !== null);
+  const snapshotIn = (path: string[]) =>
+    nodeMachine.resolveState({ value: path.reduceRight<unknown>((inner, key) => (inner === undefined ? key : { [key]: inner }), undefined) as never, context });
+
+  it('every state has its answers written down', () => {
+    assert.deepEqual(leaves.map((s) => s.wire).sort(), Object.keys(TAGS).sort());
+  });
+
+  for (const [wire, tags] of Object.entries(TAGS)) {
+    it(`${wire}: ${tags.length ? tags.join(', ') : 'no tag'}`, () => {
+      const leaf = leaves.find((s) => s.wire === wire);
+      assert.ok(leaf, `no state ${wire} in the chart`);
+      const snap = snapshotIn(leaf.path);
+      assert.deepEqual(ALL_TAGS.filter((t) => snap.hasTag(t)), ALL_TAGS.filter((t) => tags.includes(t)));
+    });
+  }
+
+  it('the answers agree: no state is settled and busy, replaceable is settled, idle is serving', () => {
+    for (const wire of Object.keys(TAGS)) {
+      const t = new Set(TAGS[wire]);
+      assert.ok(!(t.has('settled') && t.has('busy')), wire);
+      assert.ok(!t.has('replaceable') || t.has('settled'), `${wire} is replaceable but not settled`);
+      assert.ok(!t.has('idle') || t.has('serving'), `${wire} is idle but not serving`);
+    }
+  });
+
+  it('takes work only while idle, and a restore from a crash loop only after a STOP', () => {
+    for (const leaf of leaves) {
+      const snap = snapshotIn(leaf.path);
+      const work = snap.can({ type: 'WORK_STARTED', work: 'backing_up', jobId: 'j' });
+      assert.equal(work, snap.hasTag('idle'), `${leaf.wire}: WORK_STARTED`);
+      const stopFirst = snap.can({ type: 'STOP' }) && !snap.can({ type: 'RESTORE_STARTED', jobId: 'j' });
+      assert.equal(stopFirst, ['preflight', 'starting', 'crashed', 'backoff', 'held'].includes(leaf.wire!), `${leaf.wire}: stop before a restore`);
+    }
+  });
+
+  it('keeps one job claim at a time and lets only that job release it', async () => {
+    const h = harness({ wanted: 'stopped' });
+    await h.settle();
+    const claim = { jobId: 'bk', jobType: 'coldbackup', doing: 'backing up' };
+    h.actor.send({ type: 'CLAIM', claim });
+    h.actor.send({ type: 'CLAIM', claim: { jobId: 'other', jobType: 'coldrestore', doing: 'restoring' } });
+    assert.deepEqual(holderOf(h.actor.getSnapshot()), claim);
+    h.actor.send({ type: 'RELEASE', jobId: 'other' });
+    assert.deepEqual(holderOf(h.actor.getSnapshot()), claim);
+    // The claim lives through the node's own changes (a start, a crash) until its job releases it.
+    h.actor.send({ type: 'START' });
+    await h.settle();
+    assert.equal(h.state(), 'running');
+    assert.deepEqual(holderOf(h.actor.getSnapshot()), claim);
+    h.actor.send({ type: 'RELEASE', jobId: 'bk' });
+    assert.equal(holderOf(h.actor.getSnapshot()), null);
   });
 });
