@@ -13,7 +13,7 @@ import type { NodeSpec } from '../engines/node-spec.ts';
 import { openPlainFile, UnsafeNodePath, withParentDir } from '../engines/node-files.ts';
 import { closeSession, openSession, rows, type Session } from '../jobs/node-sql.ts';
 import { Digest } from './archive.ts';
-import { BinlogScanner, type BinlogSummary } from './binlog-events.ts';
+import { BinlogScanner, type BinlogSummary } from './binlog-file.ts';
 import {
   archivedBinlogPath,
   archivedBinlogSchema,

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { BINLOG_MAGIC, BinlogFormatError, BinlogScanner, EVENT, scanBinlog } from '../../src/backup/binlog-events.ts';
+import { BINLOG_MAGIC, BinlogFormatError, BinlogScanner, EVENT, scanBinlog } from '../../src/backup/binlog-file.ts';
 import { binlogIndexPath, readBinlogArchive, type ArchivedBinlog } from '../../src/backup/binlog-archive.ts';
 import { retireArchivedBinlogs } from '../../src/backup/binlog-retention.ts';
 import { LocalDirStore } from '../../src/backup/local-dir.ts';
