@@ -12,6 +12,7 @@ const model = {
   jobs: new Map(), // id -> job record
   selected: null, // node id
   transitions: [], // of the selected node, newest first
+  archive: null, // the selected node's binlog archive (GET /v1/nodes/:port), null when it has none
   structureDirty: true, // rows added/removed: rebuild the table
   dirtyNodes: new Set(),
   jobsDirty: true,
@@ -268,6 +269,15 @@ function fmtBytes(b) {
   return `${b.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
+/** One line: state, newest archived file, lag; the failure on a line of its own. */
+function archiveText(a) {
+  if (!a.enabled) return `off · ${a.detail ?? ''}`;
+  const last = a.last_archived ? a.last_archived.file : 'nothing archived yet';
+  const pending = a.pending_files.length ? ` · ${a.pending_files.length} file(s) pending` : '';
+  const line = `${a.state} · ${last} · lag ${a.lag_seconds} s / ${fmtBytes(a.lag_bytes)}${pending}`;
+  return a.state === 'error' || a.state === 'waiting' ? el('span', {}, line, el('br'), el('span', { class: 'muted' }, a.detail ?? '')) : line;
+}
+
 function backoffText(n) {
   if (n.state !== 'backoff' || !n.backoffUntil) return n.backoffMs ? `last delay ${n.backoffMs} ms` : '–';
   const left = Math.max(0, n.backoffUntil - Date.now());
@@ -289,6 +299,7 @@ function renderContext(n) {
   if (n.lastError) items.push(['last error', n.lastError]);
   if (n.work) items.push(['work', `${n.work.kind} (job ${n.work.jobId})`]);
   if (n.usage) items.push(['cpu / rss', `${n.usage.cpuPct === null ? '–' : `${n.usage.cpuPct.toFixed(1)} %`} / ${fmtBytes(n.usage.memRss)}`], ['disk used', fmtBytes(n.usage.diskUsed)]);
+  if (model.archive) items.push(['binlog archive', archiveText(model.archive)]);
   items.push(['data dir', n.dataDir]);
   const frag = document.createDocumentFragment();
   for (const [k, v] of items) frag.append(el('dt', {}, k), el('dd', { dataset: { field: k } }, v));
@@ -326,6 +337,7 @@ async function select(id) {
   if (model.selected !== id && !actionInFlight) showActionMessage('', '');
   model.selected = id;
   model.transitions = [];
+  model.archive = null;
   model.detailDirty = true;
   const n = model.nodes.get(id);
   history.replaceState(null, '', `#node=${n.port}`);
@@ -334,6 +346,7 @@ async function select(id) {
   const res = await fetch(`/v1/nodes/${n.port}`);
   if (!res.ok || model.selected !== id) return;
   const body = await res.json();
+  model.archive = body.binlog_archive ?? null;
   const seen = new Set(model.transitions.map(key));
   const journal = (body.transitions ?? []).filter((t) => !seen.has(key(t)));
   model.transitions = [...model.transitions, ...journal].sort((a, b) => b.at - a.at).slice(0, MAX_TRANSITIONS);
@@ -505,6 +518,17 @@ setInterval(() => {
   const span = document.getElementById('backoff-remaining');
   if (n && span && n.state === 'backoff') span.textContent = backoffText(n);
 }, 200);
+
+// The binlog archive's lag is not in the event stream: the selected node's is read every 5 s.
+setInterval(async () => {
+  const n = model.nodes.get(model.selected);
+  if (!n || !model.archive || document.hidden) return;
+  const res = await fetch(`/v1/nodes/${n.port}`).catch(() => null);
+  if (!res?.ok || model.selected !== n.id) return;
+  model.archive = (await res.json()).binlog_archive ?? null;
+  model.detailDirty = true;
+  scheduleRender();
+}, 5000);
 
 $('#filter').addEventListener('input', (ev) => {
   model.filter = ev.target.value.trim();
