@@ -85,6 +85,17 @@ export const legacyRequests = {
   coldrestore: z
     .object({ ...common, ...source, store: str(64).optional(), file: storePath.optional(), restore_time: restoreTime.optional() })
     .refine((r) => r.file !== undefined || r.restore_time !== undefined, { message: 'is required (a backup path), unless restore_time is given', path: ['file'] }),
+  rebuild_node: z.object({
+    ...common,
+    ...source,
+    primary_ip: str(64),
+    primary_port: port,
+    tables: z.array(str(385)).max(1000).optional(),
+    max_table_mb: z.number().positive().optional(),
+    timeout_s: z.number().int().min(1).max(86_400).optional(),
+    file: storePath.optional(),
+    store: str(64).optional(),
+  }),
 } as const;
 
 export type LegacyJobType = keyof typeof legacyRequests;

@@ -97,7 +97,8 @@ async function dispatch(jobType: LegacyJobType, body: object, deps: HttpDeps, re
     case 'delete':
     case 'send':
     case 'coldbackup':
-    case 'coldrestore': {
+    case 'coldrestore':
+    case 'rebuild_node': {
       const r = parseLegacyRequest(jobType, body);
       if (deps.jobs.hasHandler(jobType)) {
         const node = deps.supervisor.byPort(r.s_port);

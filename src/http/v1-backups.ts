@@ -189,6 +189,44 @@ export async function backupRoutes(app: FastifyInstance): Promise<void> {
       return accept(reply, { id: job_id, type: 'coldrestore', params, nodeId: n.id });
     },
   );
+
+  app.post<{
+    Params: { port: number };
+    Body: { primary: string; tables?: string[]; max_table_mb?: number; timeout_s?: number; file?: string; repl_user?: string; repl_password?: string; store?: StoreName; job_id?: string };
+  }>(
+    '/nodes/:port/rebuild',
+    {
+      config: { access: 'mutate' },
+      schema: {
+        summary: 'Make a storage node a fresh replica of a primary of its shard: restore the newest backup, replicate from its GTID, wait until caught up, compare CHECKSUM TABLE on both sides',
+        params: portParams,
+        body: {
+          type: 'object',
+          required: ['primary'],
+          additionalProperties: false,
+          properties: {
+            primary: { type: 'string', minLength: 3, maxLength: 300, pattern: '^(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$', description: 'host:port of a MySQL node of the same cluster and shard' },
+            tables: { type: 'array', maxItems: 1000, items: { type: 'string', minLength: 3, maxLength: 385, pattern: '^[^.]+\\.[^.]+$' }, description: 'db.table to compare; every table up to max_table_mb when absent' },
+            max_table_mb: { type: 'number', exclusiveMinimum: 0, description: 'tables compared when none are named: those no bigger (default 256)' },
+            timeout_s: { type: 'integer', minimum: 1, maximum: 86400, description: 'bound on the catch-up wait (default 600)' },
+            file: backupFile,
+            repl_user: { type: 'string', minLength: 1, maxLength: 80, description: "the replica's login on the primary; the node's admin login when absent" },
+            repl_password: { type: 'string', maxLength: 256 },
+            store,
+            job_id: jobId,
+          },
+        },
+        response: { 202: acceptedSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema },
+      },
+    },
+    async (req, reply) => {
+      const n = nodeOf(req.params.port);
+      if (req.body.file !== undefined) checkPath(req.body.file);
+      storeOf(req.body.store);
+      const { job_id, ...params } = req.body;
+      return accept(reply, { id: job_id, type: 'rebuild_node', params, nodeId: n.id });
+    },
+  );
 }
 
 function checkPath(file: string): void {

@@ -15,6 +15,8 @@ import type { NodeMgrMetrics } from '../metrics/metrics.ts';
 import { coldBackup } from './cold-backup.ts';
 import { coldRestore } from './cold-restore.ts';
 import { pointInTimeRestore } from './point-in-time-restore.ts';
+import { rebuildReplica, type RebuildRequest } from './replica-rebuild.ts';
+import { sendDestination } from './table-transfer.ts';
 import { isLocalAddress } from './node-sql.ts';
 import type { JobContext } from './job.ts';
 import type { JobRunner } from './runner.ts';
@@ -34,6 +36,13 @@ export interface ColdRestoreParams extends ColdBackupParams {
   file?: string;
   /** Restore to this time: ISO 8601, or `YYYY-MM-DD HH:MM:SS` in the server's time zone. */
   restore_time?: string;
+}
+
+/** Params of rebuild_node: the REST body (primary) or the seed-style one (s_*, primary_ip/primary_port). */
+export interface RebuildNodeParams extends ColdBackupParams, Omit<RebuildRequest, 'primary'> {
+  primary?: string;
+  primary_ip?: string;
+  primary_port?: number;
 }
 
 export interface VerifyBackupParams {
@@ -98,6 +107,27 @@ export function registerBackupJobs(jobs: JobRunner, config: Config, supervisor: 
     if (req.file === undefined) throw new Error('coldrestore needs "file" (a backup) or "restore_time"');
     return coldRestore(ctx, spec, req.file, store, { supervisor, creds });
   }, { holdsNode: 'restoring' });
+
+  jobs.register('rebuild_node', async (ctx) => {
+    const req = ctx.params as RebuildNodeParams;
+    const spec = jobNode(ctx, supervisor, req.s_ip);
+    const creds = req.s_user !== undefined ? { user: req.s_user, password: req.s_pwd ?? '' } : undefined;
+    const primary = req.primary ?? (req.primary_ip !== undefined && req.primary_port !== undefined ? `${req.primary_ip.includes(':') ? `[${req.primary_ip}]` : req.primary_ip}:${req.primary_port}` : undefined);
+    if (!primary) throw new Error('rebuild_node needs "primary" (host:port) or primary_ip and primary_port');
+    return rebuildReplica(ctx, spec, { ...req, primary }, storeNamed(config, req.store), {
+      config,
+      supervisor,
+      peerNode: async (host, port, signal) => {
+        let dest;
+        try {
+          dest = sendDestination(config, supervisor, host, port);
+        } catch {
+          return null;
+        }
+        return 'peer' in dest ? dest.peer.node(port, signal) : dest.local;
+      },
+    }, creds);
+  }, { holdsNode: 'rebuilding' });
 
   jobs.register('verify_backup', async (ctx) => {
     const req = ctx.params as VerifyBackupParams;

@@ -42,6 +42,22 @@ export class PeerNodeMgr {
     return new TableTransferError(step, `the destination's node-mgr (${this.url}) answered ${reply.status}: ${info}`, status);
   }
 
+  /** One node of the peer (GET /v1/nodes/:port): null when the peer has none on that port. */
+  async node(port: number, signal: AbortSignal): Promise<{ kind: string; role: string; cluster?: string; shard?: string } | null> {
+    const req = this.request(`/v1/nodes/${port}`, { method: 'GET', headers: this.headers('application/json'), signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)]) });
+    const answered = replyOf(req);
+    req.end();
+    let reply: PeerReply;
+    try {
+      reply = await answered;
+    } catch (err) {
+      throw new Error(`cannot reach the node-mgr at ${this.url}: ${(err as Error).message}`);
+    }
+    if (reply.status === 404) return null;
+    if (reply.status !== 200) throw new Error(`the node-mgr at ${this.url} answered ${reply.status}: ${String(reply.body.info ?? '')}`);
+    return reply.body as unknown as { kind: string; role: string; cluster?: string; shard?: string };
+  }
+
   /** Asks the destination whether it can take the table; changes nothing there. */
   async preflight(body: RecvPreflightBody, signal: AbortSignal): Promise<{ condition: TableCondition }> {
     let reply: PeerReply;

@@ -1,0 +1,143 @@
+// Rebuilding a replica (POST /v1/nodes/:port/rebuild, seed-style rebuild_node) with real MariaDB
+// nodes through a real node-mgr: a node of the shard becomes a replica of the primary from the
+// shard's backup, catches up with writes made after the backup and during the rebuild, has the
+// primary's checksums, and keeps replicating; a primary of another shard, one that does not answer
+// and one that does not exist are refused before the node is touched.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../support/nodes.ts';
+import { api, killProcessGroups, legacy, startNodeMgrProcess, waitForJob, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';
+import { ADMIN, loadMysqlData, mysqlChecksums, mysqlConn, runRestJob } from '../support/backup-data.ts';
+
+describe('rebuilding a replica', () => {
+  let root: string;
+  let mgr: NodeMgrProcess;
+  const port = { primary: 0, replica: 0, other: 0, down: 0 };
+  const pids: number[] = [];
+  const node = (p: number) => waitForNode(mgr.url, p, () => true);
+
+  async function refusedUntouched(primary: string, pattern: RegExp): Promise<void> {
+    const before = await node(port.replica);
+    const job = await runRestJob(mgr.url, `/v1/nodes/${port.replica}/rebuild`, { primary });
+    assert.equal(job.result, 'error', JSON.stringify(job));
+    assert.match(job.info, pattern);
+    assert.match(job.info, /the node was not touched/);
+    const after = await node(port.replica);
+    assert.equal(after.pid, before.pid);
+    assert.equal(after.state, 'running');
+  }
+
+  before(async () => {
+    root = path.dirname(await tempNodeDir());
+    for (const k of Object.keys(port) as (keyof typeof port)[]) port[k] = await freePort();
+    const storage = (p: number, dir: string, shard: string) => ({ kind: 'mysql', role: 'storage', port: p, dir: path.join(root, dir), cluster: 'clust1', shard, ...ADMIN });
+    const config = {
+      listen: { host: '127.0.0.1', port: await freePort() },
+      stateDir: path.join(root, 'state'),
+      runAs: TEST_RUN_AS,
+      policy: { restart: { initialDelayMs: 200, jitter: 0 }, probe: { intervalMs: 1000, startTimeoutMs: 60_000 } },
+      backup: { store: 'local', localDir: path.join(root, 'backups') },
+      nodes: [storage(port.primary, 'primary', 'shard1'), storage(port.replica, 'replica', 'shard1'), storage(port.other, 'other', 'shard2'), storage(port.down, 'down', 'shard1')],
+    };
+    mgr = await startNodeMgrProcess(path.join(root, 'mgr'), config);
+    for (const p of [port.primary, port.replica, port.other]) {
+      const created = await api(mgr.url, 'POST', `/v1/nodes/${p}/create`);
+      assert.equal(created.status, 200, created.text);
+      pids.push(created.body.pid);
+    }
+    await loadMysqlData(port.primary, 20);
+    const done = await runRestJob(mgr.url, `/v1/nodes/${port.primary}/backup`, {});
+    assert.equal(done.result, 'succeed', JSON.stringify(done));
+    // Written after the backup: the replica must get these from the primary's binlog.
+    const c = await mysqlConn(port.primary);
+    await c.query('DELETE FROM shop.big_0 WHERE id % 5 = 0');
+    await c.query("INSERT INTO shop.notes (note) SELECT CONCAT('after backup ', seq) FROM shop.seq_1_to_500");
+    await c.query('FLUSH BINARY LOGS');
+    await c.query('CREATE TABLE shop.later (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB');
+    await c.query("INSERT INTO shop.later SELECT seq, 'later' FROM shop.seq_1_to_200");
+    await c.end();
+    // The replica has drifted: data of its own that the rebuild must replace.
+    const r = await mysqlConn(port.replica);
+    await r.query('CREATE DATABASE shop');
+    await r.query('CREATE TABLE shop.stray (id INT PRIMARY KEY) ENGINE=InnoDB');
+    await r.end();
+  });
+
+  after(async () => {
+    const live = mgr ? await api(mgr.url, 'GET', '/v1/nodes').then((res) => (res.body as { pid: number | null }[]).map((n) => n.pid)).catch(() => []) : [];
+    await mgr?.stop('SIGKILL');
+    await killProcessGroups([...pids, ...live]);
+    await removeTempDirs();
+  });
+
+  it('refuses a primary of another shard, one that does not answer, an unknown one, and an unknown node, before touching anything', async () => {
+    await refusedUntouched(`127.0.0.1:${port.other}`, /serves clust1\/shard2, mysql-\d+ clust1\/shard1/);
+    await refusedUntouched(`127.0.0.1:${port.down}`, /the primary 127\.0\.0\.1:\d+ is not reachable/);
+    const unused = await freePort();
+    await refusedUntouched(`127.0.0.1:${unused}`, new RegExp(`no node on port ${unused} on this host`));
+    await refusedUntouched(`127.0.0.1:${port.replica}`, /is the node being rebuilt/);
+    await refusedUntouched('192.0.2.7:3310', /neither this host nor a configured peer/);
+    const unknown = await api(mgr.url, 'POST', `/v1/nodes/${unused}/rebuild`, { primary: `127.0.0.1:${port.primary}` });
+    assert.equal(unknown.status, 404, unknown.text);
+    const bad = await api(mgr.url, 'POST', `/v1/nodes/${port.replica}/rebuild`, { primary: 'no port here' });
+    assert.equal(bad.status, 400, bad.text);
+  });
+
+  it('rebuilds the node as a replica that catches up, has the primary checksums, and keeps replicating (seed-style rebuild_node)', async () => {
+    const r = await legacy(mgr.url, {
+      ver: '0.1',
+      job_type: 'rebuild_node',
+      s_ip: '127.0.0.1',
+      s_port: port.replica,
+      s_user: ADMIN.user,
+      s_pwd: ADMIN.password,
+      primary_ip: '127.0.0.1',
+      primary_port: port.primary,
+      timeout_s: 300,
+    });
+    assert.equal(r.status, 200, r.text);
+    // Writes while the rebuild runs: the catch-up has to bring them too.
+    const c = await mysqlConn(port.primary);
+    for (let i = 0; i < 20; i++) {
+      await c.query('INSERT INTO shop.later VALUES (?, ?)', [1000 + i, 'during']);
+      await sleep(100);
+    }
+    await c.end();
+    const job = await waitForJob(mgr.url, r.body.job_id, 300_000);
+    assert.equal(job.result, 'succeed', JSON.stringify(job));
+    const out = job.output;
+    assert.equal(out.primary, `127.0.0.1:${port.primary}`);
+    assert.ok(out.tables.length >= 3, JSON.stringify(out.tables));
+    assert.ok(out.tables.every((t: { match: boolean }) => t.match));
+    assert.ok(out.tables.some((t: { table: string }) => t.table === 'shop.later'));
+    assert.equal(out.replication.io_running, 'Yes');
+    assert.equal(out.replication.sql_running, 'Yes');
+
+    // Replication keeps running: a row written now reaches the replica.
+    const p = await mysqlConn(port.primary);
+    await p.query("INSERT INTO shop.later VALUES (5000, 'after rebuild')");
+    const [[pos]] = (await p.query('SELECT @@gtid_binlog_pos AS pos')) as unknown as [{ pos: string }[]];
+    await p.end();
+    const q = await mysqlConn(port.replica);
+    try {
+      const [[waited]] = (await q.query('SELECT MASTER_GTID_WAIT(?, 60) AS r', [pos!.pos])) as unknown as [{ r: number }[]];
+      assert.equal(Number(waited!.r), 0);
+      const [[row]] = (await q.query('SELECT v FROM shop.later WHERE id = 5000')) as unknown as [{ v: string }[]];
+      assert.equal(row?.v, 'after rebuild');
+      const [[stray]] = (await q.query("SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'shop' AND table_name = 'stray'")) as unknown as [{ n: number }[]];
+      assert.equal(Number(stray!.n), 0, 'the replica kept a table of its own');
+    } finally {
+      await q.end();
+    }
+    assert.deepEqual(await mysqlChecksums(port.replica), await mysqlChecksums(port.primary));
+    assert.equal((await node(port.replica)).state, 'running');
+  });
+
+  it('rebuild_node is a seed job type: a bad request is refused with the field named', async () => {
+    const r = await api(mgr.url, 'POST', '/', { ver: '0.1', job_type: 'rebuild_node', s_ip: '127.0.0.1', s_port: port.replica, s_user: 'u', s_pwd: 'p', primary_ip: '127.0.0.1' });
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.body.info, /primary_port/);
+  });
+});
