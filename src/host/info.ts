@@ -11,6 +11,13 @@ export interface HostSample {
   sampledAt: number;
 }
 
+/** Nodes of this host by the seed's node types. */
+export interface LegacyNodeCounts {
+  meta_node: number;
+  storage_node: number;
+  computer_node: number;
+}
+
 export class HostInfo {
   private sample: HostSample | null = null;
   private first: Promise<void> | null = null;
@@ -42,6 +49,7 @@ export class HostInfo {
   private async refresh(): Promise<void> {
     try {
       const [load, mem] = await Promise.all([si.currentLoad(), si.mem()]);
+      this.changes++;
       this.sample = {
         cpuPct: load.currentLoad,
         memUsed: mem.active,
@@ -61,6 +69,7 @@ export class HostInfo {
       .fsSize()
       .then(
         (fsSize) => {
+          this.changes++;
           this.disks = { list: fsSize.map((d) => ({ mount: d.mount, fs: d.fs, size: d.size, used: d.used, available: d.available })), at: Date.now() };
           if (this.sample) this.sample = { ...this.sample, disks: this.disks.list };
         },
@@ -72,6 +81,9 @@ export class HostInfo {
 
   /** Filesystem reads (`df` runs) so far. */
   diskReads = 0;
+
+  /** Counts new samples (CPU and memory, filesystems): a get_info reply prepared from them is current while it has not moved and factsUntil() is ahead. */
+  changes = 0;
 
   /**
    * The latest sample; the first call after start waits for it, never longer than 2 s. Filesystem
@@ -115,9 +127,29 @@ export class HostInfo {
       .sort((a, b) => b.mount.length - a.mount.length)[0];
   }
 
-  /** The PROTOCOL §2 get_info reply (original fields first). */
-  async legacyInfo(counts: { meta_node: number; storage_node: number; computer_node: number }, dataDirs: string[]) {
-    const s = await this.current();
+  /**
+   * Whether legacyInfoNow() can answer: the first samples are in. Like current(), starts a read
+   * of the filesystems behind the reply when the last one is older than the interval.
+   */
+  ready(): boolean {
+    if (!this.disks || Date.now() - this.disks.at >= this.intervalMs) void this.refreshDisks();
+    return this.disks !== null && this.sample !== null;
+  }
+
+  /** Until when the host facts of the last reply (load, uptime) stay as they are. */
+  factsUntil(): number {
+    return this.facts ? this.facts.at + 1000 : 0;
+  }
+
+  /** The PROTOCOL §2 get_info reply (original fields first); waits for the first samples (at most 2 s each). */
+  async legacyInfo(counts: LegacyNodeCounts, dataDirs: string[]) {
+    await this.current();
+    return this.legacyInfoNow(counts, dataDirs);
+  }
+
+  /** The get_info reply from the samples at hand. */
+  legacyInfoNow(counts: LegacyNodeCounts, dataDirs: string[]) {
+    const s = this.sample;
     const root = this.diskOf('/');
     const disks = [...new Set(dataDirs.map((d) => this.diskOf(d)).filter((d) => d !== undefined))];
     return {

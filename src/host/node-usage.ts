@@ -48,6 +48,8 @@ export class NodeUsage {
   private readonly du: (dirs: string[]) => Promise<Map<string, number>>;
   /** `du` runs and the dirs they measured, since start (for the metrics and the bench). */
   readonly duStats = { runs: 0, dirs: 0 };
+  /** Counts the passes that replaced the samples: a reply prepared from them is current while it has not moved. */
+  changes = 0;
 
   constructor(
     private readonly targets: () => UsageTarget[],
@@ -110,6 +112,7 @@ export class NodeUsage {
           memRss: p ? p.memory : null,
         });
       }
+      this.changes++;
     } finally {
       this.running = false;
     }

@@ -6,6 +6,7 @@ import { registerOpenApi } from './openapi.ts';
 import { errorHandler, badRequest, clientErrorReply, HttpError } from './errors.ts';
 import { ExactHeaderResponse } from './exact-headers.ts';
 import { ConnectionGate } from './connection-gate.ts';
+import { replayReadBody, SeedFastPath } from './seed-fast-path.ts';
 import { legacyRoutes } from './legacy.ts';
 import { v1Routes } from './v1.ts';
 import { backupRoutes } from './v1-backups.ts';
@@ -17,6 +18,13 @@ import { instrumentHttp, metricsRoutes } from './metrics.ts';
 import { inspectorRoutes } from './inspector/routes.ts';
 import type { HttpDeps } from './deps.ts';
 import { installAuth } from './auth.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The seed polls answered before fastify's routing (tests read its count). */
+    seedFastPath: SeedFastPath;
+  }
+}
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
   const tls = deps.config.listen.tls;
@@ -53,6 +61,16 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   // connection; loopback and allow-listed callers are never crowded out (connection-gate.ts).
   new ConnectionGate(() => deps.config.security, { plainHttp: !tls, log: app.log }).install(app.server);
   app.decorate('services', deps);
+  // get_node / get_status / get_info polls are answered before fastify; the rest reaches it (seed-fast-path.ts).
+  const seedFastPath = new SeedFastPath({
+    deps,
+    bodyLimit: deps.config.security.bodyLimitBytes,
+    closing: () => closing,
+    timedOut: (socket) => clientErrorReply(Object.assign(new Error('request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket),
+  });
+  seedFastPath.install(app.server);
+  app.decorate('seedFastPath', seedFastPath);
+  app.addHook('preParsing', (req, _reply, payload, done) => done(null, replayReadBody(req, payload)));
   app.setErrorHandler(errorHandler);
   app.addHook('preClose', async () => {
     closing = true;

@@ -10,6 +10,7 @@ import { TableTransferError } from '../jobs/table-import.ts';
 import { badRequest, HttpError } from './errors.ts';
 import { isLegacyJobType, parseLegacyRequest, NODE_TYPES, type LegacyJobType } from './legacy-requests.ts';
 import { legacyJobStatus } from './legacy-status.ts';
+import { seedRepliesFor } from './seed-replies.ts';
 import { handleUpload } from './upload.ts';
 import { binlogArchiveOf, type HttpDeps } from './deps.ts';
 import type { Access } from './auth.ts';
@@ -52,22 +53,20 @@ export async function legacyRoutes(app: FastifyInstance): Promise<void> {
 
 async function dispatch(jobType: LegacyJobType, body: object, deps: HttpDeps, req: FastifyRequest): Promise<unknown> {
   switch (jobType) {
+    // The read-only types answer with text prepared when what they show changed (seed-replies.ts).
     case 'get_node': {
       const r = parseLegacyRequest('get_node', body);
-      return getNodeReply(deps, r.node_type);
+      return seedRepliesFor(deps).getNode(r.node_type);
     }
     case 'get_info': {
       parseLegacyRequest('get_info', body);
-      const nodes = deps.supervisor.list();
-      const count = (t: string) => nodes.filter((n) => ROLE_TO_TYPE[n.role] === t).length;
-      return deps.host.legacyInfo(
-        { meta_node: count('meta_node'), storage_node: count('storage_node'), computer_node: count('computer_node') },
-        nodes.map((n) => n.dataDir),
-      );
+      // The first request after start waits for the first samples (at most 2 s).
+      await deps.host.current();
+      return seedRepliesFor(deps).getInfo() ?? legacyInfo(deps, deps.supervisor.list());
     }
     case 'get_status': {
       const r = parseLegacyRequest('get_status', body);
-      return legacyJobStatus(deps.jobs, r.job_id);
+      return seedRepliesFor(deps).getStatus(r.job_id);
     }
     case 'auto_pullup': {
       const r = parseLegacyRequest('auto_pullup', body);
@@ -129,23 +128,31 @@ function accept(deps: HttpDeps, submission: { id?: string; type: string; params:
   return { result: 'succeed', info: 'accepted', job_id: job.id };
 }
 
-/** PROTOCOL §2: members keyed `<type>N`, original fields first. */
-export function getNodeReply(deps: HttpDeps, nodeType?: (typeof NODE_TYPES)[number]): Record<string, unknown> {
+/** PROTOCOL §2: members keyed `<type>N`, original fields first; `uptime_s` as of `now`. */
+export function getNodeReply(deps: HttpDeps, nodeType?: (typeof NODE_TYPES)[number], nodes = deps.supervisor.list(), now = Date.now()): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const types = nodeType ? [nodeType] : NODE_TYPES;
-  const nodes = deps.supervisor.list();
   for (const t of types) {
     nodes
       .filter((n) => ROLE_TO_TYPE[n.role] === t)
       .sort((a, b) => a.port - b.port)
       .forEach((n, i) => {
-        out[`${t}${i}`] = legacyNode(n, deps);
+        out[`${t}${i}`] = legacyNode(n, deps, now);
       });
   }
   return out;
 }
 
-function legacyNode(n: NodeView, deps: HttpDeps): Record<string, unknown> {
+/** PROTOCOL §2 get_info: the host's figures and its nodes counted by type. */
+export function legacyInfo(deps: HttpDeps, nodes: NodeView[]) {
+  const count = (t: string) => nodes.filter((n) => ROLE_TO_TYPE[n.role] === t).length;
+  return deps.host.legacyInfoNow(
+    { meta_node: count('meta_node'), storage_node: count('storage_node'), computer_node: count('computer_node') },
+    nodes.map((n) => n.dataDir),
+  );
+}
+
+function legacyNode(n: NodeView, deps: HttpDeps, now: number): Record<string, unknown> {
   const usage = deps.usage.get(n.id);
   const member: Record<string, unknown> = {
     ip: n.ip,
@@ -167,7 +174,7 @@ function legacyNode(n: NodeView, deps: HttpDeps): Record<string, unknown> {
     wanted: n.wanted,
     pid: n.pid,
     since: n.since,
-    uptime_s: n.state === 'running' ? Math.round((Date.now() - Date.parse(n.since)) / 1000) : 0,
+    uptime_s: n.state === 'running' ? Math.round((now - Date.parse(n.since)) / 1000) : 0,
     restarts: n.restarts,
     last_exit: n.lastExit ? { code: n.lastExit.code, signal: n.lastExit.signal, cause: n.lastExit.cause, detail: n.lastExit.detail } : null,
     cpu_pct: usage.cpuPct === null ? null : Math.round(usage.cpuPct * 100) / 100,

@@ -9,8 +9,15 @@ export function authConfigured(config: Config): boolean {
   return Boolean(config.security.token) || config.security.allowFrom.length > 0;
 }
 
+/** What the check reads of a request: fastify's, or Node's own (the seed fast path). */
+export interface CallerOf {
+  headers: FastifyRequest['headers'];
+  method?: string;
+  socket: { remoteAddress?: string };
+}
+
 /** Throws 401/403 unless the request may change things. With no credential configured, all may. */
-export function requireMutationAllowed(req: FastifyRequest, config: Config): void {
+export function requireMutationAllowed(req: CallerOf, config: Config): void {
   if (!authConfigured(config)) return;
   const source = normaliseAddress(req.socket.remoteAddress ?? '');
   if (config.security.allowFrom.some((a) => normaliseAddress(a) === source)) return;

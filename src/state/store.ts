@@ -467,10 +467,20 @@ function migrate(db: Database.Database, file: string): void {
 // ---------------------------------------------------------------------------------------------
 // The store
 
+/** How many job reads the store keeps (the default job retention keeps 1,000 jobs). */
+const JOB_READS_KEPT = 2048;
+
 class SqliteStateStore implements StateStore {
   private readonly stmts;
   /** One prepared UPDATE per combination of columns a caller changes (a handful in practice). */
   private readonly updateJobStmts = new Map<string, Database.Statement>();
+  /**
+   * Jobs as last read, by id (null: no such job), so that a caller polling get_status does not
+   * read the file at every request. Every write of a job goes through this store and drops its
+   * entry (pruning and interrupting drop them all); records are frozen so no reader can change
+   * what the next one gets.
+   */
+  private readonly jobReads = new Map<string, Readonly<JobRecord> | null>();
 
   constructor(
     private readonly db: Database.Database,
@@ -641,13 +651,20 @@ class SqliteStateStore implements StateStore {
         hash: job.paramsHash,
         at,
       });
+      this.jobReads.delete(job.id);
       return jobFromRow(this.stmts.getJob.get(job.id)!);
     });
   }
 
   getJob(id: string): JobRecord | undefined {
+    const known = this.jobReads.get(id);
+    if (known !== undefined) return known ?? undefined;
     const row = this.guard(`read job ${id}`, () => this.stmts.getJob.get(id));
-    return row && jobFromRow(row);
+    const job = row ? Object.freeze(jobFromRow(row)) : null;
+    // Bounded: ids asked for at random (or a flood of them) cost one read each, not memory.
+    if (this.jobReads.size >= JOB_READS_KEPT) this.jobReads.delete(this.jobReads.keys().next().value!);
+    this.jobReads.set(id, job);
+    return job ?? undefined;
   }
 
   listJobs(query: JobListQuery = {}): JobRecord[] {
@@ -671,6 +688,7 @@ class SqliteStateStore implements StateStore {
     if (update.info !== undefined) set('info', update.info);
     if (update.finishedAt !== undefined) set('finished_at', update.finishedAt);
     set('updated_at', this.now());
+    this.jobReads.delete(id);
     this.guard(`update job ${id}`, () => {
       const sql = `UPDATE jobs SET ${columns.join(', ')} WHERE id = ?`;
       let stmt = this.updateJobStmts.get(sql);
@@ -681,12 +699,14 @@ class SqliteStateStore implements StateStore {
   }
 
   interruptUnfinishedJobs(info: string, at = this.now()): string[] {
+    this.jobReads.clear();
     return this.guard('mark unfinished jobs interrupted', () =>
       this.stmts.interruptUnfinished.all({ info, at }).map((row) => row.id),
     );
   }
 
   pruneJobs(opts: { finishedBefore: number; keep: number }): number {
+    this.jobReads.clear();
     return this.guard('prune finished jobs', () =>
       this.db.transaction(
         () =>

@@ -120,6 +120,12 @@ export class Supervisor extends EventEmitter {
   private readonly log: Logger;
   /** True once load() has registered every known node and each has settled (or timed out). */
   loaded = false;
+  /**
+   * Counts every change of what list() shows: a snapshot of any node's actor (state, pid,
+   * restarts, last exit…) and a node added or removed. Replies prepared from the node views
+   * (get_node, get_info) are current while it has not moved.
+   */
+  changes = 0;
 
   constructor(private readonly opts: SupervisorOptions) {
     super();
@@ -168,6 +174,7 @@ export class Supervisor extends EventEmitter {
     });
     const node: Supervised = { spec, entry, source, actor, state: 'adopting', since: Date.now(), persisted: { wanted, restarts: stored?.restarts ?? 0 } };
     this.nodes.set(spec.id, node);
+    this.changes++;
     actor.start();
     return node;
   }
@@ -176,6 +183,7 @@ export class Supervisor extends EventEmitter {
   private observe(id: string, snap: NodeSnapshot, eventType: string): void {
     const node = this.nodes.get(id);
     if (!node) return;
+    this.changes++;
     const to = stateName(snap.value);
     const ctx = snap.context;
     // What is persisted is mirrored on the node, so a snapshot (every probe result is one) reads no SQLite.
@@ -471,6 +479,7 @@ export class Supervisor extends EventEmitter {
     }
     n.actor.stop();
     this.nodes.delete(id);
+    this.changes++;
     this.store.removeNode(id);
   }
 
@@ -538,6 +547,7 @@ export class Supervisor extends EventEmitter {
     } else {
       n.actor.stop();
       this.nodes.delete(n.spec.id);
+      this.changes++;
     }
     const next = this.register(entry, n.source, wanted);
     // A queued job that holds the node still holds it on the new actor.
@@ -549,6 +559,7 @@ export class Supervisor extends EventEmitter {
     const n = this.require(id);
     n.actor.stop();
     this.nodes.delete(id);
+    this.changes++;
     this.store.removeNode(id);
   }
 
@@ -574,6 +585,7 @@ export class Supervisor extends EventEmitter {
     }
     for (const n of this.nodes.values()) n.actor.stop();
     this.nodes.clear();
+    this.changes++;
   }
 
   /** Stops a node for node-mgr's own shutdown without recording that the operator wants it stopped. */

@@ -277,6 +277,31 @@ describe('state store: jobs', () => {
     assert.equal(store.pruneJobs({ finishedBefore: Number.MAX_SAFE_INTEGER, keep: 0 }), 1);
     assert.deepEqual(store.listJobs().map((j) => j.id).sort(), ['queued', 'running']);
   });
+
+  it('answers a repeated read of a job without the file, and every write shows in the next read', () => {
+    const dir = tempDir();
+    const store = open(dir);
+    const read = (id: string) => store.getJob(id);
+    // A read that found nothing is kept too, until the job is inserted.
+    assert.equal(read('j'), undefined);
+    store.insertJob({ id: 'j', type: 't', params: {}, paramsHash: 'h' });
+    const first = read('j');
+    assert.equal(first?.status, 'queued');
+    assert.equal(read('j'), first, 'the second read is the first one kept');
+    assert.throws(() => ((first as { status: string }).status = 'failed'), TypeError, 'a kept read cannot be changed by a reader');
+    store.updateJob('j', { status: 'succeeded', info: 'done', finishedAt: 5 });
+    assert.equal(read('j')?.info, 'done');
+    // Proof that reads come from memory: the row changed behind the store's back is not seen…
+    const raw = new Database(path.join(dir, STATE_FILE_NAME));
+    raw.prepare("UPDATE jobs SET info = 'changed behind its back' WHERE id = 'j'").run();
+    raw.close();
+    assert.equal(read('j')?.info, 'done');
+    // …until the store itself writes jobs: interrupting and pruning drop every kept read.
+    store.interruptUnfinishedJobs('x');
+    assert.equal(read('j')?.info, 'changed behind its back');
+    store.pruneJobs({ finishedBefore: 10, keep: 0 });
+    assert.equal(read('j'), undefined);
+  });
 });
 
 describe('secrets and fingerprints', () => {
