@@ -94,6 +94,8 @@ export class BinlogArchiving {
   readonly #abort = new AbortController();
   #timer: NodeJS.Timeout | null = null;
   #closed = false;
+  /** Counts every change of what view() shows but the clock (lag_seconds): a reply prepared from the views is current while it has not moved. */
+  changes = 0;
 
   constructor(private readonly opts: BinlogArchivingOptions) {}
 
@@ -135,10 +137,16 @@ export class BinlogArchiving {
       if (s.running) continue;
       s.running = this.#pass(spec, s).finally(() => {
         s.running = null;
+        this.changes++;
       });
       started.push(s.running);
     }
-    for (const id of this.#nodes.keys()) if (!present.has(id) && !this.#nodes.get(id)!.running) this.#nodes.delete(id);
+    for (const id of this.#nodes.keys()) {
+      if (!present.has(id) && !this.#nodes.get(id)!.running) {
+        this.#nodes.delete(id);
+        this.changes++;
+      }
+    }
     return started;
   }
 
@@ -149,6 +157,7 @@ export class BinlogArchiving {
     else {
       s.running = this.#pass(spec, s).finally(() => {
         s.running = null;
+        this.changes++;
       });
       await s.running;
     }
@@ -156,6 +165,7 @@ export class BinlogArchiving {
   }
 
   async #pass(spec: NodeSpec, s: NodeArchiving): Promise<void> {
+    this.changes++;
     const config = this.opts.config.binlogArchive;
     const store = this.#store();
     try {
@@ -167,6 +177,7 @@ export class BinlogArchiving {
         signal: this.#abort.signal,
         log: this.opts.log,
         onArchived: (entry) => {
+          this.changes++;
           s.archivedFiles++;
           s.archivedBytes += entry.size;
           this.opts.onArchived?.(spec.id, entry);
@@ -182,6 +193,7 @@ export class BinlogArchiving {
       if (s.lastArchived === null) s.lastArchived = (await readBinlogArchive(store, archiveDirOf(spec)).catch(() => null))?.entries.at(-1) ?? null;
     } finally {
       s.lastPassAt = Date.now();
+      this.changes++;
     }
     if (s.error) {
       this.opts.onError?.(spec.id);
@@ -218,6 +230,16 @@ export class BinlogArchiving {
       archived_bytes: s?.archivedBytes ?? 0,
       last_pass_at: s?.lastPassAt ? new Date(s.lastPassAt).toISOString() : null,
     };
+  }
+
+  /** The first ms after `now` at which a node's rounded lag_seconds reads differently; Infinity when none lags. */
+  nextLagChange(now: number): number {
+    let next = Infinity;
+    for (const s of this.#nodes.values()) {
+      const behind = s.last?.behindSinceMs ?? null;
+      if (behind !== null) next = Math.min(next, behind + Math.round((now - behind) / 1000) * 1000 + 500);
+    }
+    return next;
   }
 
   /** Whether archiving is on for the node (the binlog purge then keeps what is not archived). */

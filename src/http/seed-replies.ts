@@ -2,9 +2,10 @@
 // when what they show changes rather than at every request: callers such as cluster_mgr poll them
 // thousands of times between two changes, and building them (a view of every node, its usage,
 // JSON.stringify) was most of a request's cost. A prepared text is exactly what a fresh build would
-// give at that moment: it is rebuilt when the supervisor, the usage pass or the host sampler says
-// something moved, when exposeSecrets changes, and when the clock reaches the next second at which
-// a running node's rounded `uptime_s` (or the host's load and uptime) would read differently.
+// give at that moment: it is rebuilt when the supervisor, the usage pass, the host sampler or the
+// binlog archiver says something moved, when a reload changes exposeSecrets or binlogArchive, and
+// when the clock reaches the next second at which a running node's rounded `uptime_s`, an archive's
+// `lag_seconds` (or the host's load and uptime) would read differently.
 import type { JobRecord } from '../state/store.ts';
 import type { NodeView } from '../supervisor/supervisor.ts';
 import type { HttpDeps } from './deps.ts';
@@ -19,7 +20,9 @@ interface Prepared {
   supervisor: number;
   usage: number;
   host: number;
+  archive: number;
   exposeSecrets: boolean;
+  archiveConfig: unknown;
   /** The text holds for now in [from, until): a clock set back is a change too. */
   from: number;
   until: number;
@@ -43,7 +46,8 @@ export class SeedReplies {
     const held = this.nodeReplies.get(key);
     if (held && this.current(held, now)) return held.text;
     const nodes = this.deps.supervisor.list();
-    const prepared = this.prepare(JSON.stringify(getNodeReply(this.deps, nodeType, nodes, now)), now, nextUptimeChange(nodes, now));
+    const until = Math.min(nextUptimeChange(nodes, now), this.deps.binlogArchive?.nextLagChange(now) ?? Infinity);
+    const prepared = this.prepare(JSON.stringify(getNodeReply(this.deps, nodeType, nodes, now)), now, until);
     this.nodeReplies.set(key, prepared);
     return prepared.text;
   }
@@ -68,17 +72,29 @@ export class SeedReplies {
   }
 
   private prepare(text: string, now: number, until: number): Prepared {
-    const { supervisor, usage, host, config } = this.deps;
-    return { text, supervisor: supervisor.changes, usage: usage.changes, host: host.changes, exposeSecrets: config.security.exposeSecrets, from: now, until };
+    const { supervisor, usage, host, binlogArchive, config } = this.deps;
+    return {
+      text,
+      supervisor: supervisor.changes,
+      usage: usage.changes,
+      host: host.changes,
+      archive: binlogArchive?.changes ?? 0,
+      exposeSecrets: config.security.exposeSecrets,
+      archiveConfig: config.binlogArchive,
+      from: now,
+      until,
+    };
   }
 
   private current(p: Prepared, now: number): boolean {
-    const { supervisor, usage, host, config } = this.deps;
+    const { supervisor, usage, host, binlogArchive, config } = this.deps;
     return (
       p.supervisor === supervisor.changes &&
       p.usage === usage.changes &&
       p.host === host.changes &&
+      p.archive === (binlogArchive?.changes ?? 0) &&
       p.exposeSecrets === config.security.exposeSecrets &&
+      p.archiveConfig === config.binlogArchive &&
       now >= p.from &&
       now < p.until
     );
