@@ -97,7 +97,7 @@ describe('prepared seed replies', () => {
       ['a usage pass', () => deps.usage.changes++],
       ['a binlog archive pass', () => deps.binlogArchive.changes++],
       ['exposeSecrets reloaded', () => (deps.config.security.exposeSecrets = true)],
-      ['binlogArchive reloaded', () => (deps.config.binlogArchive = { enabled: false })],
+      ['binlogArchive reloaded', () => (deps.config.binlogArchive = { ...deps.config.binlogArchive, enabled: false })],
       ['a host sample (get_node does not show it, but one counter is simpler)', () => deps.host.changes++],
     ];
     for (const [what, change] of changes) {
