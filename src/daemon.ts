@@ -102,7 +102,7 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
     log: log.child({ component: 'binlog-archive' }),
     nodes: () => supervisor.list().flatMap((n) => {
       const spec = supervisor.spec(n.id);
-      return spec ? [{ spec, state: n.state }] : [];
+      return spec ? [{ spec, state: n.state, serving: supervisor.is(n.id, 'serving') }] : [];
     }),
     onArchived: (_id, entry) => metrics.observeBinlogArchived(_id, entry.size),
     onError: (id) => metrics.observeBinlogArchiveError(id),
@@ -117,7 +117,7 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
     succeededBackups: () => jobs.list({ type: 'coldbackup', status: 'succeeded', limit: 1000 }),
     binlogArchive: (n) => {
       const spec = supervisor.spec(n.id);
-      return spec ? binlogArchive.view(spec, n.state) : null;
+      return spec ? binlogArchive.view({ spec, state: n.state, serving: supervisor.is(n.id, 'serving') }) : null;
     },
   });
   registerBackupJobs(jobs, config, supervisor, { metrics });

@@ -13,9 +13,6 @@ import { binlogArchiveDir, readBinlogArchive, type ArchivedBinlog } from './binl
 import { openStore } from './index.ts';
 import type { BackupStore } from './store.ts';
 
-/** Node states in which the server answers SQL and its data dir is its own (not being swapped). */
-const ARCHIVING_STATES: ReadonlySet<string> = new Set(['running', 'backing_up', 'exporting', 'importing']);
-
 /** What get_node, /v1/nodes/:port, metrics and the inspector show of a node's binlog archive. */
 export interface BinlogArchiveView {
   /** Archiving is on for this node (config binlogArchive.enabled, and the node has a place in the store). */
@@ -41,14 +38,16 @@ export interface BinlogArchiveView {
   last_pass_at: string | null;
 }
 
+/** A node as archiving needs it: its spec, its state (for messages) and whether its server serves (the chart's `serving` tag). */
 export interface ArchivingNode {
   spec: NodeSpec;
   state: string;
+  serving: boolean;
 }
 
 export interface BinlogArchivingOptions {
   config: Config;
-  /** The nodes now, with their actor state. */
+  /** The nodes now, with what their charts say. */
   nodes: () => ArchivingNode[];
   log: Logger;
   /** The store archives go to; the configured one by default. */
@@ -130,9 +129,9 @@ export class BinlogArchiving {
   tick(): Promise<void>[] {
     const started: Promise<void>[] = [];
     const present = new Set<string>();
-    for (const { spec, state } of this.opts.nodes()) {
+    for (const { spec, serving } of this.opts.nodes()) {
       present.add(spec.id);
-      if (notArchived(this.opts.config, spec) !== null || !ARCHIVING_STATES.has(state)) continue;
+      if (notArchived(this.opts.config, spec) !== null || !serving) continue;
       const s = this.#state(spec.id);
       if (s.running) continue;
       s.running = this.#pass(spec, s).finally(() => {
@@ -161,7 +160,7 @@ export class BinlogArchiving {
       });
       await s.running;
     }
-    return this.view(spec, 'running');
+    return this.view({ spec, state: 'running', serving: true });
   }
 
   async #pass(spec: NodeSpec, s: NodeArchiving): Promise<void> {
@@ -202,7 +201,8 @@ export class BinlogArchiving {
   }
 
   /** The node's archive as get_node and the others show it. */
-  view(spec: NodeSpec, nodeState: string): BinlogArchiveView {
+  view(node: ArchivingNode): BinlogArchiveView {
+    const { spec, state: nodeState } = node;
     const off = notArchived(this.opts.config, spec);
     const s = this.#nodes.get(spec.id);
     let archive: string | null = null;
@@ -215,7 +215,7 @@ export class BinlogArchiving {
     const pass = s?.last ?? null;
     const behind = pass?.behindSinceMs ?? null;
     const state: BinlogArchiveView['state'] =
-      off !== null ? 'off' : s?.running && !pass ? 'archiving' : !ARCHIVING_STATES.has(nodeState) ? 'waiting' : s?.error ? 'error' : pass ? 'ok' : 'archiving';
+      off !== null ? 'off' : s?.running && !pass ? 'archiving' : !node.serving ? 'waiting' : s?.error ? 'error' : pass ? 'ok' : 'archiving';
     return {
       enabled: off === null,
       state,

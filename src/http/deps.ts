@@ -28,7 +28,7 @@ export interface HttpDeps {
 export function binlogArchiveOf(deps: HttpDeps, n: NodeView): BinlogArchiveView | null {
   if (n.kind !== 'mysql' || (n.role !== 'storage' && n.role !== 'meta') || !deps.binlogArchive) return null;
   const spec = deps.supervisor.spec(n.id);
-  return spec ? deps.binlogArchive.view(spec, n.state) : null;
+  return spec ? deps.binlogArchive.view({ spec, state: n.state, serving: deps.supervisor.is(n.id, 'serving') }) : null;
 }
 
 declare module 'fastify' {
