@@ -12,17 +12,19 @@ import { constants as fsConstants } from 'node:fs';
 import { lstat, open, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Config, NodeEntry } from '../config/schema.ts';
-import type { Engine } from '../engines/engine.ts';
-import type { NodeSpec } from '../engines/node-spec.ts';
 import type { BackupPosition } from './manifest.ts';
-import { engineFor } from '../engines/index.ts';
-import { lookupRunAs } from '../host/run-as.ts';
-import { resolveSpec } from '../engines/node-spec.ts';
-import { RESTORE_JOURNAL_NAME } from '../engines/node-layout.ts';
 import { isAlive, sendSignal, waitForExit, workingDir } from '../host/process-info.ts';
 
-export const JOURNAL_NAME = RESTORE_JOURNAL_NAME;
+/** The restore journal, kept in the node dir while a cold restore swaps the data dir. */
+export const JOURNAL_NAME = '.restore-journal.json';
+
+/** The node a journal belongs to, as the journal needs it. */
+export interface JournalNode {
+  id: string;
+  /** The node dir, where the journal lives. */
+  dir: string;
+  dataDir: string;
+}
 
 export type RestoreStep =
   /** Unpacking into newDir (and, for a restore to a time, fetching archived logs); the data dir is untouched. */
@@ -63,7 +65,7 @@ export interface RestoreJournal {
 
 export type RecoveryOutcome = 'old' | 'restored' | 'none';
 
-export function journalPath(spec: Pick<NodeSpec, 'dir'>): string {
+export function journalPath(spec: Pick<JournalNode, 'dir'>): string {
   return path.join(spec.dir, JOURNAL_NAME);
 }
 
@@ -102,13 +104,13 @@ export async function writeFileDurably(file: string, text: string): Promise<void
 }
 
 /** Writes the journal atomically (see writeFileDurably). */
-export async function writeJournal(spec: Pick<NodeSpec, 'dir'>, journal: Omit<RestoreJournal, 'at'>): Promise<RestoreJournal> {
+export async function writeJournal(spec: Pick<JournalNode, 'dir'>, journal: Omit<RestoreJournal, 'at'>): Promise<RestoreJournal> {
   const full: RestoreJournal = { ...journal, at: new Date().toISOString() };
   await writeFileDurably(journalPath(spec), `${JSON.stringify(full, null, 1)}\n`);
   return full;
 }
 
-export async function readJournal(spec: Pick<NodeSpec, 'dir'>): Promise<RestoreJournal | null> {
+export async function readJournal(spec: Pick<JournalNode, 'dir'>): Promise<RestoreJournal | null> {
   let text: string;
   try {
     text = await readFile(journalPath(spec), 'utf8');
@@ -119,7 +121,7 @@ export async function readJournal(spec: Pick<NodeSpec, 'dir'>): Promise<RestoreJ
   return JSON.parse(text) as RestoreJournal;
 }
 
-export async function removeJournal(spec: Pick<NodeSpec, 'dir'>): Promise<void> {
+export async function removeJournal(spec: Pick<JournalNode, 'dir'>): Promise<void> {
   await rm(journalPath(spec), { force: true });
   await rm(`${journalPath(spec)}.tmp`, { force: true });
 }
@@ -157,7 +159,11 @@ export interface RecoveredRestore {
   running: number | null;
 }
 
-export async function recoverRestore(spec: NodeSpec, engine: Pick<Engine, 'findRunning'>, log: Logger): Promise<RecoveredRestore | null> {
+export async function recoverRestore<N extends JournalNode>(
+  spec: N,
+  engine: { findRunning(spec: N): Promise<number | null> },
+  log: Logger,
+): Promise<RecoveredRestore | null> {
   const j = await readJournal(spec);
   if (!j) return null;
   // Only ever act on the directories this journal names, for the node it was written for.
@@ -212,32 +218,4 @@ export async function recoverRestore(spec: NodeSpec, engine: Pick<Engine, 'findR
     `an interrupted restore of ${spec.id} was found (${j.step}): the node keeps ${outcome === 'old' ? 'its previous data' : outcome === 'restored' ? `the data restored from ${j.file}` : 'no data (it was being rebuilt)'}`,
   );
   return { outcome, journal: j, running };
-}
-
-/**
- * Run at node-mgr start, before the node actors adopt or start anything: finishes every restore a
- * killed node-mgr left half done, and says how each ended. A node it cannot put in order is logged
- * and left alone (its actor then finds whatever is there).
- */
-export async function recoverInterruptedRestores(config: Config, store: { listNodes(): { entry: NodeEntry }[] }, log: Logger): Promise<RecoveredRestore[]> {
-  const recovered: RecoveredRestore[] = [];
-  const entries = new Map<number, NodeEntry>();
-  for (const row of store.listNodes()) entries.set(row.entry.port, row.entry);
-  for (const entry of config.nodes) entries.set(entry.port, entry);
-  let runAs;
-  try {
-    runAs = lookupRunAs(config.runAs);
-  } catch {
-    return recovered; // the supervisor reports a missing runAs user
-  }
-  for (const entry of entries.values()) {
-    const spec = resolveSpec(config, entry, runAs);
-    try {
-      const r = await recoverRestore(spec, engineFor(spec.kind), log);
-      if (r) recovered.push(r);
-    } catch (err) {
-      log.error({ node: spec.id, err: String(err) }, 'an interrupted restore could not be put in order');
-    }
-  }
-  return recovered;
 }

@@ -5,7 +5,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clientHost } from '../host/address.ts';
-import { climbStopLadder, cmdline, isAlive, processGroup, sendSignal, startedAtMs } from '../host/process-info.ts';
+import { isExpectedProcess, type StartRecord } from '../host/process-identity.ts';
+import { climbStopLadder, isAlive, processGroup, sendSignal } from '../host/process-info.ts';
 import type { Engine, ExitDiagnosis, LaunchPlan } from './engine.ts';
 import { diagnoseFromLogs, StartFailed } from './exit-diagnosis.ts';
 import { readNodeLogTail, readNodePidFile } from './node-files.ts';
@@ -126,17 +127,15 @@ export const clusterMgrEngine: Engine = {
   },
 
   async isOwnProcess(spec, pid) {
-    if (!(await isAlive(pid))) return false;
-    const argv = await cmdline(pid);
-    if (!argv || !argvMatches(argv, commandOf(spec))) return false;
-    // A pidfile older than the process was left by an earlier process that had the same pid.
+    let record: StartRecord | undefined;
     for (const file of pidFiles(spec)) {
-      const record = await readNodePidFile(spec, file);
-      if (record?.pid !== pid) continue;
-      const started = await startedAtMs(pid);
-      return started === null || started <= record.mtimeMs + 2000;
+      const pidFile = await readNodePidFile(spec, file);
+      if (pidFile?.pid === pid) {
+        record = { writtenAtMs: pidFile.mtimeMs };
+        break;
+      }
     }
-    return true;
+    return isExpectedProcess(pid, { argv: (argv) => argvMatches(argv, commandOf(spec)), record });
   },
 
   async stop(spec, pid, signal) {

@@ -74,7 +74,7 @@ export interface Engine {
   openMonitor?(spec: NodeSpec, timeoutMs: number): Promise<MonitorSession>;
   /** The pid of a server already running on this node's data dir, after proving its identity; null if none. */
   findRunning(spec: NodeSpec): Promise<number | null>;
-  /** Proves that pid is this node's server (cmdline, data dir, start time vs pidfile). */
+  /** Proves that pid is this node's server (host/process-identity.ts: argv, data dir, start time vs pidfile). */
   isOwnProcess(spec: NodeSpec, pid: number): Promise<boolean>;
   /** The stop ladder. Resolves when the process is gone; escalates by spec.policy.stop timeouts. */
   stop(spec: NodeSpec, pid: number, signal?: AbortSignal): Promise<void>;

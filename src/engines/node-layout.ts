@@ -2,6 +2,7 @@
 // someone else's, and how the dir tree is created and handed to the node's OS account.
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { JOURNAL_NAME } from '../backup/restore-journal.ts';
 import { assertTraversable } from '../host/run-as.ts';
 import type { NodeSpec } from './node-spec.ts';
 import { createNewFileIn, openDirBeneath, openSubdir, rootOf } from './node-files.ts';
@@ -34,8 +35,6 @@ export async function isOwnNodeDir(spec: Pick<NodeSpec, 'dir' | 'id'>): Promise<
 
 /** Prefix of the staging dirs a cold backup makes in the node dir (when no stagingDir is configured). */
 export const COLD_BACKUP_STAGING_PREFIX = '.coldbackup-staging-';
-/** The restore journal, kept in the node dir while a cold restore swaps the data dir. */
-export const RESTORE_JOURNAL_NAME = '.restore-journal.json';
 
 /**
  * Whether node-mgr, or a job of it, puts an entry of this name in a database node's dir: the data
@@ -43,7 +42,7 @@ export const RESTORE_JOURNAL_NAME = '.restore-journal.json';
  * init marker, the restore journal and backup staging dirs. Anything else is someone else's.
  */
 export function isNodeDirEntry(spec: Pick<NodeSpec, 'dir' | 'dataDir'>, name: string): boolean {
-  if (['log', 'run', 'tmp', 'my.cnf', path.basename(initMarkerFile(spec)), RESTORE_JOURNAL_NAME, OWNED_MARKER_NAME].includes(name)) return true;
+  if (['log', 'run', 'tmp', 'my.cnf', path.basename(initMarkerFile(spec)), JOURNAL_NAME, OWNED_MARKER_NAME].includes(name)) return true;
   if (name.startsWith(COLD_BACKUP_STAGING_PREFIX)) return true;
   if (path.dirname(spec.dataDir) !== spec.dir) return false;
   const data = path.basename(spec.dataDir);

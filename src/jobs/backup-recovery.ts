@@ -11,12 +11,14 @@
 //   what it cannot remove stays in the journal for prune_backups and the node's next backup.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema.ts';
+import type { Config, NodeEntry } from '../config/schema.ts';
 import { storeNamed } from '../backup/index.ts';
 import { cleanUpAfterBackup, describeCleanUp, readBackupJournals, type BackupJournal } from '../backup/backup-journal.ts';
-import { recoverInterruptedRestores, type RecoveredRestore } from '../backup/restore-journal.ts';
+import { recoverRestore, type RecoveredRestore } from '../backup/restore-journal.ts';
 import { describePosition } from '../backup/manifest.ts';
 import { engineFor } from '../engines/index.ts';
+import { resolveSpec } from '../engines/node-spec.ts';
+import { lookupRunAs } from '../host/run-as.ts';
 import type { StateStore } from '../state/store.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import { INTERRUPTED_INFO } from './job.ts';
@@ -31,6 +33,34 @@ export interface BackupRecovery {
    * Never rejects; the job's record says how it went.
    */
   finishLogPositions(supervisor: Supervisor): Promise<void>;
+}
+
+/**
+ * Run at node-mgr start, before the node actors adopt or start anything: finishes every restore a
+ * killed node-mgr left half done, and says how each ended. A node it cannot put in order is logged
+ * and left alone (its actor then finds whatever is there).
+ */
+async function recoverInterruptedRestores(config: Config, store: { listNodes(): { entry: NodeEntry }[] }, log: Logger): Promise<RecoveredRestore[]> {
+  const recovered: RecoveredRestore[] = [];
+  const entries = new Map<number, NodeEntry>();
+  for (const row of store.listNodes()) entries.set(row.entry.port, row.entry);
+  for (const entry of config.nodes) entries.set(entry.port, entry);
+  let runAs;
+  try {
+    runAs = lookupRunAs(config.runAs);
+  } catch {
+    return recovered; // the supervisor reports a missing runAs user
+  }
+  for (const entry of entries.values()) {
+    const spec = resolveSpec(config, entry, runAs);
+    try {
+      const r = await recoverRestore(spec, engineFor(spec.kind), log);
+      if (r) recovered.push(r);
+    } catch (err) {
+      log.error({ node: spec.id, err: String(err) }, 'an interrupted restore could not be put in order');
+    }
+  }
+  return recovered;
 }
 
 /** Before any node actor adopts or starts anything. */

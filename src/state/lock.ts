@@ -3,7 +3,7 @@
 // reload` whom to send SIGHUP.
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { cmdline, processState } from '../host/process-info.ts';
+import { isExpectedProcess } from '../host/process-identity.ts';
 
 export const LOCK_FILE_NAME = 'node-mgr.pid';
 
@@ -30,10 +30,15 @@ export async function stateDirHolder(stateDir: string): Promise<number | null> {
   } catch {
     return null;
   }
-  if (!Number.isInteger(pid) || pid <= 0 || (await processState(pid)) !== 'running') return null;
-  const argv = (await cmdline(pid)) ?? [];
-  // A recycled pid that is not node (or node-mgr) is not the node-mgr that wrote the file.
-  return argv.some((a) => a.includes('node-mgr')) || path.basename(argv[0] ?? '').startsWith('node') ? pid : null;
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  // No start-time evidence from the file's mtime: a clock step after it was written must never make
+  // the live holder look like a stranger, which would put two node-mgrs on one state dir.
+  return (await isExpectedProcess(pid, { argv: isNodeMgr })) ? pid : null;
+}
+
+/** A recycled pid that is not node (or node-mgr) is not the node-mgr that wrote the file. */
+function isNodeMgr(argv: string[]): boolean {
+  return argv.some((a) => a.includes('node-mgr')) || path.basename(argv[0] ?? '').startsWith('node');
 }
 
 /** Claims the state dir for this process, or throws StateDirBusyError naming the node-mgr that has it. */

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { escape as sqlLiteral } from 'mysql2';
 import mysql from 'mysql2/promise';
 import { clientHost } from '../../host/address.ts';
-import { climbStopLadder, cmdline, isAlive, pidsOwnedBy, sendSignal, startedAtMs, workingDir } from '../../host/process-info.ts';
+import { isExpectedProcess } from '../../host/process-identity.ts';
+import { climbStopLadder, cmdline, pidsOwnedBy, sendSignal } from '../../host/process-info.ts';
 import type { Engine, ExitDiagnosis, LaunchPlan } from '../engine.ts';
 import { diagnoseFromLogs } from '../exit-diagnosis.ts';
 import { sqlMonitorSession } from '../monitor-session.ts';
@@ -70,6 +71,11 @@ export function renderMyCnf(spec: NodeSpec): string {
     'protocol=tcp',
     '',
   ].join('\n');
+}
+
+/** The argument that ties a server process to this node: the node's generated my.cnf. */
+function defaultsFlag(spec: NodeSpec): string {
+  return `--defaults-file=${mysqlPaths(spec).cnf}`;
 }
 
 const LOCAL_HOSTS = ['localhost', '127.0.0.1', '::1'];
@@ -210,7 +216,7 @@ export const mysqlEngine: Engine = {
   launchPlan(spec): LaunchPlan {
     // --defaults-file first: the Debian /etc/mysql config must not leak in. No --user: spawnServer
     // already runs the server as runAs.
-    return { file: spec.binaries.mysqld, args: [`--defaults-file=${mysqlPaths(spec).cnf}`], cwd: spec.dataDir };
+    return { file: spec.binaries.mysqld, args: [defaultsFlag(spec)], cwd: spec.dataDir };
   },
 
   // Only the admin credentials are tried: they were set in the bootstrap, before the first start,
@@ -255,7 +261,7 @@ export const mysqlEngine: Engine = {
     const pidFile = await readNodePidFile(spec, mysqlPaths(spec).pidFile);
     if (pidFile && (await mysqlEngine.isOwnProcess(spec, pidFile.pid))) return pidFile.pid;
     // The pid file is written only once InnoDB is up: a server that is still starting has none yet.
-    const flag = `--defaults-file=${mysqlPaths(spec).cnf}`;
+    const flag = defaultsFlag(spec);
     for (const pid of await pidsOwnedBy(spec.runAs.uid)) {
       const argv = await cmdline(pid);
       if (argv?.includes(flag) && (await mysqlEngine.isOwnProcess(spec, pid))) return pid;
@@ -264,23 +270,18 @@ export const mysqlEngine: Engine = {
   },
 
   async isOwnProcess(spec, pid) {
-    if (!(await isAlive(pid))) return false;
-    const argv = await cmdline(pid);
-    if (!argv || !argv.includes(`--defaults-file=${mysqlPaths(spec).cnf}`)) return false;
-    if (!mysqlFlavour(spec).serverPrograms.includes(path.basename(argv[0]))) return false;
-    // mysqld chdirs into its data dir.
-    const cwd = await workingDir(pid);
-    const dataDir = await realpath(spec.dataDir).catch(() => spec.dataDir);
-    if (cwd !== null && cwd !== dataDir) return false;
+    const flag = defaultsFlag(spec);
     const pidFile = await readNodePidFile(spec, mysqlPaths(spec).pidFile);
-    if (pidFile) {
-      // Another live server of this node wrote the pid file: pid is a second one that lost the race.
-      if (pidFile.pid !== pid) return !(await cmdline(pidFile.pid))?.includes(`--defaults-file=${mysqlPaths(spec).cnf}`);
-      // A pid file older than the process was written by an earlier process that had the same pid.
-      const started = await startedAtMs(pid);
-      if (started !== null && started > pidFile.mtimeMs + 2000) return false;
-    }
-    return true;
+    const own = await isExpectedProcess(pid, {
+      argv: (argv) => argv.includes(flag) && mysqlFlavour(spec).serverPrograms.includes(path.basename(argv[0])),
+      // mysqld chdirs into its data dir.
+      cwd: await realpath(spec.dataDir).catch(() => spec.dataDir),
+      // The pid file is mysqld's own, written once it runs.
+      record: pidFile?.pid === pid ? { writtenAtMs: pidFile.mtimeMs } : undefined,
+    });
+    // Another live server of this node wrote the pid file: pid is a second one that lost the race.
+    if (own && pidFile && pidFile.pid !== pid) return !(await cmdline(pidFile.pid))?.includes(flag);
+    return own;
   },
 
   async stop(spec, pid, signal) {

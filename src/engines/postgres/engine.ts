@@ -5,7 +5,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { clientHost, isLoopback } from '../../host/address.ts';
-import { climbStopLadder, cmdline, isAlive, pidsOwnedBy, processState, sendSignal, startedAtMs, workingDir } from '../../host/process-info.ts';
+import { isExpectedProcess } from '../../host/process-identity.ts';
+import { climbStopLadder, cmdline, pidsOwnedBy, processState, sendSignal } from '../../host/process-info.ts';
 import type { Engine, ExitDiagnosis, LaunchPlan } from '../engine.ts';
 import { diagnoseFromLogs } from '../exit-diagnosis.ts';
 import { sqlMonitorSession } from '../monitor-session.ts';
@@ -279,21 +280,18 @@ export const postgresEngine: Engine = {
    * missing only in the first milliseconds of a start; then argv and cwd must do.
    */
   async isOwnProcess(spec, pid) {
-    if (!(await isAlive(pid))) return false;
-    const argv = await cmdline(pid);
-    // Backends rewrite their argv ("postgres: checkpointer"): only the postmaster keeps -D.
-    if (!argv || path.basename(argv[0]) !== 'postgres' || argv[argv.indexOf('-D') + 1] !== spec.dataDir) return false;
     const dataDir = await realpath(spec.dataDir).catch(() => spec.dataDir);
-    const cwd = await workingDir(pid);
-    if (cwd !== null && cwd !== dataDir) return false;
     const pidFile = await readNodePidFile(spec, postgresPaths(spec).postmasterPid);
-    if (!pidFile) return true;
-    if (pidFile.pid !== pid) return false;
-    const [, fileDataDir, startEpoch, port] = pidFile.lines;
-    if (fileDataDir !== spec.dataDir && fileDataDir !== dataDir) return false;
-    if (Number(port) !== spec.port) return false;
-    const started = await startedAtMs(pid);
-    return started === null || Math.abs(started - Number(startEpoch) * 1000) < 3000;
+    if (pidFile) {
+      const [, fileDataDir, , port] = pidFile.lines;
+      if (pidFile.pid !== pid || (fileDataDir !== spec.dataDir && fileDataDir !== dataDir) || Number(port) !== spec.port) return false;
+    }
+    return isExpectedProcess(pid, {
+      // Backends rewrite their argv ("postgres: checkpointer"): only the postmaster keeps -D.
+      argv: (argv) => path.basename(argv[0]) === 'postgres' && argv[argv.indexOf('-D') + 1] === spec.dataDir,
+      cwd: dataDir,
+      record: pidFile ? { startedAtSec: Number(pidFile.lines[2]) } : undefined,
+    });
   },
 
   async stop(spec, pid, signal) {
