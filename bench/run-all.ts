@@ -10,7 +10,7 @@ import path from 'node:path';
 import { BENCH_DIR, printHeader, RESULTS_DIR, RUN_ID, type ResultFile } from './support/report.ts';
 
 /** The three core figures, then the features' (each runs when its script is present). */
-const FIGURES = ['api', 'recovery', 'footprint', 'supervision', 'backup', 'table-transfer', 'inspector-50', 'binlog-archive'];
+const FIGURES = ['api', 'recovery', 'footprint', 'supervision', 'backup', 'table-transfer', 'inspector-50', 'binlog-archive', 'pitr'];
 
 interface Outcome {
   name: string;

@@ -14,7 +14,7 @@ import { LocalDirStore } from '../../src/backup/local-dir.ts';
 import { freePort, removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../support/nodes.ts';
 import { api, killProcessGroups, legacy, startNodeMgrProcess, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';
 import { ADMIN, runLegacyJob, runRestJob } from '../support/backup-data.ts';
-import { archiveClosedBinlogs, pitrFingerprint, writePitrHistory, type PitrHistory } from '../support/binlog-archive.ts';
+import { pitrFingerprint, purgeArchivedBinlogs, waitUntilArchived, writePitrHistory, type PitrHistory } from '../support/binlog-archive.ts';
 import { isAlive } from '../../src/host/process-info.ts';
 
 const iso = (d: Date) => d.toISOString();
@@ -59,6 +59,8 @@ describe('restore to a time, local store', () => {
       runAs: TEST_RUN_AS,
       policy: { restart: { initialDelayMs: 200, jitter: 0 }, probe: { intervalMs: 1000, startTimeoutMs: 60_000 } },
       backup: { store: 'local', localDir: path.join(root, 'backups') },
+      // The real archiver copies every closed binlog into the store.
+      binlogArchive: { enabled: true, delaySeconds: 0.3, rotateEverySeconds: 0 },
       nodes: [{ kind: 'mysql', role: 'storage', port, dir: path.join(root, 'storage'), cluster: 'clust1', shard: 'shard1', ...ADMIN }],
     };
     mgr = await startNodeMgrProcess(path.join(root, 'mgr'), config);
@@ -67,9 +69,11 @@ describe('restore to a time, local store', () => {
     pids.push(created.body.pid);
     store = new LocalDirStore(path.join(root, 'backups'));
     history = await writePitrHistory(mgr.url, port);
-    const index = await archiveClosedBinlogs(store, { cluster: 'clust1', shard: 'shard1', port }, path.join(root, 'storage/data'));
-    assert.ok(index.length >= 5, `only ${index.length} binlogs archived`);
     archiveDir = binlogArchiveDir({ role: 'storage', cluster: 'clust1', shard: 'shard1', port, host: hostname() });
+    const index = await waitUntilArchived(store, archiveDir, port);
+    assert.ok(index.length >= 5, `only ${index.length} binlogs archived`);
+    // The node's own copies go, so that the archiver cannot put back what a test below takes out of the archive.
+    await purgeArchivedBinlogs(port);
   });
 
   after(async () => {

@@ -1,70 +1,41 @@
 // Test data for point-in-time restore: a history of timestamped rows across several binlog files
-// with a backup in the middle and a DROP TABLE "by mistake", and the archive layout of
-// src/backup/binlog-archive.ts filled with a node's closed binlogs (what the archiver does; used
-// until it is on main, and to put a gap or a corrupt file into an archive on purpose).
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
-import path from 'node:path';
+// with a backup in the middle and a DROP TABLE "by mistake", and waiting for node-mgr's archiver to
+// have copied them into the store.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
-import { binlogArchiveDir, binlogIndexPath, readBinlogIndex, type ArchivedBinlog } from '../../src/backup/binlog-archive.ts';
+import { readBinlogIndex, type ArchivedBinlog } from '../../src/backup/binlog-archive.ts';
 import type { BackupStore } from '../../src/backup/store.ts';
-import { parseEventHeader } from '../../src/engines/mysql/binlog-events.ts';
 import { mysqlConn, runLegacyJob, ADMIN } from './backup-data.ts';
 
-/** First and last event time of a binlog file, from mariadb-binlog's headers (UTC). */
-async function eventTimes(file: string): Promise<{ first: string; last: string }> {
-  const { stdout } = await execa('mariadb-binlog', ['--no-defaults', file], { env: { TZ: 'UTC' }, maxBuffer: 512 * 1024 * 1024 });
-  let first: string | undefined;
-  let last: string | undefined;
-  for (const line of stdout.split('\n')) {
-    if (!line.startsWith('#')) continue;
-    const h = parseEventHeader(line);
-    if (!h) continue;
-    first ??= h.time;
-    last = h.time;
+/** Waits (up to two minutes) until node-mgr's archiver has every closed binlog of the node in the archive; returns its index. */
+export async function waitUntilArchived(store: BackupStore, dir: string, port: number): Promise<ArchivedBinlog[]> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const c = await mysqlConn(port);
+    let closed: string[];
+    try {
+      const names = ((await c.query('SHOW BINARY LOGS')) as unknown as [{ Log_name: string }[]])[0].map((r) => r.Log_name);
+      const current = ((await c.query('SHOW MASTER STATUS')) as unknown as [{ File: string }[]])[0][0]!.File;
+      closed = names.filter((n) => n !== current);
+    } finally {
+      await c.end();
+    }
+    const index = await readBinlogIndex(store, dir);
+    const have = new Set(index.map((e) => e.file));
+    if (closed.every((n) => have.has(n))) return index;
+    if (Date.now() > deadline) throw new Error(`the archiver has not archived ${closed.filter((n) => !have.has(n)).join(', ')} within two minutes`);
+    await sleep(200);
   }
-  if (!first || !last) throw new Error(`${file} has no events`);
-  return { first, last };
 }
 
-/**
- * Copies every closed binlog of the node on `port` (data dir `dataDir`) that is not archived yet
- * into the archive layout of `store`, the way the archiver commits one: `._COPYING_`, rename, then
- * the index line. Returns the archive's index afterwards.
- */
-export async function archiveClosedBinlogs(store: BackupStore, node: { cluster: string; shard: string; port: number }, dataDir: string): Promise<ArchivedBinlog[]> {
-  const dir = binlogArchiveDir({ role: 'storage', cluster: node.cluster, shard: node.shard, port: node.port, host: hostname() });
-  const c = await mysqlConn(node.port);
-  let names: string[];
-  let current: string;
+/** PURGE BINARY LOGS of everything closed on the node (all of it is archived by then). */
+export async function purgeArchivedBinlogs(port: number): Promise<void> {
+  const c = await mysqlConn(port);
   try {
-    names = ((await c.query('SHOW BINARY LOGS')) as unknown as [{ Log_name: string }[]])[0].map((r) => r.Log_name);
-    current = ((await c.query('SHOW MASTER STATUS')) as unknown as [{ File: string }[]])[0][0]!.File;
+    const current = ((await c.query('SHOW MASTER STATUS')) as unknown as [{ File: string }[]])[0][0]!.File;
+    await c.query('PURGE BINARY LOGS TO ?', [current]);
   } finally {
     await c.end();
   }
-  const have = new Set((await readBinlogIndex(store, dir)).map((e) => e.file));
-  for (const name of names) {
-    if (name === current || have.has(name)) continue;
-    const full = path.join(dataDir, name);
-    const bytes = await readFile(full);
-    const times = await eventTimes(full);
-    await store.write(`${dir}/${name}._COPYING_`, [bytes]);
-    await store.rename(`${dir}/${name}._COPYING_`, `${dir}/${name}`);
-    const entry: ArchivedBinlog = {
-      file: name,
-      seq: Number(name.slice(name.lastIndexOf('.') + 1)),
-      size: bytes.length,
-      sha256: createHash('sha256').update(bytes).digest('hex'),
-      first_event_time: times.first,
-      last_event_time: times.last,
-      archived_at: new Date().toISOString(),
-    };
-    await store.appendLine(binlogIndexPath(dir), JSON.stringify(entry));
-  }
-  return readBinlogIndex(store, dir);
 }
 
 export interface PitrHistory {

@@ -146,4 +146,26 @@ describe('following mariadb-binlog output', () => {
     assert.deepEqual([...scanner.state.lastByDomain], [['0', '0-7-9'], ['1', '1-7-8']]);
     assert.equal(mergeGtidPositions('0-7-5,2-3-4', scanner.state.lastByDomain), '0-7-9,1-7-8,2-3-4');
   });
+
+  it('notices a file from another history: its Gtid list is behind what was already applied', () => {
+    const lines = (list: string) => [
+      '# at 4',
+      '#261204  0:19:49 server id 7  end_log_pos 256 CRC32 0xc7393083 \tStart: binlog v 4, server v 10.11.19',
+      '# at 379',
+      '#261204  0:19:49 server id 7  end_log_pos 421 CRC32 0x8f7c82c0 \tGTID 0-7-20 trans',
+      'START TRANSACTION',
+      '#261204  0:19:49 server id 7  end_log_pos 609 CRC32 0x2cc90d20 \tXid = 7',
+      '# at 4',
+      '#261204  0:20:49 server id 7  end_log_pos 256 CRC32 0xc7393083 \tStart: binlog v 4, server v 10.11.19',
+      '# at 256',
+      `#261204  0:20:49 server id 7  end_log_pos 299 CRC32 0x683bdba8 \tGtid list [${list}]`,
+      '',
+    ].join('\n');
+    const same = new BinlogOutputScanner(['binlog.000004', 'binlog.000009']);
+    same.push(Buffer.from(lines('0-7-20')));
+    assert.equal(same.state.fork, null);
+    const forked = new BinlogOutputScanner(['binlog.000004', 'binlog.000009']);
+    forked.push(Buffer.from(lines('0-7-11')));
+    assert.match(forked.state.fork ?? '', /^binlog\.000009 does not continue the binlogs before it: it begins at GTID list \[0-7-11\], but 0-7-20 was already applied from binlog\.000004/);
+  });
 });

@@ -22,8 +22,10 @@ export interface BinlogEventMark {
 interface Header {
   time: string;
   endPos: number;
-  kind: 'gtid' | 'query' | 'xid' | 'start' | 'other';
+  kind: 'gtid' | 'query' | 'xid' | 'start' | 'gtidlist' | 'other';
   gtid?: string;
+  /** Gtid list events: the GTIDs before the file's first transaction. */
+  list?: string[];
 }
 
 // `#261204  0:19:49 server id 7  end_log_pos 421 CRC32 0x8f7c82c0 	GTID 0-7-6 trans`
@@ -45,6 +47,8 @@ export function parseEventHeader(line: string): Header | null {
   } else if (body.startsWith('Query')) kind = 'query';
   else if (body.startsWith('Xid')) kind = 'xid';
   else if (body.startsWith('Start: binlog')) kind = 'start';
+  const l = /^Gtid list \[([^\]]*)\]/.exec(body);
+  if (l) return { time, endPos: Number(end), kind: 'gtidlist', list: l[1]!.split(',').map((x) => x.trim()).filter(Boolean) };
   return { time, endPos: Number(end), kind, ...(gtid ? { gtid } : {}) };
 }
 
@@ -59,6 +63,11 @@ export interface ScanState {
   last: BinlogEventMark | null;
   /** Per GTID domain, the last complete transaction's GTID. */
   lastByDomain: Map<string, string>;
+  /**
+   * Set when a file does not continue the ones before it: its Gtid list is behind what was applied
+   * in some domain, so it belongs to another history (the server was restored in between).
+   */
+  fork: string | null;
 }
 
 /**
@@ -66,7 +75,7 @@ export interface ScanState {
  * with indexOf; only short lines that start with `#` or are a transaction keyword are decoded.
  */
 export class BinlogOutputScanner {
-  readonly state: ScanState = { fileIndex: -1, at: 0, events: 0, last: null, lastByDomain: new Map() };
+  readonly state: ScanState = { fileIndex: -1, at: 0, events: 0, last: null, lastByDomain: new Map(), fork: null };
   private carry: Buffer | null = null;
   private group: { gtid: string; standalone: boolean; time: string } | null = null;
   private current: Header | null = null;
@@ -127,7 +136,27 @@ export class BinlogOutputScanner {
       case 'xid':
         this.complete(h);
         break;
+      case 'gtidlist':
+        if (this.state.fileIndex >= 1 && this.state.fork === null) this.checkContinues(h.list ?? []);
+        break;
       default:
+    }
+  }
+
+  private checkContinues(list: string[]): void {
+    const startSeq = new Map<string, number>();
+    for (const g of list) {
+      const [d, , n] = g.split('-');
+      startSeq.set(d!, Math.max(startSeq.get(d!) ?? 0, Number(n)));
+    }
+    for (const [domain, gtid] of this.state.lastByDomain) {
+      const applied = Number(gtid.split('-')[2]);
+      const begins = startSeq.get(domain);
+      if (begins === undefined || begins < applied) {
+        const file = this.files[this.state.fileIndex] ?? '?';
+        this.state.fork = `${file} does not continue the binlogs before it: it begins at GTID list [${list.join(',')}], but ${gtid} was already applied from ${this.state.last?.file ?? 'an earlier file'}; the archive holds two histories (the server was restored in between)`;
+        return;
+      }
     }
   }
 

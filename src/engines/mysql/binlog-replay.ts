@@ -221,7 +221,9 @@ export const mariadbBinlogReplay: BinlogReplay = {
         const scan = new Transform({
           transform(chunk: Buffer, _enc, cb) {
             scanner.push(chunk);
-            cb(null, chunk);
+            // Nothing of a file from another history reaches the server.
+            if (scanner.state.fork) cb(new Error(scanner.state.fork));
+            else cb(null, chunk);
           },
         });
         const piped = pipeline(binlog.stdout!, scan, client.stdin!).then(
@@ -230,6 +232,7 @@ export const mariadbBinlogReplay: BinlogReplay = {
         );
         const [b, c, pipeErr] = await Promise.all([binlog, client, piped]);
         const clientOut = redact(String(c.all ?? ''), opts.creds.password);
+        if (scanner.state.fork) throw new Error(`stopped before applying it: ${scanner.state.fork}`);
         if (b.failed) {
           const why = b.isCanceled ? 'was cancelled' : `failed (exit ${b.exitCode ?? b.signal})`;
           throw new Error(`${path.basename(spec.binaries.mysqlBinlog)} ${why}: ${tail(String(b.stderr ?? '')) || 'no message'}`);
