@@ -62,6 +62,10 @@ interface NodeArchiving {
   running: Promise<void> | null;
   last: ArchivePassResult | null;
   lastPassAt: number | null;
+  /** When the last pass that could look at both the server and the archive started. */
+  lastLookAt: number | null;
+  /** The last pass could not look (no login, the store unreadable): the lag is not known past lastLookAt. */
+  blind: boolean;
   error: string | null;
   archivedFiles: number;
   archivedBytes: number;
@@ -69,6 +73,16 @@ interface NodeArchiving {
   confirmed: Set<string>;
   /** The last entry the archive holds, read once before the first pass ends. */
   lastArchived: ArchivedBinlog | null;
+}
+
+/**
+ * When the oldest transaction the archive lacks was written (ms), null when it lacks none. A pass
+ * that could not look says nothing about what was written since the last one that could: the lag
+ * then counts from that one (an RPO alert must not stay quiet while the store is unreachable).
+ */
+function behindSince(s: NodeArchiving): number | null {
+  const known = s.last?.behindSinceMs ?? null;
+  return s.blind && s.lastLookAt !== null ? Math.min(known ?? Infinity, s.lastLookAt) : known;
 }
 
 /** Why a node's binlogs are not archived, or null when they are. */
@@ -119,7 +133,7 @@ export class BinlogArchiving {
   #state(id: string): NodeArchiving {
     let s = this.#nodes.get(id);
     if (!s) {
-      s = { running: null, last: null, lastPassAt: null, error: null, archivedFiles: 0, archivedBytes: 0, confirmed: new Set(), lastArchived: null };
+      s = { running: null, last: null, lastPassAt: null, lastLookAt: null, blind: false, error: null, archivedFiles: 0, archivedBytes: 0, confirmed: new Set(), lastArchived: null };
       this.#nodes.set(id, s);
     }
     return s;
@@ -167,6 +181,7 @@ export class BinlogArchiving {
     this.changes++;
     const config = this.opts.config.binlogArchive;
     const store = this.#store();
+    const startedAt = Date.now();
     try {
       const result = await archiveBinlogs(spec, {
         store,
@@ -185,8 +200,12 @@ export class BinlogArchiving {
       s.last = result;
       s.lastArchived = result.lastArchived;
       s.error = result.error;
+      s.lastLookAt = startedAt;
+      s.blind = false;
     } catch (err) {
       if (this.#abort.signal.aborted) return;
+      s.blind = true;
+      s.lastLookAt ??= startedAt;
       s.error = `archiving the binlogs of ${spec.id}: ${(err as Error).message}`;
       // The view still shows the newest archived file when the server could not be asked.
       if (s.lastArchived === null) s.lastArchived = (await readBinlogArchive(store, archiveDirOf(spec)).catch(() => null))?.entries.at(-1) ?? null;
@@ -201,7 +220,7 @@ export class BinlogArchiving {
   }
 
   /** The node's archive as get_node and the others show it. */
-  view(node: ArchivingNode): BinlogArchiveView {
+  view(node: ArchivingNode, now = Date.now()): BinlogArchiveView {
     const { spec, state: nodeState } = node;
     const off = notArchived(this.opts.config, spec);
     const s = this.#nodes.get(spec.id);
@@ -213,7 +232,7 @@ export class BinlogArchiving {
     }
     const last = s?.lastArchived ?? null;
     const pass = s?.last ?? null;
-    const behind = pass?.behindSinceMs ?? null;
+    const behind = s ? behindSince(s) : null;
     const state: BinlogArchiveView['state'] =
       off !== null ? 'off' : s?.running && !pass ? 'archiving' : !node.serving ? 'waiting' : s?.error ? 'error' : pass ? 'ok' : 'archiving';
     return {
@@ -224,7 +243,7 @@ export class BinlogArchiving {
       last_archived: last ? { file: last.file, archived_at: last.archived_at, last_event_time: last.last_event_time, size: last.size } : null,
       current_file: pass?.current ?? null,
       pending_files: pass?.pending ?? [],
-      lag_seconds: behind === null ? 0 : Math.max(0, Math.round((Date.now() - behind) / 1000)),
+      lag_seconds: behind === null ? 0 : Math.max(0, Math.round((now - behind) / 1000)),
       lag_bytes: pass?.lagBytes ?? 0,
       archived_files: s?.archivedFiles ?? 0,
       archived_bytes: s?.archivedBytes ?? 0,
@@ -236,7 +255,7 @@ export class BinlogArchiving {
   nextLagChange(now: number): number {
     let next = Infinity;
     for (const s of this.#nodes.values()) {
-      const behind = s.last?.behindSinceMs ?? null;
+      const behind = behindSince(s);
       if (behind !== null) next = Math.min(next, behind + Math.round((now - behind) / 1000) * 1000 + 500);
     }
     return next;

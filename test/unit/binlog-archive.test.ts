@@ -9,6 +9,10 @@ import { BINLOG_MAGIC, BinlogFormatError, BinlogScanner, EVENT, scanBinlog } fro
 import { binlogIndexPath, readBinlogArchive, type ArchivedBinlog } from '../../src/backup/binlog-archive.ts';
 import { retireArchivedBinlogs } from '../../src/backup/binlog-retention.ts';
 import { LocalDirStore } from '../../src/backup/local-dir.ts';
+import { BinlogArchiving } from '../../src/backup/binlog-archiving.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import pino from 'pino';
+import { freePort, makeSpec, removeTempDirs } from '../support/nodes.ts';
 
 /** One event: the 19-byte header, the body, and a 4-byte checksum placeholder. */
 function event(type: number, time: number, body: Buffer = Buffer.alloc(0)): Buffer {
@@ -146,6 +150,31 @@ describe('binlog archive index and retention', () => {
       assert.equal(await store.stat(`${dir}/binlog.000002`), null);
     } finally {
       await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('BinlogArchiving', () => {
+  it('counts the lag from the last pass that could look when a pass cannot reach the server or the store', async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'nm-binlog-'));
+    try {
+      // Nothing listens on the node's port: every pass fails before it can look.
+      const spec = await makeSpec('mysql', { cluster: 'c', shard: 's', port: await freePort() });
+      const config = parseConfig({ binlogArchive: { enabled: true }, backup: { store: 'local', localDir: path.join(root, 'store') } });
+      const archiving = new BinlogArchiving({ config, nodes: () => [], log: pino({ level: 'silent' }) });
+      const node = { spec, state: 'running', serving: true };
+      const v = await archiving.runNow(spec);
+      assert.equal(v.state, 'error');
+      assert.match(v.detail!, /cannot connect to mysql-\d+/);
+      const at = Date.parse(v.last_pass_at!);
+      assert.ok(archiving.view(node, at + 90_000).lag_seconds >= 89, 'the lag grows while nothing can be checked');
+      assert.equal(archiving.view({ ...node, state: 'stopped', serving: false }).state, 'waiting');
+      const off = new BinlogArchiving({ config: parseConfig({}), nodes: () => [], log: pino({ level: 'silent' }) });
+      assert.deepEqual([off.view(node).state, off.view(node).enabled], ['off', false]);
+      await archiving.close();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+      await removeTempDirs();
     }
   });
 });
