@@ -20,7 +20,7 @@ import { registerTableJobs } from './jobs/table-jobs.ts';
 import { registerBackupJobs } from './jobs/backup-jobs.ts';
 import { recoverInterruptedBackupJobs } from './jobs/backup-recovery.ts';
 import { NodeMgrMetrics } from './metrics/metrics.ts';
-import { BinlogArchiving } from './backup/binlog-archiving.ts';
+import { BinlogArchiving } from './jobs/binlog-archiving.ts';
 import type { InspectionEvent, Observer } from 'xstate';
 
 export interface NodeMgr {

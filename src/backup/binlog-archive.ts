@@ -131,3 +131,28 @@ export function firstGap(entries: readonly ArchivedBinlog[]): { after: ArchivedB
   }
   return null;
 }
+
+/** What get_node, /v1/nodes/:port, metrics and the inspector show of a node's binlog archive. */
+export interface BinlogArchiveView {
+  /** Archiving is on for this node (config binlogArchive.enabled, and the node has a place in the store). */
+  enabled: boolean;
+  /** `archiving`: a pass is running; `ok`: the last pass archived every closed file; `error`: it did not; `waiting`: the node does not serve now; `off`. */
+  state: 'off' | 'waiting' | 'archiving' | 'ok' | 'error';
+  /** Why it is off or waiting, or what failed. */
+  detail: string | null;
+  /** `<store>:<dir>` of the node's archive. */
+  archive: string | null;
+  last_archived: { file: string; archived_at: string; last_event_time: string; size: number } | null;
+  /** The binlog the server writes now (as of the last pass). */
+  current_file: string | null;
+  /** Closed binlogs not archived yet. */
+  pending_files: string[];
+  /** Seconds since the oldest transaction the archive does not have was written; 0 when it has them all. */
+  lag_seconds: number;
+  /** Bytes of binlog the archive does not have (pending files, and the current file's transactions). */
+  lag_bytes: number;
+  /** Files and bytes archived by this node-mgr since it started. */
+  archived_files: number;
+  archived_bytes: number;
+  last_pass_at: string | null;
+}

@@ -7,7 +7,8 @@ import type { HostInfo } from '../host/info.ts';
 import type { NodeUsage } from '../host/node-usage.ts';
 import type { StateStore } from '../state/store.ts';
 import type { NodeMgrMetrics } from '../metrics/metrics.ts';
-import type { BinlogArchiving, BinlogArchiveView } from '../backup/binlog-archiving.ts';
+import type { BinlogArchiveView } from '../backup/binlog-archive.ts';
+import type { BinlogArchiving } from '../jobs/binlog-archiving.ts';
 import type { NodeView } from '../supervisor/supervisor.ts';
 
 export interface HttpDeps {

@@ -9,7 +9,7 @@ import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { JobContext } from './job.ts';
 import type { JobRunner } from './runner.ts';
 import { purgeBinlogs } from './binlog-purge.ts';
-import { archiveDirOf, notArchived } from '../backup/binlog-archiving.ts';
+import { archiveDirOf, notArchived } from './binlog-archiving.ts';
 import { readBinlogArchive } from '../backup/binlog-archive.ts';
 import { storeNamed } from '../backup/index.ts';
 import { newestVerifiedBackupBinlog } from '../backup/catalog.ts';

@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { NodeView } from '../supervisor/supervisor.ts';
 import type { JobRecord, JobStatus } from '../state/store.ts';
 import type { NodeUsageSample } from '../host/node-usage.ts';
-import type { BinlogArchiveView } from '../backup/binlog-archiving.ts';
+import type { BinlogArchiveView } from '../backup/binlog-archive.ts';
 
 /** `nodemgr_node_state` values. Append only: a number, once published, keeps its meaning. */
 export const NODE_STATE_CODES = {

@@ -9,7 +9,7 @@ import { BINLOG_MAGIC, BinlogFormatError, BinlogScanner, EVENT, scanBinlog } fro
 import { binlogIndexPath, readBinlogArchive, type ArchivedBinlog } from '../../src/backup/binlog-archive.ts';
 import { retireArchivedBinlogs } from '../../src/backup/binlog-retention.ts';
 import { LocalDirStore } from '../../src/backup/local-dir.ts';
-import { BinlogArchiving } from '../../src/backup/binlog-archiving.ts';
+import { BinlogArchiving } from '../../src/jobs/binlog-archiving.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import pino from 'pino';
 import { freePort, makeSpec, removeTempDirs } from '../support/nodes.ts';

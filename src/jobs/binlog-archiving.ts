@@ -9,34 +9,9 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { NodeSpec } from '../engines/node-spec.ts';
 import { archiveBinlogs, type ArchivePassResult } from './binlog-archiver.ts';
-import { binlogArchiveDir, readBinlogArchive, type ArchivedBinlog } from './binlog-archive.ts';
-import { openStore } from './index.ts';
-import type { BackupStore } from './store.ts';
-
-/** What get_node, /v1/nodes/:port, metrics and the inspector show of a node's binlog archive. */
-export interface BinlogArchiveView {
-  /** Archiving is on for this node (config binlogArchive.enabled, and the node has a place in the store). */
-  enabled: boolean;
-  /** `archiving`: a pass is running; `ok`: the last pass archived every closed file; `error`: it did not; `waiting`: the node does not serve now; `off`. */
-  state: 'off' | 'waiting' | 'archiving' | 'ok' | 'error';
-  /** Why it is off or waiting, or what failed. */
-  detail: string | null;
-  /** `<store>:<dir>` of the node's archive. */
-  archive: string | null;
-  last_archived: { file: string; archived_at: string; last_event_time: string; size: number } | null;
-  /** The binlog the server writes now (as of the last pass). */
-  current_file: string | null;
-  /** Closed binlogs not archived yet. */
-  pending_files: string[];
-  /** Seconds since the oldest transaction the archive does not have was written; 0 when it has them all. */
-  lag_seconds: number;
-  /** Bytes of binlog the archive does not have (pending files, and the current file's transactions). */
-  lag_bytes: number;
-  /** Files and bytes archived by this node-mgr since it started. */
-  archived_files: number;
-  archived_bytes: number;
-  last_pass_at: string | null;
-}
+import { binlogArchiveDir, readBinlogArchive, type ArchivedBinlog, type BinlogArchiveView } from '../backup/binlog-archive.ts';
+import { openStore } from '../backup/index.ts';
+import type { BackupStore } from '../backup/store.ts';
 
 /** A node as archiving needs it: its spec, its state (for messages) and whether its server serves (the chart's `serving` tag). */
 export interface ArchivingNode {

@@ -11,9 +11,8 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { NodeSpec } from '../engines/node-spec.ts';
 import { openPlainFile, UnsafeNodePath, withParentDir } from '../engines/node-files.ts';
-import { closeSession, openSession, rows, type Session } from '../jobs/node-sql.ts';
-import { Digest } from './archive.ts';
-import { BinlogScanner, type BinlogSummary } from './binlog-file.ts';
+import { Digest } from '../backup/archive.ts';
+import { BinlogScanner, type BinlogSummary } from '../backup/binlog-file.ts';
 import {
   archivedBinlogPath,
   archivedBinlogSchema,
@@ -21,9 +20,10 @@ import {
   binlogSeq,
   readBinlogArchive,
   type ArchivedBinlog,
-} from './binlog-archive.ts';
-import { COPYING_SUFFIX } from './catalog.ts';
-import type { BackupStore } from './store.ts';
+} from '../backup/binlog-archive.ts';
+import { COPYING_SUFFIX } from '../backup/catalog.ts';
+import type { BackupStore } from '../backup/store.ts';
+import { closeSession, openSession, rows, type Session } from './node-sql.ts';
 
 /** How far into the current file a pass looks for its first transaction (the bookkeeping events at its start are far smaller). */
 const HEAD_BYTES = 64 * 1024;
