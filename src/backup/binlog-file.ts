@@ -14,6 +14,8 @@ export const EVENT = {
   STOP: 3,
   ROTATE: 4,
   FORMAT_DESCRIPTION: 15,
+  /** MySQL 8's list of the GTIDs before the file (MariaDB writes GTID_LIST instead). */
+  PREVIOUS_GTIDS: 35,
   BINLOG_CHECKPOINT: 161,
   GTID_LIST: 163,
   START_ENCRYPTION: 164,
@@ -23,7 +25,15 @@ export const EVENT = {
  * Events a server writes into every file by itself, with no transaction behind them: a file with
  * only these has nothing a point-in-time restore would replay (a rotation of it is pointless).
  */
-const BOOKKEEPING: ReadonlySet<number> = new Set([EVENT.STOP, EVENT.ROTATE, EVENT.FORMAT_DESCRIPTION, EVENT.BINLOG_CHECKPOINT, EVENT.GTID_LIST, EVENT.START_ENCRYPTION]);
+const BOOKKEEPING: ReadonlySet<number> = new Set([
+  EVENT.STOP,
+  EVENT.ROTATE,
+  EVENT.FORMAT_DESCRIPTION,
+  EVENT.PREVIOUS_GTIDS,
+  EVENT.BINLOG_CHECKPOINT,
+  EVENT.GTID_LIST,
+  EVENT.START_ENCRYPTION,
+]);
 
 export class BinlogFormatError extends Error {
   constructor(message: string) {
