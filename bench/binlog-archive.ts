@@ -1,5 +1,5 @@
 // Binlog archive lag under a steady write load: a MariaDB storage node takes BENCH_ARCHIVE_ROWS_S
-// rows of 1 KB a second for BENCH_SECONDS while node-mgr archives its binlogs (a pass every
+// rows of 1 KB a second for BENCH_ARCHIVE_SECONDS while node-mgr archives its binlogs (a pass every
 // delaySeconds, a forced rotation every rotateEverySeconds) to the local store (or HDFS with
 // BENCH_ARCHIVE_STORE=hdfs). Next to it, on the same server and the same load, the tool DBAs use
 // for a continuous binlog copy: `mariadb-binlog --read-from-remote-server --raw --stop-never`,
@@ -9,7 +9,7 @@
 // (SHOW BINARY LOGS) against the bytes the copy holds (the INDEX's sizes; the streamed files'),
 // turned into seconds as "how long ago the server had written what the copy holds now".
 //
-//   node --import tsx bench/binlog-archive.ts      BENCH_SECONDS=60 BENCH_ARCHIVE_ROWS_S=1000
+//   node --import tsx bench/binlog-archive.ts      BENCH_ARCHIVE_SECONDS=60 BENCH_ARCHIVE_ROWS_S=1000
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
@@ -28,7 +28,7 @@ import { startHdfs } from '../test/support/hdfs.ts';
 import { api, onCleanup, runBench, startNodeMgrProcess } from './support/node-mgr.ts';
 import { envInt, envSeconds, max, printFooter, printHeader, quantile, ratio, RUN_ID, saveResults, table } from './support/report.ts';
 
-const SECONDS = envSeconds('BENCH_SECONDS', 60);
+const SECONDS = envSeconds('BENCH_ARCHIVE_SECONDS', 60);
 const ROWS_S = envInt('BENCH_ARCHIVE_ROWS_S', 1000);
 const STORE = process.env.BENCH_ARCHIVE_STORE === 'hdfs' ? 'hdfs' : 'local';
 const DELAY_S = 1;
