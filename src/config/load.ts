@@ -4,8 +4,10 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { configSchema, type Config, type NodeEntry, type Policy } from './schema.ts';
+import type { KindedError } from '../error-kind.ts';
 
-export class ConfigError extends Error {
+export class ConfigError extends Error implements KindedError {
+  readonly kind = 'invalid';
   constructor(
     message: string,
     readonly problems: string[] = [],

@@ -2,6 +2,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { errorKind, type ErrorKind } from '../error-kind.ts';
 
 export class HttpError extends Error {
   constructor(
@@ -17,20 +18,23 @@ export const badRequest = (m: string) => new HttpError(400, m);
 export const notFound = (m: string) => new HttpError(404, m);
 export const conflict = (m: string) => new HttpError(409, m);
 
-/** Maps a domain error (by name, so lower layers need not import HTTP) to a status. */
-const STATUS_BY_NAME: Record<string, number> = {
-  CommandError: 400,
-  InstallConfigError: 400,
-  ConfigError: 400,
-  JobConflictError: 409,
-  StateStoreError: 503,
+/**
+ * The one place a domain error's kind (error-kind.ts) becomes a status (PROTOCOL §1). Its message
+ * is already the sentence for the caller, also for `internal`: the layer that threw it wrote it so.
+ */
+const STATUS_OF_KIND: Record<ErrorKind, number> = {
+  invalid: 400,
+  not_found: 404,
+  conflict: 409,
+  unavailable: 503,
+  internal: 500,
 };
 
 export function errorReply(err: unknown): { status: number; info: string } {
-  const e = err as Partial<FastifyError> & { status?: number; name?: string; message?: string };
+  const e = err as Partial<FastifyError> & { message?: string };
   if (err instanceof HttpError) return { status: err.statusCode, info: err.message };
-  if (e.name && STATUS_BY_NAME[e.name]) return { status: STATUS_BY_NAME[e.name]!, info: e.message ?? e.name };
-  if (e.name === 'NodeCommandError' && typeof e.status === 'number') return { status: e.status, info: e.message ?? '' };
+  const kind = errorKind(err);
+  if (kind) return { status: STATUS_OF_KIND[kind], info: e.message ?? '' };
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
     case 'FST_REQ_FILE_TOO_LARGE':

@@ -2,12 +2,10 @@
 // (PROTOCOL §1–§5), the multipart upload (§7), and `GET /<job_id>`.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { NodeView } from '../supervisor/supervisor.ts';
-import { NodeCommandError } from '../supervisor/supervisor.ts';
 import { planCommand, planNodeId } from '../jobs/node-commands.ts';
 import { humanSize } from '../host/format.ts';
 import { sendDestination } from '../jobs/table-transfer.ts';
-import { TableTransferError } from '../jobs/table-import.ts';
-import { badRequest, HttpError } from './errors.ts';
+import { badRequest, HttpError, notFound } from './errors.ts';
 import { isLegacyJobType, parseLegacyRequest, NODE_TYPES, type LegacyJobType } from './legacy-requests.ts';
 import { legacyJobStatus } from './legacy-status.ts';
 import { seedRepliesFor } from './seed-replies.ts';
@@ -101,9 +99,9 @@ async function dispatch(jobType: LegacyJobType, body: object, deps: HttpDeps, re
       const r = parseLegacyRequest(jobType, body);
       if (deps.jobs.hasHandler(jobType)) {
         const node = deps.supervisor.byPort(r.s_port);
-        if (!node) throw new NodeCommandError(`no node on port ${r.s_port} on this host`, 404);
+        if (!node) throw notFound(`no node on port ${r.s_port} on this host`);
         // A send goes only to a node of this host or a configured peer: refused here, before a job or a connection.
-        if (jobType === 'send' && 'd_ip' in r) refuseUnknownDestination(deps, r.d_ip, r.d_port);
+        if (jobType === 'send' && 'd_ip' in r) sendDestination(deps.config, deps.supervisor, r.d_ip, r.d_port);
         return accept(deps, { id: r.job_id, type: jobType, params: r, nodeId: node.id });
       }
       req.log.info({ jobType }, 'job type not implemented yet');
@@ -112,15 +110,6 @@ async function dispatch(jobType: LegacyJobType, body: object, deps: HttpDeps, re
   }
   // Exhaustive above; kept for the compiler.
   throw badRequest(`unknown job_type ${String(jobType)}`);
-}
-
-function refuseUnknownDestination(deps: HttpDeps, ip: string, port: number): void {
-  try {
-    sendDestination(deps.config, deps.supervisor, ip, port);
-  } catch (err) {
-    if (err instanceof TableTransferError) throw new HttpError(err.status, err.message);
-    throw err;
-  }
 }
 
 function accept(deps: HttpDeps, submission: { id?: string; type: string; params: unknown; nodeId?: string }) {

@@ -5,9 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { tableImportsFor } from '../jobs/table-jobs.ts';
-import { TableTransferError } from '../jobs/table-import.ts';
-import { TABLE_STREAM_CONTENT_TYPE, TableStreamError } from '../jobs/table-stream.ts';
-import { SqlNameError } from '../jobs/sql-names.ts';
+import { TABLE_STREAM_CONTENT_TYPE } from '../jobs/table-stream.ts';
 import { HttpError } from './errors.ts';
 
 const preflightBody = z.object({
@@ -20,13 +18,6 @@ const preflightBody = z.object({
   }),
   table: z.object({ createStatement: z.string().min(1).max(1024 * 1024), version: z.string().max(256), pageSize: z.number().int().positive() }),
 });
-
-/** Transfer errors carry their status; bad names and broken streams are the sender's fault. */
-function toHttp(err: unknown): unknown {
-  if (err instanceof TableTransferError) return new HttpError(err.status, err.message);
-  if (err instanceof SqlNameError || err instanceof TableStreamError) return new HttpError(400, err.message);
-  return err;
-}
 
 export async function tableRecvRoutes(app: FastifyInstance): Promise<void> {
   const deps = app.services;
@@ -44,12 +35,8 @@ export async function tableRecvRoutes(app: FastifyInstance): Promise<void> {
       const { destination: d, table } = parsed.data;
       const node = deps.supervisor.byPort(d.port);
       if (!node) throw new HttpError(404, `no node on port ${d.port} on this host`);
-      try {
-        const { condition } = await imports.preflight({ nodeId: node.id, database: d.database, table: d.table, creds: { user: d.user, password: d.password } }, table);
-        return { result: 'succeed', node: node.id, condition };
-      } catch (err) {
-        throw toHttp(err);
-      }
+      const { condition } = await imports.preflight({ nodeId: node.id, database: d.database, table: d.table, creds: { user: d.user, password: d.password } }, table);
+      return { result: 'succeed', node: node.id, condition };
     },
   );
 
@@ -72,8 +59,6 @@ export async function tableRecvRoutes(app: FastifyInstance): Promise<void> {
         const result = await imports.receive(req.body as AsyncIterable<Buffer>);
         req.log.info({ node: result.node, table: `${result.database}.${result.table}`, bytes: result.bytes }, 'table received and imported');
         return { result: 'succeed', ...result };
-      } catch (err) {
-        throw toHttp(err);
       } finally {
         if (!socket.destroyed && idle) socket.setTimeout(idle);
       }

@@ -1,5 +1,6 @@
 // `*_cmd` requests (PROTOCOL §5). The original ran `sh -c "cd <dir>; <cmd>"`; we run no shell:
 // the commands callers send are recognised and become node actor events.
+import type { KindedError } from '../error-kind.ts';
 
 export type CommandJobType = 'mysql_cmd' | 'pgsql_cmd' | 'cluster_cmd';
 
@@ -9,7 +10,8 @@ export type NodeCommand =
   | { action: 'CLUSTER_MGR'; verb: 'START' | 'STOP' }
   | { action: 'ALLOWED'; program: string; args: string[] };
 
-export class CommandError extends Error {
+export class CommandError extends Error implements KindedError {
+  readonly kind = 'invalid';
   constructor(message: string) {
     super(message);
     this.name = 'CommandError';

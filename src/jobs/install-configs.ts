@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { NodeEntry } from '../config/schema.ts';
 import { checkApiServerOptions, ServerOptionError } from '../engines/server-options.ts';
 import { localAddresses } from '../host/address.ts';
+import type { KindedError } from '../error-kind.ts';
 
 const mysqlShardConfigSchema = z.object({
   cluster_name: z.string().optional(),
@@ -45,7 +46,8 @@ const pgCompConfigSchema = z
   )
   .min(1);
 
-export class InstallConfigError extends Error {
+export class InstallConfigError extends Error implements KindedError {
+  readonly kind = 'invalid';
   constructor(message: string) {
     super(message);
     this.name = 'InstallConfigError';

@@ -51,12 +51,12 @@ export async function planCommand(jobType: CommandJobType, cmd: string, config: 
     case 'STOP':
     case 'RESTART': {
       const node = supervisor.byPort(parsed.port);
-      if (!node || node.kind !== kind) throw new NodeCommandError(`no ${kind} node on port ${parsed.port} on this host`, 404);
+      if (!node || node.kind !== kind) throw new NodeCommandError(`no ${kind} node on port ${parsed.port} on this host`, 'not_found');
       return { kind: 'event', event: parsed.action, nodeId: node.id };
     }
     case 'CLUSTER_MGR': {
       const node = supervisor.list().find((n) => n.kind === 'cluster_mgr');
-      if (!node) throw new NodeCommandError('no cluster_mgr node is configured on this host', 404);
+      if (!node) throw new NodeCommandError('no cluster_mgr node is configured on this host', 'not_found');
       return { kind: 'event', event: parsed.verb, nodeId: node.id };
     }
     case 'CREATE':
@@ -68,13 +68,13 @@ export async function planCommand(jobType: CommandJobType, cmd: string, config: 
       if (parsed.action === 'CREATE') {
         for (const e of entries) {
           const existing = supervisor.byPort(e.port);
-          if (existing) throw new NodeCommandError(`a node already exists on port ${e.port} (${existing.id}, ${existing.state})`, 409);
+          if (existing) throw new NodeCommandError(`a node already exists on port ${e.port} (${existing.id}, ${existing.state})`, 'conflict');
         }
         return { kind: 'create', entries };
       }
       const nodeIds = entries.map((e) => {
         const node = supervisor.byPort(e.port);
-        if (!node) throw new NodeCommandError(`no node on port ${e.port} on this host`, 404);
+        if (!node) throw new NodeCommandError(`no node on port ${e.port} on this host`, 'not_found');
         return node.id;
       });
       return { kind: 'drop', nodeIds };

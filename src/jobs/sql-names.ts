@@ -1,9 +1,11 @@
 // SQL names for the table jobs: identifier checks and quoting, Kunlun's database names, and the
 // file names MariaDB/MySQL keep tables under on disk.
 import path from 'node:path';
+import type { KindedError } from '../error-kind.ts';
 
 /** A database or table name the jobs refuse; the message names the field and why. */
-export class SqlNameError extends Error {
+export class SqlNameError extends Error implements KindedError {
+  readonly kind = 'invalid';
   constructor(message: string) {
     super(message);
     this.name = 'SqlNameError';

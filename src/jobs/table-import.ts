@@ -21,13 +21,14 @@ import { NodeCommandError, type Supervisor } from '../supervisor/supervisor.ts';
 import { closeSession, countAndChecksum, ER, errno, openSession, rows, serverFilename, type Credentials, type Session } from './node-sql.ts';
 import { checkIdentifier, filenameEncode, quoteIdentifier, qualifiedTable, tableFile } from './sql-names.ts';
 import { FILE_ORDER, receiveTableStream, type SourceSummary, type SourceTable, type TableFileKind } from './table-stream.ts';
+import type { ErrorKind, KindedError } from '../error-kind.ts';
 
-/** A failed step of a transfer; `status` is what the HTTP edge answers for it. */
-export class TableTransferError extends Error {
+/** A failed step of a transfer, of its kind. */
+export class TableTransferError extends Error implements KindedError {
   constructor(
     readonly step: string,
     message: string,
-    readonly status: 400 | 404 | 409 | 500 = 500,
+    readonly kind: ErrorKind = 'internal',
   ) {
     super(message);
     this.name = 'TableTransferError';
@@ -86,7 +87,7 @@ export function normaliseDefinition(createStatement: string): string {
 /** The source's SHOW CREATE TABLE creating `db`.`table` instead. */
 export function renameDefinition(createStatement: string, database: string, table: string): string {
   const head = /^CREATE TABLE `(?:[^`]|``)*`/.exec(createStatement);
-  if (!head) throw new TableTransferError('creating the table', `the source's SHOW CREATE TABLE does not start with CREATE TABLE \`name\``, 500);
+  if (!head) throw new TableTransferError('creating the table', `the source's SHOW CREATE TABLE does not start with CREATE TABLE \`name\``, 'internal');
   return `CREATE TABLE ${qualifiedTable(database, table)}${createStatement.slice(head[0].length)}`;
 }
 
@@ -120,14 +121,14 @@ export class TableImports {
   node(nodeId: string): NodeSpec {
     const spec = this.supervisor.spec(nodeId);
     const view = this.supervisor.get(nodeId);
-    if (!spec || !view) throw new TableTransferError('preflight', `no node ${nodeId} on this host`, 404);
-    if (spec.kind !== 'mysql') throw new TableTransferError('preflight', `${nodeId} is a ${spec.kind} node; tables are sent between MySQL storage nodes`, 409);
+    if (!spec || !view) throw new TableTransferError('preflight', `no node ${nodeId} on this host`, 'not_found');
+    if (spec.kind !== 'mysql') throw new TableTransferError('preflight', `${nodeId} is a ${spec.kind} node; tables are sent between MySQL storage nodes`, 'conflict');
     return spec;
   }
 
   /** What the destination table is now; throws when it cannot take the source's table. */
   async inspect(conn: Session, spec: NodeSpec, dest: DestinationTable, source: SourceTable): Promise<TableCondition> {
-    const fail = (message: string, status: 400 | 409 = 409) => new TableTransferError('preflight', `${spec.id}: ${message}`, status);
+    const fail = (message: string, kind: ErrorKind = 'conflict') => new TableTransferError('preflight', `${spec.id}: ${message}`, kind);
     const [info] = await rows<{ version: string; pageSize: number | string }>(conn, 'SELECT VERSION() AS version, @@innodb_page_size AS pageSize');
     if (releaseSeries(info!.version) !== releaseSeries(source.version)) {
       throw fail(`the server is ${info!.version}, the source ${source.version}: a tablespace moves only within one release series`);
@@ -136,7 +137,7 @@ export class TableImports {
     for (const name of [dest.database, dest.table]) {
       const theirs = await serverFilename(conn, name);
       if (theirs !== null && theirs !== filenameEncode(name)) {
-        throw fail(`the server keeps ${JSON.stringify(name)} on disk as ${theirs}, node-mgr computed ${filenameEncode(name)}; refusing to guess a path`, 409);
+        throw fail(`the server keeps ${JSON.stringify(name)} on disk as ${theirs}, node-mgr computed ${filenameEncode(name)}; refusing to guess a path`, 'conflict');
       }
     }
     const db = quoteIdentifier(dest.database, 'database name');
@@ -195,7 +196,7 @@ export class TableImports {
     await this.recovering.get(spec.id);
     const key = `${spec.id}/${dest.database}/${dest.table}`;
     const other = this.busy.get(key);
-    if (other) throw new TableTransferError('preflight', `another transfer (job ${other}) is importing into ${qualifiedTable(dest.database, dest.table)} on ${spec.id}`, 409);
+    if (other) throw new TableTransferError('preflight', `another transfer (job ${other}) is importing into ${qualifiedTable(dest.database, dest.table)} on ${spec.id}`, 'conflict');
     this.busy.set(key, jobId);
     try {
       const id = randomBytes(8).toString('hex');
@@ -233,10 +234,10 @@ export class TableImports {
         input,
         async (header) => {
           const parsed = remoteDestinationSchema.safeParse(header.destination);
-          if (!parsed.success) throw new TableTransferError('receiving', `the stream's header has no valid destination: ${parsed.error.issues[0]?.message}`, 400);
+          if (!parsed.success) throw new TableTransferError('receiving', `the stream's header has no valid destination: ${parsed.error.issues[0]?.message}`, 'invalid');
           const d = parsed.data;
           const node = this.supervisor.byPort(d.port);
-          if (!node) throw new TableTransferError('preflight', `no node on port ${d.port} on this host`, 404);
+          if (!node) throw new TableTransferError('preflight', `no node on port ${d.port} on this host`, 'not_found');
           const dest: DestinationTable = { nodeId: node.id, database: d.database, table: d.table, creds: { user: d.user, password: d.password } };
           await this.preflight(dest, header.table);
           // The sender's job id labels the work on this side (the node's `importing` state, the journal).
@@ -252,7 +253,7 @@ export class TableImports {
       return { ...result, bytes: received.bytes };
     } catch (err) {
       if (session && !session.finished) await session.abort();
-      if (err instanceof NodeCommandError) throw new TableTransferError('preflight', err.message, err.status === 404 ? 404 : 409);
+      if (err instanceof NodeCommandError) throw new TableTransferError('preflight', err.message, err.kind === 'not_found' ? 'not_found' : 'conflict');
       throw err;
     } finally {
       if (working) this.supervisor.endWork(working.nodeId, working.jobId);
@@ -483,7 +484,7 @@ export class ImportSession {
         throw err;
       }
       const undone = await this.undoQuietly();
-      throw new TableTransferError(step, `${step} on ${spec.id} failed: ${cause}; ${undone}`, 500);
+      throw new TableTransferError(step, `${step} on ${spec.id} failed: ${cause}; ${undone}`, 'internal');
     } finally {
       await closeSession(conn);
     }

@@ -7,6 +7,13 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TableTransferError, type ImportResult, type TableCondition } from './table-import.ts';
 import { TABLE_STREAM_CONTENT_TYPE, type RemoteDestination, type SourceTable } from './table-stream.ts';
+import type { ErrorKind } from '../error-kind.ts';
+
+/**
+ * What a peer's refusal says about the transfer, read from its HTTP status: this is the client
+ * side of the peer's own edge (http/errors.ts), so it reads the statuses that edge answers with.
+ */
+const PEER_REFUSALS: Partial<Record<number, ErrorKind>> = { 400: 'invalid', 404: 'not_found', 409: 'conflict' };
 
 export interface RecvPreflightBody {
   destination: RemoteDestination;
@@ -38,8 +45,7 @@ export class PeerNodeMgr {
 
   private refusal(step: string, reply: PeerReply): TableTransferError {
     const info = reply.body.info ?? `HTTP ${reply.status}`;
-    const status = reply.status === 404 || reply.status === 409 || reply.status === 400 ? reply.status : 500;
-    return new TableTransferError(step, `the destination's node-mgr (${this.url}) answered ${reply.status}: ${info}`, status);
+    return new TableTransferError(step, `the destination's node-mgr (${this.url}) answered ${reply.status}: ${info}`, PEER_REFUSALS[reply.status] ?? 'internal');
   }
 
   /** One node of the peer (GET /v1/nodes/:port): null when the peer has none on that port. */
@@ -71,7 +77,7 @@ export class PeerNodeMgr {
       req.end(JSON.stringify(body));
       reply = await answered;
     } catch (err) {
-      throw new TableTransferError('preflight', `cannot reach the destination's node-mgr at ${this.url}: ${(err as Error).message}`, 500);
+      throw new TableTransferError('preflight', `cannot reach the destination's node-mgr at ${this.url}: ${(err as Error).message}`, 'internal');
     }
     if (reply.status !== 200) throw this.refusal('preflight', reply);
     return { condition: reply.body.condition as TableCondition };
@@ -96,7 +102,7 @@ export class PeerNodeMgr {
         return r.body as unknown as ImportResult & { bytes: number };
       },
       (err: Error) => {
-        throw new TableTransferError('importing on the destination', `the connection to the destination's node-mgr at ${this.url} failed: ${err.message}`, 500);
+        throw new TableTransferError('importing on the destination', `the connection to the destination's node-mgr at ${this.url} failed: ${err.message}`, 'internal');
       },
     );
     result.catch(() => undefined);
@@ -114,7 +120,7 @@ export class PeerNodeMgr {
           const answered = await Promise.race([reply.then((r) => r, () => null), sleep(1000).then(() => null)]);
           if (answered && answered.status !== 200) throw this.refusal('importing on the destination', answered);
           if (err instanceof TableTransferError) throw err;
-          throw new TableTransferError('sending to the destination', `sending the table to ${this.url} failed: ${(err as Error).message}`, 500);
+          throw new TableTransferError('sending to the destination', `sending the table to ${this.url} failed: ${(err as Error).message}`, 'internal');
         }
       },
       result,

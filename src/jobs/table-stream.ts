@@ -12,6 +12,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { KindedError } from '../error-kind.ts';
 
 export const TABLE_STREAM_CONTENT_TYPE = 'application/vnd.node-mgr.table-stream';
 
@@ -60,7 +61,9 @@ export interface StreamTrailer extends SourceSummary {
 const MAX_FRAME = 4 * 1024 * 1024;
 const WRITE_BATCH = 1024 * 1024;
 
-export class TableStreamError extends Error {
+/** A broken table stream: the sender's fault. */
+export class TableStreamError extends Error implements KindedError {
+  readonly kind = 'invalid';
   constructor(message: string) {
     super(message);
     this.name = 'TableStreamError';

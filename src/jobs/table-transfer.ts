@@ -59,13 +59,13 @@ async function describeSource(conn: Session, spec: NodeSpec, database: string, t
   let createStatement: string;
   try {
     const [row] = await rows<{ 'Create Table'?: string }>(conn, `SHOW CREATE TABLE ${name}`);
-    if (!row?.['Create Table']) throw new TableTransferError('preflight', `${name} on ${spec.id} is a view, not a table`, 409);
+    if (!row?.['Create Table']) throw new TableTransferError('preflight', `${name} on ${spec.id} is a view, not a table`, 'conflict');
     createStatement = row['Create Table'];
   } catch (err) {
-    if (errno(err) === ER.NO_SUCH_TABLE || errno(err) === ER.BAD_DB) throw new TableTransferError('preflight', `table ${name} does not exist on ${spec.id}`, 404);
+    if (errno(err) === ER.NO_SUCH_TABLE || errno(err) === ER.BAD_DB) throw new TableTransferError('preflight', `table ${name} does not exist on ${spec.id}`, 'not_found');
     throw err;
   }
-  const refuse = (why: string) => new TableTransferError('preflight', `table ${name} on ${spec.id} ${why}; send moves plain file-per-table InnoDB tables`, 409);
+  const refuse = (why: string) => new TableTransferError('preflight', `table ${name} on ${spec.id} ${why}; send moves plain file-per-table InnoDB tables`, 'conflict');
   const engine = /\)\s*ENGINE=(\w+)/.exec(createStatement)?.[1];
   if (engine?.toLowerCase() !== 'innodb') throw refuse(`uses ${engine ?? 'an unknown engine'}, not InnoDB`);
   if (/\bPARTITION BY\b/.test(createStatement)) throw refuse('is partitioned');
@@ -78,12 +78,12 @@ async function describeSource(conn: Session, spec: NodeSpec, database: string, t
   // The files are read from the data dir node-mgr configured; make sure the server agrees.
   const [ours, theirs] = await Promise.all([realpath(spec.dataDir), realpath(info!.datadir).catch(() => info!.datadir)]);
   if (path.resolve(ours) !== path.resolve(theirs)) {
-    throw new TableTransferError('preflight', `${spec.id} serves data dir ${info!.datadir}, node-mgr expects ${spec.dataDir}`, 409);
+    throw new TableTransferError('preflight', `${spec.id} serves data dir ${info!.datadir}, node-mgr expects ${spec.dataDir}`, 'conflict');
   }
   for (const n of [database, table]) {
     const enc = await serverFilename(conn, n);
     if (enc !== null && enc !== filenameEncode(n)) {
-      throw new TableTransferError('preflight', `${spec.id} keeps ${JSON.stringify(n)} on disk as ${enc}, node-mgr computed ${filenameEncode(n)}`, 409);
+      throw new TableTransferError('preflight', `${spec.id} keeps ${JSON.stringify(n)} on disk as ${enc}, node-mgr computed ${filenameEncode(n)}`, 'conflict');
     }
   }
   if (!(await stat(tableFile(spec.dataDir, database, table, '.ibd')).catch(() => null))) {
@@ -114,7 +114,7 @@ function configuredPeer(config: Config, ip: string): PeerNodeMgr | undefined {
   let url = entry.url;
   if (!url) {
     const port = config.listen.port;
-    if (!port) throw new TableTransferError('preflight', `node-mgr listens on an ephemeral port, so peer ${entry.host}'s node-mgr port is unknown: give the peer a url`, 409);
+    if (!port) throw new TableTransferError('preflight', `node-mgr listens on an ephemeral port, so peer ${entry.host}'s node-mgr port is unknown: give the peer a url`, 'conflict');
     url = `${tls ? 'https' : 'http'}://${ip.includes(':') ? `[${hostKey(ip)}]` : ip}:${port}`;
   }
   const ca = tls?.ca ? readFileSync(tls.ca, 'utf8') : undefined;
@@ -131,8 +131,8 @@ export function sendDestination(config: Config, supervisor: Supervisor, ip: stri
   if (local) return { local };
   const peer = configuredPeer(config, ip);
   if (peer) return { peer };
-  if (isLocalAddress(ip)) throw new TableTransferError('preflight', `no node on port ${port} at ${ip} on this host, and ${ip} is not a configured peer`, 404);
-  throw new TableTransferError('preflight', `d_ip ${ip} is not an address of this host, and ${ip} is not a configured peer (config "peers"); a table is sent only to known node-mgrs`, 400);
+  if (isLocalAddress(ip)) throw new TableTransferError('preflight', `no node on port ${port} at ${ip} on this host, and ${ip} is not a configured peer`, 'not_found');
+  throw new TableTransferError('preflight', `d_ip ${ip} is not an address of this host, and ${ip} is not a configured peer (config "peers"); a table is sent only to known node-mgrs`, 'invalid');
 }
 
 export class TableTransfer {
@@ -147,8 +147,8 @@ export class TableTransfer {
     let step = 'preflight';
     try {
       ctx.progress({ phase: 'preflight' });
-      if (!ctx.nodeId) throw new TableTransferError('preflight', 'the job names no source node', 400);
-      if (!isLocalAddress(req.s_ip)) throw new TableTransferError('preflight', `s_ip ${req.s_ip} is not an address of this host: send runs on the source's host`, 400);
+      if (!ctx.nodeId) throw new TableTransferError('preflight', 'the job names no source node', 'invalid');
+      if (!isLocalAddress(req.s_ip)) throw new TableTransferError('preflight', `s_ip ${req.s_ip} is not an address of this host: send runs on the source's host`, 'invalid');
       const src = this.imports.node(ctx.nodeId);
       const source = { database: kunlunDatabaseName(req.s_dbname), table: checkIdentifier(req.s_table_name, 'source table name') };
       const dest = { database: kunlunDatabaseName(req.d_dbname), table: checkIdentifier(req.d_table_name, 'destination table name') };
@@ -156,7 +156,7 @@ export class TableTransfer {
       const destCreds: Credentials = { user: req.d_user, password: req.d_pwd };
       const target = sendDestination(this.config, this.supervisor, req.d_ip, req.d_port);
       if ('local' in target && target.local.id === src.id && source.database === dest.database && source.table === dest.table) {
-        throw new TableTransferError('preflight', `source and destination are the same table ${qualifiedTable(source.database, source.table)} on ${src.id}`, 400);
+        throw new TableTransferError('preflight', `source and destination are the same table ${qualifiedTable(source.database, source.table)} on ${src.id}`, 'invalid');
       }
 
       step = 'the source preflight';
@@ -214,7 +214,7 @@ export class TableTransfer {
         imported = await upload!.result;
         // The destination checked against the trailer; the source checks the destination's word too.
         if (imported.rows !== exported.summary.rows || imported.checksum !== exported.summary.checksum) {
-          throw new TableTransferError(step, `${peer.url} reports ${imported.rows} rows with checksum ${imported.checksum}; the source had ${exported.summary.rows} with ${exported.summary.checksum}`, 500);
+          throw new TableTransferError(step, `${peer.url} reports ${imported.rows} rows with checksum ${imported.checksum}; the source had ${exported.summary.rows} with ${exported.summary.checksum}`, 'internal');
         }
       }
       const totalMs = Date.now() - started;
@@ -234,10 +234,10 @@ export class TableTransfer {
       };
     } catch (err) {
       // Preflight refusals say what is wrong; the job's sentence also says which preflight.
-      if (err instanceof TableTransferError && err.step === 'preflight') throw new TableTransferError('preflight', `${step} failed: ${err.message}`, err.status);
+      if (err instanceof TableTransferError && err.step === 'preflight') throw new TableTransferError('preflight', `${step} failed: ${err.message}`, err.kind);
       if (err instanceof TableTransferError) throw err;
-      if (err instanceof NodeCommandError) throw new TableTransferError(step, `${step}: ${err.message}`, 409);
-      throw new TableTransferError(step, `${step} failed: ${(err as Error).message}`, 500);
+      if (err instanceof NodeCommandError) throw new TableTransferError(step, `${step}: ${err.message}`, 'conflict');
+      throw new TableTransferError(step, `${step} failed: ${(err as Error).message}`, 'internal');
     }
   }
 
@@ -274,7 +274,7 @@ export class TableTransfer {
       const lockedAt = Date.now();
       const paths = { cfg: tableFile(src.dataDir, t.database, t.table, '.cfg'), ibd: tableFile(src.dataDir, t.database, t.table, '.ibd') };
       const cfg = await stat(paths.cfg).catch(() => null);
-      if (!cfg) throw new TableTransferError('exporting', `FLUSH TABLES ${name} FOR EXPORT wrote no ${paths.cfg}: the table is not where node-mgr expects its files`, 500);
+      if (!cfg) throw new TableTransferError('exporting', `FLUSH TABLES ${name} FOR EXPORT wrote no ${paths.cfg}: the table is not where node-mgr expects its files`, 'internal');
       const ibd = await stat(paths.ibd);
       const total = cfg.size + ibd.size;
       let checksumMs = 0;
@@ -294,7 +294,7 @@ export class TableTransfer {
         },
       });
       await deliver(stream);
-      if (!trailer) throw new TableTransferError('copying', 'the stream ended without its trailer', 500);
+      if (!trailer) throw new TableTransferError('copying', 'the stream ended without its trailer', 'internal');
       const done = await summary;
       return { summary: done, sha256: trailer.sha256, bytes: total, lockMs: Date.now() - lockedAt, startedAt, finishedAt: Date.now(), copyMs, checksumMs };
     } finally {

@@ -14,11 +14,13 @@ import { accessSync, constants, mkdirSync, chmodSync, existsSync } from 'node:fs
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { nodeEntrySchema, type NodeEntry } from '../config/schema.ts';
+import type { KindedError } from '../error-kind.ts';
 
 export const STATE_FILE_NAME = 'node-mgr.sqlite';
 
 /** A state file problem an operator can act on: what failed, on which file, and why. */
-export class StateStoreError extends Error {
+export class StateStoreError extends Error implements KindedError {
+  readonly kind = 'unavailable';
   constructor(
     message: string,
     /** SQLite's extended error code (`SQLITE_FULL`, `SQLITE_READONLY`…) or the errno code. */

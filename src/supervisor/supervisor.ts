@@ -16,6 +16,7 @@ import { nodeRoots, resolveSpec } from '../engines/node-spec.ts';
 import { lookupRunAs } from '../host/run-as.ts';
 import { StateStoreError, type NodeSource, type StateStore } from '../state/store.ts';
 import { nodeMachineFor } from './node-actor.ts';
+import type { ErrorKind, KindedError } from '../error-kind.ts';
 
 type NodeActor = Actor<ReturnType<typeof nodeMachineFor>>;
 type NodeSnapshot = SnapshotFrom<ReturnType<typeof nodeMachineFor>>;
@@ -74,11 +75,11 @@ interface Supervised {
   persisted: { wanted: Wanted; restarts: number };
 }
 
-/** Errors whose message is for the operator; `status` hints at the HTTP mapping. */
-export class NodeCommandError extends Error {
+/** A refused or failed node command; its message is for the operator. */
+export class NodeCommandError extends Error implements KindedError {
   constructor(
     message: string,
-    readonly status: 400 | 404 | 409 | 500 = 409,
+    readonly kind: ErrorKind = 'conflict',
   ) {
     super(message);
     this.name = 'NodeCommandError';
@@ -151,7 +152,7 @@ export class Supervisor extends EventEmitter {
     const existing = this.nodes.get(spec.id);
     if (existing) return existing;
     const clash = this.byPort(spec.port);
-    if (clash) throw new NodeCommandError(`port ${spec.port} already belongs to node ${clash.id}`, 409);
+    if (clash) throw new NodeCommandError(`port ${spec.port} already belongs to node ${clash.id}`, 'conflict');
     const stored = this.store.getNode(spec.id);
     const wanted: Wanted = wantedOverride ?? stored?.wanted ?? 'running';
     this.store.upsertNode({ id: spec.id, port: spec.port, entry, wanted, source });
@@ -319,14 +320,14 @@ export class Supervisor extends EventEmitter {
   private refuseWhileBusy(n: Supervised, what: string): void {
     if (!n.actor.getSnapshot().hasTag('busy')) return;
     const work = n.actor.getSnapshot().context.work;
-    throw new NodeCommandError(`cannot ${what} node ${n.spec.id}: it is ${n.state}${work ? ` for job ${work.jobId}` : ''}; retry when that job is done`, 409);
+    throw new NodeCommandError(`cannot ${what} node ${n.spec.id}: it is ${n.state}${work ? ` for job ${work.jobId}` : ''}; retry when that job is done`, 'conflict');
   }
 
   /** Marks a running node as worked on by a job (backup, table export/import). */
   beginWork(id: string, work: NodeWork, jobId: string): NodeView {
     const n = this.require(id);
     this.refuseWhileBusy(n, `start ${work} on`);
-    if (!n.actor.getSnapshot().can({ type: 'WORK_STARTED', work, jobId })) throw new NodeCommandError(`node ${id} is ${n.state}, not running`, 409);
+    if (!n.actor.getSnapshot().can({ type: 'WORK_STARTED', work, jobId })) throw new NodeCommandError(`node ${id} is ${n.state}, not running`, 'conflict');
     n.actor.send({ type: 'WORK_STARTED', work, jobId });
     return this.view(n);
   }
@@ -342,7 +343,7 @@ export class Supervisor extends EventEmitter {
     n.actor.send({ type: 'RESTORE_STARTED', jobId });
     // Settled anywhere but serving: the stop ladder is over and the chart did not take the restore.
     const down = await waitFor(n.actor, (s) => s.matches('restoring') || (s.hasTag('settled') && !s.hasTag('serving')), { timeout: timeoutMs });
-    if (!down.matches('restoring')) throw new NodeCommandError(`node ${id} could not be taken down for the restore: it is ${n.state}`, 409);
+    if (!down.matches('restoring')) throw new NodeCommandError(`node ${id} could not be taken down for the restore: it is ${n.state}`, 'conflict');
     return this.view(n);
   }
 
@@ -352,14 +353,14 @@ export class Supervisor extends EventEmitter {
     n.actor.send({ type: 'RESTORE_FINISHED', jobId });
     const snap = await this.waitSettled(n, timeoutMs);
     if (!snap.hasTag('serving')) {
-      throw new NodeCommandError(`node ${id} did not come back after the restore: ${this.view(n).lastError ?? n.state}`, 409);
+      throw new NodeCommandError(`node ${id} did not come back after the restore: ${this.view(n).lastError ?? n.state}`, 'conflict');
     }
     return this.view(n);
   }
 
   private require(id: string): Supervised {
     const n = this.nodes.get(id);
-    if (!n) throw new NodeCommandError(`no node ${id} on this host`, 404);
+    if (!n) throw new NodeCommandError(`no node ${id} on this host`, 'not_found');
     return n;
   }
 
@@ -371,13 +372,13 @@ export class Supervisor extends EventEmitter {
     // busy was refused above: a serving node is running.
     if (type === 'START' && before.hasTag('serving')) return this.view(n);
     if (type === 'STOP' && before.matches('stopped')) return this.view(n);
-    if (before.status !== 'active') throw new NodeCommandError(`node ${id} was dropped`, 409);
+    if (before.status !== 'active') throw new NodeCommandError(`node ${id} was dropped`, 'conflict');
     n.actor.send({ type } as NodeEvent);
     const goal = type === 'STOP' ? 'stopped' : 'running';
     const snap = await this.waitSettled(n, timeoutMs);
     const view = this.view(n);
     if (type === 'STOP' ? !snap.matches('stopped') : !snap.hasTag('serving')) {
-      throw new NodeCommandError(`${type} of node ${id} did not reach ${goal}: it is ${view.state}${view.lastError ? ` (${view.lastError})` : ''}`, 409);
+      throw new NodeCommandError(`${type} of node ${id} did not reach ${goal}: it is ${view.state}${view.lastError ? ` (${view.lastError})` : ''}`, 'conflict');
     }
     return view;
   }
@@ -387,7 +388,7 @@ export class Supervisor extends EventEmitter {
     const spec = resolveSpec(this.config, entry, this.runAs);
     const id = spec.id;
     const refuseTaken = () => {
-      if (this.nodes.has(id) || this.byPort(entry.port)) throw new NodeCommandError(`a node on port ${entry.port} already exists`, 409);
+      if (this.nodes.has(id) || this.byPort(entry.port)) throw new NodeCommandError(`a node on port ${entry.port} already exists`, 'conflict');
       this.refuseSharedDirs(spec);
     };
     refuseTaken();
@@ -398,7 +399,7 @@ export class Supervisor extends EventEmitter {
     const n = this.register(entry, 'created', 'stopped');
     const found = await this.waitSettled(n, 60_000);
     if (!found.matches('stopped')) {
-      throw new NodeCommandError(`cannot create node ${id}: a server is already running on it (state ${n.state})`, 409);
+      throw new NodeCommandError(`cannot create node ${id}: a server is already running on it (state ${n.state})`, 'conflict');
     }
     return this.initialize(id, timeoutMs);
   }
@@ -413,7 +414,7 @@ export class Supervisor extends EventEmitter {
     for (const other of this.nodes.values()) {
       for (const theirs of [other.spec.dir, other.spec.dataDir].map((d) => path.resolve(d))) {
         const clash = mine.find((d) => overlaps(d, theirs));
-        if (clash) throw new NodeCommandError(`cannot create node ${spec.id}: its directory ${clash} overlaps ${theirs} of node ${other.spec.id}`, 409);
+        if (clash) throw new NodeCommandError(`cannot create node ${spec.id}: its directory ${clash} overlaps ${theirs} of node ${other.spec.id}`, 'conflict');
       }
     }
   }
@@ -430,7 +431,7 @@ export class Supervisor extends EventEmitter {
       if (!inside(p)) {
         throw new NodeCommandError(
           `cannot create node ${spec.id}: ${p} is not under a directory configured for nodes (${roots.join(', ')}); use one of them, or add its parent to nodeRoots in the config`,
-          400,
+          'invalid',
         );
       }
     }
@@ -447,23 +448,23 @@ export class Supervisor extends EventEmitter {
       // Even entries with node-mgr's names (a `log` link planted there) mean someone else prepared it.
       const present = await readdir(spec.dir).catch(() => [] as string[]);
       if (present.length) {
-        throw new NodeCommandError(`cannot create node ${spec.id}: its directory ${spec.dir} already exists and is not empty (${present.slice(0, 3).join(', ')}); give a new or empty directory`, 409);
+        throw new NodeCommandError(`cannot create node ${spec.id}: its directory ${spec.dir} already exists and is not empty (${present.slice(0, 3).join(', ')}); give a new or empty directory`, 'conflict');
       }
       return;
     }
     const shown = foreign.slice(0, 3).join(', ') + (foreign.length > 3 ? `, … (${foreign.length} in all)` : '');
-    throw new NodeCommandError(`cannot create node ${spec.id}: its directory ${spec.dir} already holds files node-mgr did not create (${shown}); give a new or empty directory`, 409);
+    throw new NodeCommandError(`cannot create node ${spec.id}: its directory ${spec.dir} already holds files node-mgr did not create (${shown}); give a new or empty directory`, 'conflict');
   }
 
   /** Initialises and starts a configured node whose data dir does not exist yet. */
   async initialize(id: string, timeoutMs = 300_000): Promise<NodeView> {
     const n = this.require(id);
-    if (!n.actor.getSnapshot().can({ type: 'CREATE' })) throw new NodeCommandError(`node ${id} is ${n.state}; only a stopped node can be created`, 409);
+    if (!n.actor.getSnapshot().can({ type: 'CREATE' })) throw new NodeCommandError(`node ${id} is ${n.state}; only a stopped node can be created`, 'conflict');
     n.actor.send({ type: 'CREATE' });
     const snap = await this.waitSettled(n, timeoutMs);
     if (!snap.hasTag('serving')) {
       const view = this.view(n);
-      throw new NodeCommandError(`create of node ${id} failed: ${view.lastError ?? view.state}`, 409);
+      throw new NodeCommandError(`create of node ${id} failed: ${view.lastError ?? view.state}`, 'conflict');
     }
     return this.view(n);
   }
@@ -475,7 +476,7 @@ export class Supervisor extends EventEmitter {
     n.actor.send({ type: 'DROP' });
     const snap = await this.waitSettled(n, timeoutMs);
     if (snap.status !== 'done') {
-      throw new NodeCommandError(`drop of node ${id} failed: ${this.view(n).lastError ?? this.view(n).state}`, 409);
+      throw new NodeCommandError(`drop of node ${id} failed: ${this.view(n).lastError ?? this.view(n).state}`, 'conflict');
     }
     n.actor.stop();
     this.nodes.delete(id);

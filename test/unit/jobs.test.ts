@@ -145,7 +145,7 @@ describe('job runner: submission', () => {
     runner.submit({ id: 'j1', type: 'delete', params: { s_table_name: 't1' } });
     assert.throws(
       () => runner.submit({ id: 'j1', type: 'delete', params: { s_table_name: 't2' } }),
-      (err: unknown) => err instanceof JobConflictError && err.statusCode === 409 && /j1 already exists/.test(err.message),
+      (err: unknown) => err instanceof JobConflictError && err.kind === 'conflict' && /j1 already exists/.test(err.message),
     );
   });
 
@@ -269,7 +269,7 @@ describe('job runner: scheduling', () => {
     for (const type of ['restore', 'backup', 'other']) {
       const err = refused(type);
       assert.ok(err instanceof NodeHeldError);
-      assert.equal(err.statusCode, 409);
+      assert.equal(err.kind, 'conflict');
       assert.equal(err.message, `node n1 is backing up for backup job bk (queued); the ${type} was refused, not queued: retry when that job is done`);
     }
     assert.throws(() => runner.refuseIfHeld('n1', 'stop'), /the stop was refused/);

@@ -143,7 +143,7 @@ describe('where a send may go (sendDestination; a supervisor stand-in that only 
   });
 
   it('any other address is refused with 400 (404 for an address of this host without that node)', () => {
-    assert.throws(() => sendDestination(config, supervisor, '203.0.113.7', 4001), (e: TableTransferError) => e.status === 400 && /not a configured peer/.test(e.message));
-    assert.throws(() => sendDestination(config, supervisor, '127.0.0.1', 4002), (e: TableTransferError) => e.status === 404);
+    assert.throws(() => sendDestination(config, supervisor, '203.0.113.7', 4001), (e: TableTransferError) => e.kind === 'invalid' && /not a configured peer/.test(e.message));
+    assert.throws(() => sendDestination(config, supervisor, '127.0.0.1', 4002), (e: TableTransferError) => e.kind === 'not_found');
   });
 });
