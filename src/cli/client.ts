@@ -119,7 +119,7 @@ export interface JobSummary {
   nodeId: string | null;
   status: string;
   phase: string | null;
-  progress: { phase: string; bytes_done?: number; bytes_total?: number; pct?: number; eta_s?: number; rate_bps?: number } | null;
+  progress: { phase: string; bytes_done?: number; bytes_total?: number; pct?: number; eta_s?: number; rate_bps?: number; files_done?: number; files_total?: number; events?: number } | null;
   result: unknown;
   info: string | null;
   createdAt: number;

@@ -89,6 +89,8 @@ export function progressText(job: Pick<JobSummary, 'status' | 'phase' | 'progres
     parts.push(`[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(Math.round(p.pct)).padStart(3)}%`);
   }
   if (p.bytes_done !== undefined) parts.push(p.bytes_total ? `${bytes(p.bytes_done)}/${bytes(p.bytes_total)}` : bytes(p.bytes_done));
+  if (p.files_total !== undefined) parts.push(`${p.files_done ?? 0}/${p.files_total} files`);
+  if (p.events !== undefined) parts.push(`${p.events} events`);
   if (p.rate_bps !== undefined && job.status === 'running') parts.push(`${bytes(p.rate_bps)}/s`);
   if (p.eta_s !== undefined && job.status === 'running') parts.push(`ETA ${duration(p.eta_s)}`);
   return parts.join('  ');

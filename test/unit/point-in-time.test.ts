@@ -9,6 +9,7 @@ import { LocalDirStore } from '../../src/backup/local-dir.ts';
 import { binlogIndexPath } from '../../src/backup/binlog-archive.ts';
 import { parseRestoreTime, planPointInTime, RestoreTimeRefused } from '../../src/backup/point-in-time.ts';
 import { BinlogOutputScanner, mergeGtidPositions } from '../../src/engines/mysql/binlog-events.ts';
+import { progressText } from '../../src/cli/format.ts';
 
 const node = { id: 'mysql-6004', role: 'storage' as const, port: 6004, cluster: 'c1', shard: 's1' };
 const DIR = '/coldbackup/c1/s1';
@@ -167,5 +168,12 @@ describe('following mariadb-binlog output', () => {
     const forked = new BinlogOutputScanner(['binlog.000004', 'binlog.000009']);
     forked.push(Buffer.from(lines('0-7-11')));
     assert.match(forked.state.fork ?? '', /^binlog\.000009 does not continue the binlogs before it: it begins at GTID list \[0-7-11\], but 0-7-20 was already applied from binlog\.000004/);
+  });
+});
+
+describe('progress of a restore to a time on the command line', () => {
+  it('shows binlog files and events beside the bytes', () => {
+    const text = progressText({ status: 'running', phase: 'replaying', progress: { phase: 'replaying', bytes_done: 1024, bytes_total: 4096, pct: 25, files_done: 1, files_total: 3, events: 120 } });
+    assert.match(text, /replaying .* 25% .*1\/3 files {2}120 events/);
   });
 });
