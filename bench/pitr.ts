@@ -106,9 +106,10 @@ runBench(async () => {
     if (idx.some((e) => e.seq === Number(current.slice(-6)) - 1)) break;
     await sleep(500);
   }
+  const binlogTotal = (await binlogBytes()) - base;
   await c.end();
   const target = new Date(droppedAt.getTime() - 1000);
-  console.log(`    ${written} rows written after the backup: ${((await binlogBytes().catch(() => 0)) / MB).toFixed(0)} MB of binlogs; restoring to ${target.toISOString()}`);
+  console.log(`    ${written} rows written after the backup: ${(binlogTotal / MB).toFixed(0)} MB of binlogs; restoring to ${target.toISOString()}`);
 
   // node-mgr.
   let t0 = process.hrtime.bigint();
