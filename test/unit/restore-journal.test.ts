@@ -48,6 +48,37 @@ async function onlyDataLeft(dir: string, withData = true): Promise<void> {
 }
 
 describe('recovering an interrupted restore at start-up', () => {
+  it('killed while replaying archived binlogs: the replay server working in the unpacked dir is killed, the old data stays, the fetched binlogs go', async () => {
+    const { spec, dirs } = await layout('replaying');
+    const scratch = path.join(spec.dir, '.pitr-binlogs-t');
+    await mkdir(scratch);
+    await writeFile(path.join(scratch, 'binlog.000004'), 'x');
+    // A stand-in for the replay server: a process whose working dir is the unpacked data dir.
+    const { spawn } = await import('node:child_process');
+    const server = spawn('sleep', ['60'], { cwd: dirs.newDir, stdio: 'ignore' });
+    const bystander = spawn('sleep', ['60'], { cwd: spec.dir, stdio: 'ignore' });
+    try {
+      const journal = (await readJournal(spec))!;
+      await writeJournal(spec, { ...journal, scratchDirs: [scratch], replayPid: server.pid! });
+      const exited = new Promise((resolve) => server.once('exit', (_c, sig) => resolve(sig)));
+      const r = await recoverRestore(spec, notRunning, log);
+      assert.equal(r?.outcome, 'old');
+      assert.equal(await exited, 'SIGKILL');
+      assert.equal(await which(spec.dataDir), 'old');
+      await onlyDataLeft(spec.dir);
+      // A recycled pid working elsewhere is left alone.
+      await writeJournal(spec, { ...journal, replayPid: bystander.pid! });
+      await mkdir(dirs.newDir);
+      await recoverRestore(spec, notRunning, log);
+      assert.equal(bystander.exitCode, null);
+      assert.equal(bystander.signalCode, null);
+    } finally {
+      server.kill('SIGKILL');
+      bystander.kill('SIGKILL');
+      await rm(spec.dir, { recursive: true, force: true });
+    }
+  });
+
   it('killed while unpacking or stopping: the old data dir stays, the unpacked one goes', async () => {
     for (const step of ['unpacking', 'stopping'] as const) {
       const { spec } = await layout(step);
