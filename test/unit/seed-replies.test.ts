@@ -51,6 +51,7 @@ function fakeDeps() {
         return state.nodes;
       },
       spec: (id: string) => ({ id }),
+      is: () => true,
     },
     usage: { changes: 0, get: () => ({ diskUsed: 1024, diskFree: 2048, cpuPct: 1.5, memRss: 100 }) },
     host: {
