@@ -1,6 +1,6 @@
 // Machine facts for get_info, sampled in the background so a request never waits for them.
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
-import si from 'systeminformation';
 import { humanSize, megabytes } from './format.ts';
 
 export interface HostSample {
@@ -44,15 +44,23 @@ export class HostInfo {
   private disks: { list: HostSample['disks']; at: number } | null = null;
   private disksRefresh: Promise<void> | null = null;
 
+  /** /proc/stat's CPU ticks at the previous sample (boot at the first). */
+  private ticks: CpuTicks = { busy: 0, total: 0 };
+
   // CPU and memory come from two /proc reads, kept current in the background (the CPU figure is a
-  // difference between two reads). The filesystems cost a `df` process: read only when asked.
+  // difference between two reads). systeminformation's currentLoad ran `cat /proc/stat | grep cpu`
+  // through execSync at every sample: the event loop stood still for it every 5 s. The filesystems
+  // cost a `df` process: read only when asked.
   private async refresh(): Promise<void> {
     try {
-      const [load, mem] = await Promise.all([si.currentLoad(), si.mem()]);
+      const [ticks, mem] = await Promise.all([readCpuTicks(), readMemory()]);
+      const busy = ticks.busy - this.ticks.busy;
+      const total = ticks.total - this.ticks.total;
+      this.ticks = ticks;
       this.changes++;
       this.sample = {
-        cpuPct: load.currentLoad,
-        memUsed: mem.active,
+        cpuPct: total > 0 ? (100 * busy) / total : (this.sample?.cpuPct ?? 0),
+        memUsed: mem.total - mem.available,
         memFree: mem.available,
         disks: this.disks?.list ?? [],
         sampledAt: Date.now(),
@@ -65,8 +73,9 @@ export class HostInfo {
   /** Re-reads the filesystems when the last read is older than the interval; one read at a time. */
   private refreshDisks(): Promise<void> {
     if (!this.disksRefresh) this.diskReads++;
-    this.disksRefresh ??= si
-      .fsSize()
+    // systeminformation is loaded at the first get_info, not at start-up (it is large).
+    this.disksRefresh ??= import('systeminformation')
+      .then(({ default: si }) => si.fsSize())
       .then(
         (fsSize) => {
           this.changes++;
@@ -163,4 +172,36 @@ export class HostInfo {
       disks: disks.map((d) => ({ mount: d.mount, fs: d.fs, size: humanSize(d.size), used: humanSize(d.used), free: humanSize(d.available) })),
     };
   }
+}
+
+interface CpuTicks {
+  busy: number;
+  total: number;
+}
+
+/**
+ * All CPUs' ticks from /proc/stat's first line (user nice system idle iowait irq softirq steal …):
+ * busy is everything but idle and iowait, as top counts it. Guest time is inside user already.
+ */
+export async function readCpuTicks(file = '/proc/stat'): Promise<CpuTicks> {
+  const text = await readFile(file, 'utf8');
+  const line = text.slice(0, text.indexOf('\n'));
+  const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  if (!line.startsWith('cpu ') || f.length < 4 || f.some((n) => !Number.isFinite(n))) throw new Error(`${file}: no cpu line`);
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
+  const busy = user + nice + system + irq + softirq + steal;
+  return { busy, total: busy + idle + iowait };
+}
+
+/** Total and available memory in bytes from /proc/meminfo (MemAvailable: what can be had without swapping). */
+export async function readMemory(file = '/proc/meminfo'): Promise<{ total: number; available: number }> {
+  const text = await readFile(file, 'utf8');
+  const kb = (name: string) => {
+    const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text);
+    return m ? Number(m[1]) * 1024 : null;
+  };
+  const total = kb('MemTotal');
+  const available = kb('MemAvailable') ?? kb('MemFree');
+  if (total === null || available === null) throw new Error(`${file}: no MemTotal/MemAvailable`);
+  return { total, available };
 }
