@@ -48,6 +48,11 @@ interface LoadFigure {
   serverCpuPct: number;
 }
 
+/** Requests served per second of the server's own CPU time: the cost of a request, less sensitive to the machine's load than req/s. */
+function perCpuSecond(rps: number, cpuPct: number): number | null {
+  return cpuPct > 0 ? rps / (cpuPct / 100) : null;
+}
+
 async function cannon(target: Target, jobType: JobType, connections: number, seconds: number): Promise<LoadFigure> {
   const before = cpuSample(target.pid);
   const r = await autocannon({
@@ -185,6 +190,7 @@ async function main(): Promise<void> {
             ['req/s', o.rps, b.rps, ratio(o.rps, b.rps)],
             ['p50 ms / p99 ms', `${ms(o.p50)} / ${ms(o.p99)}`, `${ms(b.p50)} / ${ms(b.p99)}`, null],
             ['server CPU, % of one core', o.serverCpuPct, b.serverCpuPct, null],
+            ['requests per server CPU-second', perCpuSecond(o.rps, o.serverCpuPct), perCpuSecond(b.rps, b.serverCpuPct), ratio(perCpuSecond(o.rps, o.serverCpuPct), perCpuSecond(b.rps, b.serverCpuPct))],
             ['errors + non-2xx', o.errors + o.non2xx, b.errors + b.non2xx, null],
           ],
         ),
@@ -203,6 +209,7 @@ async function main(): Promise<void> {
           ['req/s', o.rps, b.rps, ratio(o.rps, b.rps)],
           ['p50 ms / p99 ms', `${ms(o.latencyMs.p50)} / ${ms(o.latencyMs.p99)}`, `${ms(b.latencyMs.p50)} / ${ms(b.latencyMs.p99)}`, null],
           ['server CPU, % of one core', o.serverCpuPct, b.serverCpuPct, null],
+          ['requests per server CPU-second', perCpuSecond(o.rps, o.serverCpuPct), perCpuSecond(b.rps, b.serverCpuPct), ratio(perCpuSecond(o.rps, o.serverCpuPct), perCpuSecond(b.rps, b.serverCpuPct))],
           ['failed requests', closeloadErrors(o), closeloadErrors(b), null],
         ],
       ),
@@ -211,7 +218,7 @@ async function main(): Promise<void> {
   const notes = [
     `ours: node-mgr supervising ${nodes.length} real nodes (${kinds}; default policies: SELECT 1 probe every 5 s, usage pass every 10 s);`,
     `baseline: bare fastify 5 in its own process answering the same reply bytes (${JOB_TYPES.map((t) => `${t} ${sizes[t]} B`).join(', ')}).`,
-    `ratio: ours / baseline req/s. Load client and servers share the same 2 cores. ${stillRunning}/${nodes.length} nodes still running after the load.`,
+    `ratio: ours / baseline (req/s, requests per CPU-second). Load client and servers share the same 2 cores. ${stillRunning}/${nodes.length} nodes still running after the load.`,
   ];
   tables.push(notes.join('\n'));
   console.log('');
