@@ -19,6 +19,8 @@ const SECONDS = envSeconds('BENCH_SECONDS', 10);
 const CLOSELOAD_SECONDS = envSeconds('BENCH_CLOSELOAD_SECONDS', Math.min(5, SECONDS));
 const WARMUP_SECONDS = Math.min(2, SECONDS);
 const CONNECTIONS = [10, 100];
+/** One connection per request at the concurrencies (c10, c50). */
+const CLOSE_CONCURRENCY = [10, 50];
 const STATUS_JOB = 'bench_get_status_job';
 
 type JobType = 'get_node' | 'get_status' | 'get_info';
@@ -161,8 +163,8 @@ async function main(): Promise<void> {
   // One connection per request. HTTP/1.0 (server closes) is what the original callers send; the
   // shared binary as built (HTTP/1.1, client closes) is run for get_node as a cross-check.
   const closeRuns: Array<{ t: JobType; c: number; variant: CloseloadVariant }> = [];
-  for (const t of JOB_TYPES) for (const c of CONNECTIONS) closeRuns.push({ t, c, variant: 'http10-eof' });
-  for (const c of CONNECTIONS) closeRuns.push({ t: 'get_node', c, variant: 'http11-cl' });
+  for (const t of JOB_TYPES) for (const c of CLOSE_CONCURRENCY) closeRuns.push({ t, c, variant: 'http10-eof' });
+  for (const c of CLOSE_CONCURRENCY) closeRuns.push({ t: 'get_node', c, variant: 'http11-cl' });
   const closeResults: Record<string, Record<string, CloseloadResult & { serverCpuPct: number }>> = {};
   for (const run of closeRuns) {
     const cell: Record<string, CloseloadResult & { serverCpuPct: number }> = {};
