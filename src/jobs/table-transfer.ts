@@ -2,7 +2,8 @@
 // tablespace (PROTOCOL §6). This file is the source half and the job's course; the destination
 // half is table-import.ts (in-process for a node of this host, behind the other host's
 // `POST /v1/recv/table` otherwise). Both halves exchange the stream of table-stream.ts.
-import { realpath, stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { chmod, copyFile, realpath, stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/schema.ts';
@@ -15,7 +16,8 @@ import { endConnection } from '../engines/sql-close.ts';
 import { checkIdentifier, filenameEncode, kunlunDatabaseName, qualifiedTable, tableFile } from './sql-names.ts';
 import { TableTransferError, type DestinationTable, type ImportResult, type TableImports } from './table-import.ts';
 import { PeerNodeMgr } from './table-peer.ts';
-import { receiveTableStream, sendRateLimit, tableStream, type SourceSummary, type SourceTable, type StreamHeader, type StreamTrailer } from './table-stream.ts';
+import { FILE_ORDER, receiveTableStream, sendRateLimit, tableStream, type SourceSummary, type SourceTable, type StreamHeader, type StreamTrailer, type TableFileKind } from './table-stream.ts';
+import { sha256Files } from './file-digest.ts';
 
 export type SendRequest = LegacyRequest<'send'>;
 
@@ -36,9 +38,16 @@ export interface SendResult {
   mb_per_s: number;
 }
 
+/**
+ * Where the export's files go: a stream (to another node-mgr, or read into staging files), or
+ * copied by the kernel straight into a local destination's staging files.
+ */
+type Delivery = { stream: (stream: AsyncIterable<Buffer>) => Promise<unknown> } | { copyTo: Record<TableFileKind, string> };
+
 interface Exported {
   summary: SourceSummary;
-  sha256: StreamTrailer['sha256'];
+  /** The files' sha256: of what the stream read, or of what the copy wrote (settles after the unlock). */
+  sha256: Promise<StreamTrailer['sha256']>;
   bytes: number;
   lockMs: number;
   startedAt: number;
@@ -170,6 +179,7 @@ export class TableTransfer {
 
       let imported: ImportResult;
       let exported: Exported;
+      let sha256: StreamTrailer['sha256'];
       let via: string;
       const header = { v: 1 as const, jobId: ctx.id, source: `${src.id} ${qualifiedTable(source.database, source.table)}`, table };
       if ('local' in target) {
@@ -181,9 +191,13 @@ export class TableTransfer {
         const session = await this.imports.begin(destination, ctx.id);
         try {
           step = 'exporting';
-          exported = await this.export(ctx, src, source, srcCreds, header, (stream) =>
-            receiveTableStream(stream, async () => session.staging, { verifyHashes: false }),
-          );
+          // The kernel copies (copy_file_range or a reflink, as cp does) unless a rate limit asks for the metered stream.
+          const delivery: Delivery = sendRateLimit()
+            ? { stream: (stream) => receiveTableStream(stream, async () => session.staging, { verifyHashes: false }) }
+            : { copyTo: session.staging };
+          exported = await this.export(ctx, src, source, srcCreds, header, delivery);
+          // The staged files' digest is taken after the unlock, and before IMPORT rewrites them.
+          sha256 = await exported.sha256;
           step = 'importing';
           ctx.progress({ phase: 'importing' });
           // After the export: a send between two tables of one node marks it exporting, then importing.
@@ -205,10 +219,13 @@ export class TableTransfer {
         step = 'exporting';
         // The POST opens only once the source is locked and the stream is ready.
         let upload: ReturnType<PeerNodeMgr['upload']> | undefined;
-        exported = await this.export(ctx, src, source, srcCreds, { ...header, destination: remote }, (stream) => {
-          upload = peer.upload(ctx.signal);
-          return upload.send(stream);
+        exported = await this.export(ctx, src, source, srcCreds, { ...header, destination: remote }, {
+          stream: (stream) => {
+            upload = peer.upload(ctx.signal);
+            return upload.send(stream);
+          },
         });
+        sha256 = await exported.sha256;
         step = `importing at ${peer.url}`;
         ctx.progress({ phase: 'importing' });
         imported = await upload!.result;
@@ -225,7 +242,7 @@ export class TableTransfer {
         bytes: exported.bytes,
         rows: imported.rows,
         checksum: imported.checksum,
-        sha256: exported.sha256,
+        sha256,
         lock_ms: exported.lockMs,
         phases_ms: { preflight: exported.startedAt - started, export: exportMs, import: imported.import_ms, verify: imported.verify_ms },
         locked_ms: { copy: exported.copyMs, checksum: exported.checksumMs },
@@ -254,7 +271,7 @@ export class TableTransfer {
     t: { database: string; table: string },
     creds: Credentials,
     header: Omit<StreamHeader, 'files'>,
-    deliver: (stream: AsyncIterable<Buffer>) => Promise<unknown>,
+    delivery: Delivery,
   ): Promise<Exported> {
     const startedAt = Date.now();
     const name = qualifiedTable(t.database, t.table);
@@ -281,22 +298,32 @@ export class TableTransfer {
       let copyMs = 0;
       const summary = countAndChecksum(summaryConns[0]!, summaryConns[1]!, name).then((s) => ((checksumMs = Date.now() - lockedAt), s));
       summary.catch(() => undefined);
-      let trailer: StreamTrailer | undefined;
-      stream = tableStream({ ...header, files: [{ kind: 'cfg', size: cfg.size }, { kind: 'ibd', size: ibd.size }] }, paths, summary, {
-        signal: ctx.signal,
-        maxBytesPerSec: sendRateLimit(),
-        onBytes: (done) => {
-          ctx.progress({ phase: 'copying', bytesDone: done, bytesTotal: total });
-          if (done === total) copyMs = Date.now() - lockedAt;
-        },
-        onTrailer: (t) => {
-          trailer = t;
-        },
-      });
-      await deliver(stream);
-      if (!trailer) throw new TableTransferError('copying', 'the stream ended without its trailer', 'internal');
+      const onBytes = (done: number) => {
+        ctx.progress({ phase: 'copying', bytesDone: done, bytesTotal: total });
+        if (done === total) copyMs = Date.now() - lockedAt;
+      };
+      let sha256: Promise<StreamTrailer['sha256']>;
+      if ('copyTo' in delivery) {
+        await copyTableFiles(paths, delivery.copyTo, { cfg: cfg.size, ibd: ibd.size }, onBytes, ctx.signal);
+        // Hashed in a worker while the source's count and checksum finish and the lock is let go.
+        sha256 = sha256Files(FILE_ORDER.map((kind) => delivery.copyTo[kind]), ctx.signal).then(([cfgDigest, ibdDigest]) => ({ cfg: cfgDigest!, ibd: ibdDigest! }));
+        sha256.catch(() => undefined);
+      } else {
+        let trailer: StreamTrailer | undefined;
+        stream = tableStream({ ...header, files: [{ kind: 'cfg', size: cfg.size }, { kind: 'ibd', size: ibd.size }] }, paths, summary, {
+          signal: ctx.signal,
+          maxBytesPerSec: sendRateLimit(),
+          onBytes,
+          onTrailer: (t) => {
+            trailer = t;
+          },
+        });
+        await delivery.stream(stream);
+        if (!trailer) throw new TableTransferError('copying', 'the stream ended without its trailer', 'internal');
+        sha256 = Promise.resolve(trailer.sha256);
+      }
       const done = await summary;
-      return { summary: done, sha256: trailer.sha256, bytes: total, lockMs: Date.now() - lockedAt, startedAt, finishedAt: Date.now(), copyMs, checksumMs };
+      return { summary: done, sha256, bytes: total, lockMs: Date.now() - lockedAt, startedAt, finishedAt: Date.now(), copyMs, checksumMs };
     } finally {
       // COM_QUIT when idle (no "Aborted connection" in the server's log); one still busy with a
       // CHECKSUM of a failed send is destroyed after 500 ms. Not awaited: the unlock must not wait.
@@ -311,5 +338,43 @@ export class TableTransfer {
       }
       this.supervisor.endWork(src.id, ctx.id);
     }
+  }
+}
+
+/**
+ * Copies the exported files into the destination's staging files with the kernel's copy (a reflink
+ * where the filesystem has them): no byte passes through node-mgr. Progress comes from the growing
+ * size of the copy, read every 250 ms. A cancelled job stops between the two files.
+ */
+async function copyTableFiles(
+  from: Record<TableFileKind, string>,
+  to: Record<TableFileKind, string>,
+  sizes: Record<TableFileKind, number>,
+  onBytes: (done: number) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  let before = 0;
+  for (const kind of FILE_ORDER) {
+    signal.throwIfAborted();
+    let copying = true;
+    const timer = setInterval(() => {
+      void stat(to[kind]).then(
+        (s) => copying && onBytes(before + Math.min(s.size, sizes[kind])),
+        () => undefined,
+      );
+    }, 250);
+    try {
+      await copyFile(from[kind], to[kind], fsConstants.COPYFILE_EXCL | fsConstants.COPYFILE_FICLONE);
+      // As the stream's staging files: the owner's only until the importer hands them to the server's user.
+      await chmod(to[kind], 0o600);
+    } finally {
+      copying = false;
+      clearInterval(timer);
+    }
+    // The files cannot change under FLUSH TABLES … FOR EXPORT; a different size means something else is wrong.
+    const copied = (await stat(to[kind])).size;
+    if (copied !== sizes[kind]) throw new TableTransferError('copying', `${from[kind]} was copied as ${copied} bytes, ${sizes[kind]} were expected`, 'internal');
+    before += copied;
+    onBytes(before);
   }
 }
