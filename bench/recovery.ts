@@ -1,7 +1,9 @@
 // Recovery figure, with the 20 real nodes of the fleet supervised:
-//   - kill -9 of mariadbd / postgres → the server accepts SQL again (several rounds, median), with
-//     the default backoff and with a 1 ms backoff; baseline: the raw server respawned from the same
-//     data dir, with node-mgr's own argv (engine.launchPlan), the moment it died;
+//   - kill -9 of mariadbd / postgres → the server accepts SQL again (several rounds, median): with
+//     the default policy, of a stable server (up longer than stableAfterMs: the chart restarts it
+//     at once) and of a young one (crashed again within stableAfterMs: the 1 s backoff), and with a
+//     1 ms backoff; baseline: the raw server respawned from the same data dir, with node-mgr's own
+//     argv (engine.launchPlan), the moment it died;
 //   - exit → `crashed` detection, for a child and for an adopted server (after a node-mgr restart);
 //     baseline: a bare Node parent's 'exit' event for a killed child;
 //   - start → ready (POST /v1/nodes/:port/start round trip) vs the raw server's spawn → SELECT 1;
@@ -93,12 +95,19 @@ interface KillRound {
   runningMs: number;
   /** Crashes seen in the round (more than 1: the restarted server died again, e.g. postgres' old shared memory). */
   crashes: number;
+  /** The node went through `backoff` before its restart (a stable server is restarted at once). */
+  backedOff: boolean;
   timeline: string;
 }
 
-/** kill -9 of the node's server, then the clock until SQL works and until node-mgr says running. */
-async function killRound(url: string, e: BenchEntry): Promise<KillRound> {
-  const before = await waitStable(url, e.port);
+/**
+ * kill -9 of the node's server, then the clock until SQL works and until node-mgr says running.
+ * `young`: the kill comes as soon as the node runs (within stableAfterMs of its start, unless the
+ * machine is very slow: the "restarted without a backoff" row then shows it), else once it has
+ * run longer than that.
+ */
+async function killRound(url: string, e: BenchEntry, opts: { young?: boolean } = {}): Promise<KillRound> {
+  const before = opts.young ? await waitView(url, e.port, (x) => x.state === 'running' && x.pid !== null) : await waitStable(url, e.port);
   const pid = before.pid!;
   const t0 = Date.now();
   process.kill(pid, 'SIGKILL');
@@ -116,6 +125,7 @@ async function killRound(url: string, e: BenchEntry): Promise<KillRound> {
     crashedMs: crashed.at - t0,
     runningMs: running.at - t0,
     crashes,
+    backedOff: since.some((t) => t.to === 'backoff'),
     timeline: since.map((t) => `${t.to}+${t.at - t0}`).join(' '),
   };
 }
@@ -287,12 +297,21 @@ async function main(): Promise<void> {
   console.log(`    node-mgr pid ${mgr.pid} supervises ${entries.length} running nodes`);
 
   // 1. kill -9 → SQL, ours.
-  const kills: Record<string, KillRound[]> = { mysqlDefault: [], mysqlFast: [], pgDefault: [], pgFast: [] };
+  // A default-policy node is killed twice a round: once stable, then again as soon as it runs (young).
+  const kills: Record<string, KillRound[]> = { mysqlDefault: [], mysqlYoung: [], mysqlFast: [], pgDefault: [], pgYoung: [], pgFast: [] };
+  const rounds: Array<[key: string, target: FleetMember, young: boolean, label: string]> = [
+    ['mysqlDefault', targets.mysqlDefault!, false, 'default policy, stable'],
+    ['mysqlYoung', targets.mysqlDefault!, true, 'default policy, young'],
+    ['mysqlFast', targets.mysqlFast!, false, 'backoff 1 ms'],
+    ['pgDefault', targets.pgDefault!, false, 'default policy, stable'],
+    ['pgYoung', targets.pgDefault!, true, 'default policy, young'],
+    ['pgFast', targets.pgFast!, false, 'backoff 1 ms'],
+  ];
   for (let r = 0; r < ROUNDS; r++) {
-    for (const key of Object.keys(kills)) {
-      const k = await killRound(mgr.url, entryOf(targets[key]!));
+    for (const [key, target, young, label] of rounds) {
+      const k = await killRound(mgr.url, entryOf(target), { young });
       kills[key]!.push(k);
-      console.log(`    kill -9 ${targets[key]!.name} (${key.endsWith('Fast') ? 'backoff 1 ms' : 'default backoff'}) round ${r + 1}: SQL after ${k.sqlMs} ms; ${k.timeline}`);
+      console.log(`    kill -9 ${target.name} (${label}) round ${r + 1}: SQL after ${k.sqlMs} ms; ${k.timeline}`);
     }
   }
 
@@ -361,19 +380,22 @@ async function main(): Promise<void> {
   const ms = (xs: number[]) => spread(xs.map((x) => Math.round(x)), ' ms');
   // Sub-millisecond figures (the bare parent's 'exit' event) keep two decimals.
   const fineMs = (xs: number[]) => spread(xs.map((x) => Math.round(x * 100) / 100), ' ms');
-  for (const [engine, label, def, fast, rawF] of [
-    ['MariaDB', 'mariadbd', kills.mysqlDefault!, kills.mysqlFast!, raw.mysql],
-    ['PostgreSQL', 'postgres', kills.pgDefault!, kills.pgFast!, raw.postgres],
+  const atOnce = (xs: KillRound[]) => `${xs.filter((k) => !k.backedOff).length} of ${xs.length}`;
+  for (const [engine, label, def, young, fast, rawF] of [
+    ['MariaDB', 'mariadbd', kills.mysqlDefault!, kills.mysqlYoung!, kills.mysqlFast!, raw.mysql],
+    ['PostgreSQL', 'postgres', kills.pgDefault!, kills.pgYoung!, kills.pgFast!, raw.postgres],
   ] as const) {
     tables.push(
       table(
         `Recovery ${engine}: kill -9 ${label} → SELECT 1 (median, min–max)`,
         ['ours', 'baseline', 'ratio'],
         [
-          ['default backoff (1 s ±20 %)', ms(sql(def)), ms(rawF.killToSqlMs), ratio(median(sql(def)), median(rawF.killToSqlMs))],
-          ['backoff 1 ms', ms(sql(fast)), ms(rawF.killToSqlMs), ratio(median(sql(fast)), median(rawF.killToSqlMs))],
-          ['  of which kill → state crashed', ms(crashedOf([...def, ...fast])), fineMs(rawF.exitEventMs), null],
-          ['  crashes per kill (1 = clean)', spread([...def, ...fast].map((k) => k.crashes)), spread(rawF.respawns.map((x) => x + 1)), null],
+          [`default policy, stable server (up > stableAfterMs): restarted at once`, ms(sql(def)), ms(rawF.killToSqlMs), ratio(median(sql(def)), median(rawF.killToSqlMs))],
+          [`default policy, young server (again within stableAfterMs): backoff 1 s ±20 %`, ms(sql(young)), ms(rawF.killToSqlMs), ratio(median(sql(young)), median(rawF.killToSqlMs))],
+          ['backoff 1 ms, stable server', ms(sql(fast)), ms(rawF.killToSqlMs), ratio(median(sql(fast)), median(rawF.killToSqlMs))],
+          ['  restarted without a backoff: stable / young', `${atOnce(def)} / ${atOnce(young)}`, null, null],
+          ['  of which kill → state crashed', ms(crashedOf([...def, ...young, ...fast])), fineMs(rawF.exitEventMs), null],
+          ['  crashes per kill (1 = clean)', spread([...def, ...young, ...fast].map((k) => k.crashes)), spread(rawF.respawns.map((x) => x + 1)), null],
         ],
         [
           `baseline: raw ${label} with node-mgr's argv on the same data dir, respawned the moment its parent saw it die`,
@@ -382,7 +404,7 @@ async function main(): Promise<void> {
       ),
     );
   }
-  const childKills = [...kills.mysqlDefault!, ...kills.mysqlFast!, ...kills.pgDefault!, ...kills.pgFast!];
+  const childKills = Object.values(kills).flat();
   const adopted = [...adoptedKills.mysql, ...adoptedKills.postgres];
   const floor = [...raw.mysql.exitEventMs, ...raw.postgres.exitEventMs];
   tables.push(
@@ -394,13 +416,13 @@ async function main(): Promise<void> {
         ['child: state crashed (transition at)', ms(crashedOf(childKills)), fineMs(floor), ratio(median(crashedOf(childKills)), median(floor))],
         ['adopted: exit noticed (lastExit.at)', ms(seenOf(adopted)), fineMs(floor), ratio(median(seenOf(adopted)), median(floor))],
         ['adopted: state crashed (transition at)', ms(crashedOf(adopted)), fineMs(floor), ratio(median(crashedOf(adopted)), median(floor))],
-        ['adopted: kill → SELECT 1 (default backoff)', ms(sql(adopted)), null, null],
+        ['adopted: kill → SELECT 1 (default policy, stable server)', ms(sql(adopted)), null, null],
       ],
       [
         "ours: times node-mgr records minus the kill time (ms clock). lastExit.at is stamped when node-mgr learns of the exit; the `crashed`",
         'transition comes after the leftover scan (src/supervisor/leftovers.ts) that runs before PROCESS_EXITED is sent.',
         "baseline: a bare Node parent's 'exit' event for the same servers killed with -9 (raw baseline rounds).",
-        'adopted servers are not node-mgr\'s children: it polls /proc every 500 ms (watchAdopted).',
+        'adopted servers are not node-mgr\'s children: the monitoring session\'s close makes it read /proc at once (2 s poll as the fallback).',
       ],
     ),
   );

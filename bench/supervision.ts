@@ -6,12 +6,18 @@
 //   ours      one monitoring session per node (src/supervisor/health-monitor.ts)
 //   baseline  the former probe: a new login per probe (the engine's probe(), which stays for that)
 //   exit      ours: the node actor (session loss → /proc read at once, 2 s poll as fallback);
-//             baseline: the former /proc poll alone, every 500 ms, watching the same kill
+//             baseline: the former /proc poll alone, every 500 ms, watching the same kill;
+//             split into the server's own dying (kill → its sockets close) and node-mgr's part
+//             (session loss → `crashed`, which includes the leftover scan)
+//   scan      ours: the leftover scan (src/supervisor/leftovers.ts, one synchronous pass);
+//             baseline: the former scan, the same reads fanned out on the thread pool
 //
 //   node --import tsx bench/supervision.ts   BENCH_SUPERVISION_MYSQL=2 BENCH_SUPERVISION_POSTGRES=2
 //                                            BENCH_SUPERVISION_SECONDS=20 BENCH_EXIT_ROUNDS=5
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { readFile, readlink, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -24,6 +30,7 @@ import { isAlive, sendSignal } from '../src/host/process-info.ts';
 import { monitorHealth } from '../src/supervisor/health-monitor.ts';
 import { nodeMachineFor } from '../src/supervisor/node-actor.ts';
 import { spawnServer, watchAdopted } from '../src/supervisor/spawn.ts';
+import { findLeftovers } from '../src/supervisor/leftovers.ts';
 import { spawnFromForeignParent } from '../test/support/foreign-parent.ts';
 import { makeSpec, removeTempDirs, tempNodeDir } from '../test/support/nodes.ts';
 import { onCleanup, runBench } from './support/node-mgr.ts';
@@ -120,6 +127,8 @@ interface ExitRound {
   kind: string;
   oursMs: number;
   baselineMs: number;
+  /** kill → the monitoring session closed (the server's dying, the kernel, the event loop). */
+  sessionLostMs: number | null;
 }
 
 /** One adopted server killed with -9: when the node actor said `crashed`, and when a 500 ms /proc poll saw it. */
@@ -134,7 +143,13 @@ async function exitRound(spec: NodeSpec): Promise<ExitRound> {
   });
   await engine.waitReady(spec, pid, AbortSignal.timeout(120_000));
   const machine = nodeMachineFor({ spec, engine, trashDir: await tempNodeDir('trash'), log: pino({ level: 'silent' }), serverLog: { maxBytes: 1e8, keep: 1 } });
-  const actor = createActor(machine, { input: { nodeId: spec.id, policy: spec.policy, wanted: 'stopped' } });
+  let lostAt = 0;
+  const actor = createActor(machine, {
+    input: { nodeId: spec.id, policy: spec.policy, wanted: 'stopped' },
+    inspect: (ev) => {
+      if (!lostAt && ev.type === '@xstate.event' && ev.event.type === 'MONITOR_SESSION_LOST') lostAt = performance.now();
+    },
+  });
   let crashedAt = 0;
   actor.subscribe((s) => {
     if (!crashedAt && stateName(s.value) === 'crashed') crashedAt = performance.now();
@@ -153,10 +168,49 @@ async function exitRound(spec: NodeSpec): Promise<ExitRound> {
     const deadline = killedAt + 30_000;
     while ((!crashedAt || !polledAt) && performance.now() < deadline) await sleep(1);
     poll.cancel();
-    return { kind: spec.kind, oursMs: crashedAt - killedAt, baselineMs: polledAt - killedAt };
+    return { kind: spec.kind, oursMs: crashedAt - killedAt, baselineMs: polledAt - killedAt, sessionLostMs: lostAt ? lostAt - killedAt : null };
   } finally {
     actor.stop();
   }
+}
+
+/** The former leftover scan, kept as the baseline: the same reads, each through the thread pool. */
+async function formerFindLeftovers(pgid: number, dataDir: string, uid: number): Promise<number[]> {
+  const root = path.resolve(dataDir);
+  const pids = (await readdir('/proc')).filter((e) => /^\d+$/.test(e)).map(Number);
+  const owners = await Promise.all(pids.map((pid) => stat(`/proc/${pid}`).then((s) => s.uid, () => null)));
+  const found = await Promise.all(
+    pids
+      .filter((_, i) => owners[i] === uid)
+      .map(async (pid) => {
+        const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+        if (text === null) return null;
+        const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+        if (rest[0] === 'Z' || rest[0] === 'X') return null;
+        if (Number(rest[2]) === pgid) return pid;
+        const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => null);
+        return cwd && (cwd === root || cwd.startsWith(`${root}/`)) ? pid : null;
+      }),
+  );
+  return found.filter((p): p is number => p !== null);
+}
+
+/** Wall time of each scan, ours and the former one alternating, for one (exited) server's group and data dir. */
+async function scanRounds(spec: NodeSpec, rounds: number): Promise<{ ours: number[]; former: number[]; hostProcesses: number }> {
+  const ours: number[] = [];
+  const former: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    let t = performance.now();
+    findLeftovers(999_999_999, spec.dataDir, spec.runAs.uid);
+    ours.push(performance.now() - t);
+    // The former scan ran inside a promise chain, so its cost includes the wait for the loop.
+    t = performance.now();
+    await formerFindLeftovers(999_999_999, spec.dataDir, spec.runAs.uid);
+    former.push(performance.now() - t);
+    await sleep(20);
+  }
+  const hostProcesses = (await readdir('/proc')).filter((e) => /^\d+$/.test(e)).length;
+  return { ours, former, hostProcesses };
 }
 
 async function main(): Promise<void> {
@@ -193,6 +247,7 @@ async function main(): Promise<void> {
     if (!n) continue;
     for (let r = 0; r < EXIT_ROUNDS; r++) exits.push(await exitRound(n.spec));
   }
+  const scans = await scanRounds(nodes[0]!.spec, 50);
 
   const perProbe = (x: ProbeCost, v: number) => (x.probes ? v / x.probes : null);
   const ms = (v: number | null) => (v === null ? null : v * 1000);
@@ -212,7 +267,12 @@ async function main(): Promise<void> {
     const b = xs.map((e) => e.baselineMs);
     exitRows.push([`${kind === 'mysql' ? 'mariadbd' : 'postgres'}: kill -9 → noticed, median ms`, median(o), median(b), ratio(median(o), median(b))]);
     exitRows.push([`${kind === 'mysql' ? 'mariadbd' : 'postgres'}: worst of ${xs.length}, ms`, max(o), max(b), ratio(max(o), max(b))]);
+    const lost = xs.filter((e) => e.sessionLostMs !== null);
+    exitRows.push([`  of which kill → session closed (the server dying), median ms`, median(lost.map((e) => e.sessionLostMs!)), null, null]);
+    exitRows.push([`  of which session closed → crashed (node-mgr), median / worst ms`, `${fmt(median(lost.map((e) => e.oursMs - e.sessionLostMs!)))} / ${fmt(max(lost.map((e) => e.oursMs - e.sessionLostMs!)))}`, null, null]);
   }
+  exitRows.push([`leftover scan, ${scans.ours.length} rounds: median ms`, median(scans.ours), median(scans.former), ratio(median(scans.ours), median(scans.former))]);
+  exitRows.push([`leftover scan: worst ms`, max(scans.ours), max(scans.former), ratio(max(scans.ours), max(scans.former))]);
   const tables = [
     table(`Health probes, ${MYSQL_NODES} MariaDB + ${POSTGRES_NODES} PostgreSQL, ${WINDOW_S} s each at ${PROBE_MS} ms`, ['ours (session)', 'baseline (login per probe)', 'ratio'], rows, [
       'CPU in CPU-seconds from /proc and process.cpuUsage(): the count does not grow with the machine\'s load the way wall time does.',
@@ -220,13 +280,19 @@ async function main(): Promise<void> {
     ]),
     table(`Exit of an adopted server (not node-mgr's child), ${EXIT_ROUNDS} kill -9 each`, ['ours (session loss)', 'baseline (/proc poll, 500 ms)', 'ratio'], exitRows, [
       'ours: the node actor\'s `crashed` transition; baseline: the former mechanism, a 500 ms /proc poll, watching the same kill.',
-      'ours includes reaping leftovers and the machine\'s event handling, on a shared machine: wall-clock, so noisy.',
+      'ours includes reaping leftovers and the machine\'s event handling, on a shared machine: wall-clock, so noisy. The server\'s own',
+      'dying (kill → its sockets close) is the floor: a killed process closes its files only after its memory is torn down.',
+      `leftover scan: ours one synchronous pass (src/supervisor/leftovers.ts), baseline the former reads on the thread pool; ${scans.hostProcesses} processes on the host.`,
     ]),
   ];
   console.log('');
   for (const t of tables) console.log(`${t}\n`);
   const loadEnd = printFooter('supervision', startedAt);
-  saveResults({ bench: 'supervision', runId: RUN_ID, machine, loadavgAtEnd: loadEnd, durationS: (Date.now() - startedAt) / 1000, tables, raw: { session, perLogin, exits } });
+  saveResults({ bench: 'supervision', runId: RUN_ID, machine, loadavgAtEnd: loadEnd, durationS: (Date.now() - startedAt) / 1000, tables, raw: { session, perLogin, exits, scans } });
+}
+
+function fmt(v: number | null): string {
+  return v === null ? '–' : v.toFixed(1);
 }
 
 runBench(main);

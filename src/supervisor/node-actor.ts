@@ -92,8 +92,12 @@ export function nodeMachineFor(rt: NodeRuntime) {
             if (stopWatching.signal.aborted) return;
             const at = Date.now();
             // The node is not down while anything of it still runs (a stray backend, a helper).
-            const reaped = await reapLeftovers(pid!, spec.dataDir, spec.runAs.uid).catch(() => []);
-            if (reaped.length) log.warn({ node: spec.id, leftovers: reaped }, 'killed processes left behind by the server');
+            try {
+              const reaped = reapLeftovers(pid!, spec.dataDir, spec.runAs.uid);
+              if (reaped.length) log.warn({ node: spec.id, leftovers: reaped }, 'killed processes left behind by the server');
+            } catch (err) {
+              log.error({ node: spec.id, err: String(err) }, 'could not look for processes left behind by the server');
+            }
             if (stopWatching.signal.aborted) return;
             sendBack({ type: 'PROCESS_EXITED', code: status.code, signal: status.signal, at } satisfies NodeEvent);
           });

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import type { LaunchPlan } from '../engines/engine.ts';
 import type { NodeSpec } from '../engines/node-spec.ts';
-import { processState } from '../host/process-info.ts';
+import { processStateNow } from '../host/process-info.ts';
 import { serverEnv } from '../engines/run-as-node.ts';
 import { serverLogFile, spawnedPidFile } from '../engines/node-layout.ts';
 import { copyTruncateNodeLog, openDirBeneath, openNodeLogForAppend, rootOf, writeNodeFile } from '../engines/node-files.ts';
@@ -76,30 +76,21 @@ const FOLLOW_UP_MS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 export function watchAdopted(pid: number, intervalMs = 500): AdoptedWatch {
   let timer: NodeJS.Timeout | undefined;
   let cancelled = false;
-  let checking = false;
   let followUp = FOLLOW_UP_MS.length;
-  let hintedWhileChecking = false;
   let resolveExit!: (v: { code: null; signal: null }) => void;
   const exit = new Promise<{ code: null; signal: null }>((resolve) => (resolveExit = resolve));
-  const check = async () => {
-    if (cancelled || checking) return;
-    checking = true;
-    const state = await processState(pid);
-    checking = false;
+  // One synchronous read: a hint (the monitoring session closed) is acted on in the same tick.
+  const check = () => {
     if (cancelled) return;
-    if (state !== 'running') {
+    if (processStateNow(pid) !== 'running') {
       cancelled = true;
       resolveExit({ code: null, signal: null });
       return;
     }
-    if (hintedWhileChecking) {
-      hintedWhileChecking = false;
-      followUp = 0;
-    }
     clearTimeout(timer);
     timer = setTimeout(check, followUp < FOLLOW_UP_MS.length ? FOLLOW_UP_MS[followUp++] : intervalMs);
   };
-  void check();
+  check();
   return {
     exit,
     cancel() {
@@ -108,13 +99,9 @@ export function watchAdopted(pid: number, intervalMs = 500): AdoptedWatch {
     },
     checkNow() {
       if (cancelled) return;
-      if (checking) {
-        hintedWhileChecking = true;
-        return;
-      }
       followUp = 0;
       clearTimeout(timer);
-      void check();
+      check();
     },
   };
 }

@@ -28,7 +28,7 @@ describe('leftover scan', () => {
     const childPid = Number((await new Promise<Buffer>((r) => leader.stdout!.once('data', r))).toString().trim());
     await new Promise((r) => leader.once('exit', r));
     assert.equal(await processState(childPid), 'running');
-    const found = await reapLeftovers(leader.pid!, dir, process.getuid!());
+    const found = reapLeftovers(leader.pid!, dir, process.getuid!());
     assert.deepEqual(found, [{ pid: childPid, why: 'process group' }]);
     assert.equal(await waitGone(childPid), true);
     rmSync(dir, { recursive: true, force: true });
@@ -39,11 +39,11 @@ describe('leftover scan', () => {
     const stray = spawn('sleep', ['300'], { cwd: dir, detached: true, stdio: 'ignore' });
     const bystander = spawn('sleep', ['300'], { cwd: os.tmpdir(), detached: true, stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 100));
-    const found = await reapLeftovers(999_999_999, dir, process.getuid!());
+    const found = reapLeftovers(999_999_999, dir, process.getuid!());
     // The same stray under another user's name would be an operator's, not the server's.
     const other = spawn('sleep', ['300'], { cwd: dir, detached: true, stdio: 'ignore', uid: 65534, gid: 65534 });
     await new Promise((r) => setTimeout(r, 100));
-    assert.deepEqual(await reapLeftovers(999_999_999, dir, process.getuid!()), []);
+    assert.deepEqual(reapLeftovers(999_999_999, dir, process.getuid!()), []);
     other.kill('SIGKILL');
     assert.deepEqual(found, [{ pid: stray.pid, why: 'data dir' }]);
     assert.equal(await waitGone(stray.pid!), true);
