@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import type { LaunchPlan } from '../engines/engine.ts';
 import type { NodeSpec } from '../engines/node-spec.ts';
-import { processStateNow } from '../host/process-info.ts';
+import { endedOrEndingNow } from '../host/process-info.ts';
 import { serverEnv } from '../engines/run-as-node.ts';
 import { serverLogFile, spawnedPidFile } from '../engines/node-layout.ts';
 import { copyTruncateNodeLog, openDirBeneath, openNodeLogForAppend, rootOf, writeNodeFile } from '../engines/node-files.ts';
@@ -58,7 +58,7 @@ export async function spawnServer(spec: NodeSpec, plan: LaunchPlan): Promise<Spa
 }
 
 export interface AdoptedWatch {
-  /** Resolves when the process is gone or a zombie; exit code and signal are unknowable for a non-child. */
+  /** Resolves when the process is gone, a zombie or exiting; exit code and signal are unknowable for a non-child. */
   exit: Promise<{ code: null; signal: null }>;
   /** Stops polling; `exit` then never resolves. */
   cancel(): void;
@@ -82,7 +82,7 @@ export function watchAdopted(pid: number, intervalMs = 500): AdoptedWatch {
   // One synchronous read: a hint (the monitoring session closed) is acted on in the same tick.
   const check = () => {
     if (cancelled) return;
-    if (processStateNow(pid) !== 'running') {
+    if (endedOrEndingNow(pid)) {
       cancelled = true;
       resolveExit({ code: null, signal: null });
       return;

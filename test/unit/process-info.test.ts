@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import {
   climbStopLadder,
   cmdline,
+  endedOrEndingNow,
   isAlive,
   portHolder,
   processState,
@@ -48,6 +49,17 @@ describe('process state', () => {
     assert.equal(await processState(-1), 'gone');
   });
 
+  it('tells in one synchronous read whether a process has ended or is ending', async () => {
+    assert.equal(endedOrEndingNow(process.pid), false);
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)']);
+    await once(child, 'spawn');
+    assert.equal(endedOrEndingNow(child.pid!), false);
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    assert.equal(endedOrEndingNow(child.pid!), true);
+    assert.equal(endedOrEndingNow(-1), true);
+  });
+
   it('counts an unreaped zombie as dead, although kill -0 still succeeds', async () => {
     // The parent is stopped before its child exits, so nobody reaps the child.
     const { child: parent, firstLine } = await nodeChild(
@@ -62,6 +74,7 @@ describe('process state', () => {
       assert.equal(await isAlive(zombie), false);
       assert.doesNotThrow(() => process.kill(zombie, 0));
       assert.equal(await waitForExit(zombie, 100), true);
+      assert.equal(endedOrEndingNow(zombie), true);
     } finally {
       sendSignal(parent.pid!, 'SIGCONT');
       parent.kill('SIGKILL');
