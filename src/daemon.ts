@@ -90,7 +90,7 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
     maxConcurrent: config.jobs.maxConcurrent,
     retention: { maxAgeMs: config.jobs.keepDays * 86_400_000, maxCount: config.jobs.keepCount },
   });
-  registerCommandJobs(jobs, config, supervisor);
+  registerCommandJobs(jobs, supervisor);
   registerUpdateNodeJob(jobs, config, supervisor);
   registerTableJobs(jobs, config, supervisor);
 

@@ -1,5 +1,6 @@
 // update_node (PROTOCOL §3): refresh the node list from the discovery source and reconcile the
 // actors. Vanished discovered nodes stop being supervised; their processes are left running.
+import { z } from 'zod';
 import type { Config } from '../config/schema.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { JobContext } from '../jobs/job.ts';
@@ -7,14 +8,21 @@ import type { JobRunner } from '../jobs/runner.ts';
 import { discoverLocalNodes, DISCOVERED_ROLES, type DiscoveredRole } from './discovery.ts';
 import { entryMapperFor, reconcile } from './reconcile.ts';
 
-const ROLE_OF_TYPE: Record<string, DiscoveredRole> = { meta_node: 'meta', storage_node: 'storage', computer_node: 'computer' };
+/** The seed's names for the node roles (its get_node and update_node, cluster_mgr's get_node). */
+export const NODE_TYPES = ['meta_node', 'storage_node', 'computer_node'] as const;
 
-export async function updateNodes(config: Config, supervisor: Supervisor, opts: { nodeType?: string; signal?: AbortSignal; progress?: JobContext['progress'] } = {}) {
+const ROLE_OF_TYPE: Record<(typeof NODE_TYPES)[number], DiscoveredRole> = { meta_node: 'meta', storage_node: 'storage', computer_node: 'computer' };
+
+/** Which roles to refresh: all when node_type is absent. */
+export const updateNodeParams = z.object({ node_type: z.enum(NODE_TYPES).optional() });
+export type UpdateNodeParams = z.infer<typeof updateNodeParams>;
+
+export async function updateNodes(config: Config, supervisor: Supervisor, opts: { nodeType?: (typeof NODE_TYPES)[number]; signal?: AbortSignal; progress?: JobContext['progress'] } = {}) {
   const { discovery } = config;
   if (discovery.source === 'static') {
     return { source: 'static', added: [], removed: [], updated: [], conflicts: [], info: 'discovery source is static: the node list is node-mgr\'s own config' };
   }
-  const roles = opts.nodeType ? [ROLE_OF_TYPE[opts.nodeType]!] : [...DISCOVERED_ROLES];
+  const roles = opts.nodeType ? [ROLE_OF_TYPE[opts.nodeType]] : [...DISCOVERED_ROLES];
   // Fails at once on a missing baseDir, before any network request.
   const toEntry = entryMapperFor(discovery);
   opts.progress?.({ phase: `asking ${discovery.source}` });
@@ -45,8 +53,8 @@ export async function updateNodes(config: Config, supervisor: Supervisor, opts: 
 }
 
 export function registerUpdateNodeJob(jobs: JobRunner, config: Config, supervisor: Supervisor): void {
-  jobs.register('update_node', async (ctx) => {
-    const params = ctx.params as { node_type?: string };
+  jobs.register('update_node', async (ctx: JobContext<UpdateNodeParams>) => {
+    const params = ctx.params;
     return updateNodes(config, supervisor, { nodeType: params.node_type, signal: ctx.signal, progress: (p) => ctx.progress(p) });
   });
 }

@@ -1,100 +1,62 @@
-// Request bodies of the seed's job types (PROTOCOL §2–§5), parsed once at the edge.
+// Request bodies of the seed's job types (PROTOCOL §2–§5), parsed once at the edge. A job type's
+// body is the envelope below plus the parameter schema its job declares beside its handler; the
+// seed face only adds what is its own (the envelope; a backup's s_* login is required).
 // Extra keys are ignored (callers send e.g. node_ipN); wrong types are refused.
 import { z } from 'zod';
 import { badRequest } from './errors.ts';
-import { checkStorePath } from '../backup/store.ts';
+import { portNumber, sourceLogin, text } from '../jobs/job-params.ts';
+import { commandParams } from '../jobs/node-commands.ts';
+import { dropTableParams, purgeBinlogsParams } from '../jobs/table-jobs.ts';
+import { sendParams } from '../jobs/table-transfer.ts';
+import { coldBackupParams, coldRestoreParams, namesBackupOrTime, storePath } from '../jobs/backup-jobs.ts';
+import { NODE_TYPES, updateNodeParams } from '../cluster/update-node-job.ts';
 
-const str = (max = 256) => z.string().max(max);
-const port = z.number().int().min(1).max(65535);
+export { NODE_TYPES };
+
 const jobId = z
   .string()
   .min(1)
   .max(128)
   .regex(/^[A-Za-z0-9_.:@-]+$/, 'job_id may hold only letters, digits and _ . : @ -');
 
-const common = {
-  ver: str(32).optional(),
-  version: str(32).optional(),
+/** What every seed request may carry besides its job's parameters. */
+const envelope = {
+  ver: text(32).optional(),
+  version: text(32).optional(),
   job_type: z.string(),
   job_id: jobId.optional(),
 };
 
-/** A backup's path in the store (PROTOCOL §4): refused here, before a job exists, when it could climb out. */
-const storePath = str(1024).refine(
-  (p) => {
-    try {
-      checkStorePath(p);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { message: 'must be an absolute path in the backup store, without "." or ".." segments or control characters' },
-);
-
-/** ISO 8601, or `YYYY-MM-DD HH:MM:SS` in the server's time zone; the job reads it (point-in-time.ts). */
-const restoreTime = z
-  .string()
-  .max(64)
-  .regex(/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$/, 'must be ISO 8601 (2026-12-04T10:15:00Z) or YYYY-MM-DD HH:MM:SS');
-
-export const NODE_TYPES = ['meta_node', 'storage_node', 'computer_node'] as const;
-const nodeType = z.enum(NODE_TYPES);
-
-const source = {
-  s_ip: str(64),
-  s_port: port,
-  s_user: str(),
-  s_pwd: str(),
-};
+/** A job's parameters in the seed's envelope. */
+const seedRequest = <Shape extends z.ZodRawShape>(params: z.ZodObject<Shape>) => z.object({ ...envelope, ...params.shape });
 
 export const legacyRequests = {
-  get_node: z.object({ ...common, node_type: nodeType.optional() }),
-  get_info: z.object({ ...common }),
-  get_status: z.object({ ...common, job_id: jobId }),
-  auto_pullup: z.object({ ...common, minutes: z.number().int().min(-1).max(10_080), port: port.optional() }),
-  update_node: z.object({ ...common, node_type: nodeType.optional() }),
-  mysql_cmd: z.object({ ...common, cmd: str(4096) }),
-  pgsql_cmd: z.object({ ...common, cmd: str(4096) }),
-  cluster_cmd: z.object({ ...common, cmd: str(4096) }),
-  delete: z.discriminatedUnion('file_type', [
-    z.object({ ...common, file_type: z.literal('table'), ...source, s_dbname: str(192), s_table_name: str(192) }),
-    z.object({
-      ...common,
-      file_type: z.literal('binlog'),
-      ...source,
-      to: str(512).optional(),
-      before: str(64).optional(),
-      dry_run: z.boolean().optional(),
-    }),
-  ]),
-  send: z.object({
-    ...common,
-    file_type: z.literal('table'),
-    ...source,
-    s_dbname: str(192),
-    s_table_name: str(192),
-    d_ip: str(64),
-    d_port: port,
-    d_user: str(),
-    d_pwd: str(),
-    d_dbname: str(192),
-    d_table_name: str(192),
-  }),
-  coldbackup: z.object({ ...common, ...source, store: str(64).optional() }),
+  get_node: z.object({ ...envelope, node_type: z.enum(NODE_TYPES).optional() }),
+  get_info: z.object({ ...envelope }),
+  get_status: z.object({ ...envelope, job_id: jobId }),
+  auto_pullup: z.object({ ...envelope, minutes: z.number().int().min(-1).max(10_080), port: portNumber.optional() }),
+  update_node: seedRequest(updateNodeParams),
+  mysql_cmd: seedRequest(commandParams),
+  pgsql_cmd: seedRequest(commandParams),
+  cluster_cmd: seedRequest(commandParams),
+  delete: z.discriminatedUnion('file_type', [seedRequest(dropTableParams), seedRequest(purgeBinlogsParams)]),
+  send: seedRequest(sendParams),
+  // The seed names a backup's node and login with s_*: required here, absent from the REST face.
+  coldbackup: z.object({ ...envelope, ...coldBackupParams.shape, ...sourceLogin }),
   coldrestore: z
-    .object({ ...common, ...source, store: str(64).optional(), file: storePath.optional(), restore_time: restoreTime.optional() })
-    .refine((r) => r.file !== undefined || r.restore_time !== undefined, { message: 'is required (a backup path), unless restore_time is given', path: ['file'] }),
+    .object({ ...envelope, ...coldRestoreParams.shape, ...sourceLogin })
+    .refine(namesBackupOrTime, { message: 'is required (a backup path), unless restore_time is given', path: ['file'] }),
+  // rebuild_node's params are not yet one schema beside its job: its seed and REST faces differ field by field.
   rebuild_node: z.object({
-    ...common,
-    ...source,
-    primary_ip: str(64),
-    primary_port: port,
-    tables: z.array(str(385)).max(1000).optional(),
+    ...envelope,
+    ...sourceLogin,
+    primary_ip: text(64),
+    primary_port: portNumber,
+    tables: z.array(text(385)).max(1000).optional(),
     max_table_mb: z.number().positive().optional(),
     timeout_s: z.number().int().min(1).max(86_400).optional(),
     file: storePath.optional(),
-    store: str(64).optional(),
+    store: text(64).optional(),
   }),
 } as const;
 

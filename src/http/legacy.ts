@@ -2,7 +2,7 @@
 // (PROTOCOL §1–§5), the multipart upload (§7), and `GET /<job_id>`.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { NodeView } from '../supervisor/supervisor.ts';
-import { planCommand, planNodeId } from '../jobs/node-commands.ts';
+import { submitCommandJob } from '../jobs/node-commands.ts';
 import { humanSize } from '../host/format.ts';
 import { sendDestination } from '../jobs/table-transfer.ts';
 import { badRequest, HttpError, notFound } from './errors.ts';
@@ -85,11 +85,8 @@ async function dispatch(jobType: LegacyJobType, body: object, deps: HttpDeps, re
     case 'pgsql_cmd':
     case 'cluster_cmd': {
       const r = parseLegacyRequest(jobType, body);
-      // An idempotent repeat must not be re-planned against the state the first run changed.
-      const existing = r.job_id ? deps.jobs.get(r.job_id) : undefined;
-      if (existing) return accept(deps, { id: r.job_id, type: jobType, params: r, nodeId: existing.nodeId ?? undefined });
-      const plan = await planCommand(jobType, r.cmd, deps.config, deps.supervisor);
-      return accept(deps, { id: r.job_id, type: jobType, params: r, nodeId: planNodeId(plan) });
+      const { job } = await submitCommandJob(deps.jobs, deps.config, deps.supervisor, { id: r.job_id, type: jobType, params: r });
+      return accepted(job.id);
     }
     case 'delete':
     case 'send':
@@ -114,7 +111,12 @@ async function dispatch(jobType: LegacyJobType, body: object, deps: HttpDeps, re
 
 function accept(deps: HttpDeps, submission: { id?: string; type: string; params: unknown; nodeId?: string }) {
   const { job } = deps.jobs.submit(submission);
-  return { result: 'succeed', info: 'accepted', job_id: job.id };
+  return accepted(job.id);
+}
+
+/** PROTOCOL §3: the acceptance reply of an asynchronous job. */
+function accepted(jobId: string) {
+  return { result: 'succeed', info: 'accepted', job_id: jobId };
 }
 
 /** PROTOCOL §2: members keyed `<type>N`, original fields first; `uptime_s` as of `now`. */

@@ -2,22 +2,78 @@
 // configured but not yet initialised: a rebuild from a backup), verify and prune. Everything that
 // takes time is a job; the reply names it (202, Location: /v1/jobs/<id>).
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { z } from 'zod';
 import { backupDirFor, listBackups } from '../backup/catalog.ts';
+import { storeNamed, STORE_NAMES } from '../backup/index.ts';
 import { checkStorePath } from '../backup/store.ts';
 import { engineFor } from '../engines/index.ts';
-import { storeNamed, STORE_NAMES } from '../jobs/backup-jobs.ts';
+import { backupArchive, coldBackupParams, coldRestoreParams, pruneBackupsParams, verifyBackupParams } from '../jobs/backup-jobs.ts';
 import type { NodeView } from '../supervisor/supervisor.ts';
 import { HttpError } from './errors.ts';
 import { acceptedSchema, errorSchema, portParams, portSchema } from './schemas.ts';
-const store = { type: 'string', enum: [...STORE_NAMES], description: 'the backup store; the configured one when absent' } as const;
-const jobId = { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.:@-]+$', description: 'idempotency key; generated when absent' } as const;
-const restoreTime = {
-  type: 'string',
-  maxLength: 64,
-  pattern: '^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?(Z|[+-]\\d{2}:?\\d{2})?$',
-  description: 'restore to this time: ISO 8601 (2026-12-04T10:15:00Z), or YYYY-MM-DD HH:MM:SS in the server\'s time zone; the newest usable backup before it is replayed forward with the archived binlogs',
-} as const;
-const backupFile = { type: 'string', minLength: 2, maxLength: 1024, pattern: '^/.*\\.tgz$', description: 'the backup archive, e.g. /coldbackup/clust1/shard1/coldback_20211122_234303.tgz' } as const;
+
+// The bodies of the job routes: each job's own parameter schema (beside its handler), with the store
+// narrowed to the names the store factory knows and the idempotency key; no other key.
+const storeChoice = z.enum(STORE_NAMES).meta({ description: 'the backup store; the configured one when absent' }).optional();
+const jobId = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_.:@-]+$/)
+  .meta({ description: 'idempotency key; generated when absent' })
+  .optional();
+const bodies = {
+  verify: z.strictObject({ ...verifyBackupParams.shape, store: storeChoice, job_id: jobId }),
+  prune: z.strictObject({ ...pruneBackupsParams.shape, store: storeChoice, job_id: jobId }),
+  // The REST face leaves the login to the node's configured admin, and names a backup by its .tgz.
+  backup: z.strictObject({ ...coldBackupParams.pick({ store: true }).shape, store: storeChoice, job_id: jobId }),
+  restore: z.strictObject({
+    ...coldRestoreParams.pick({ file: true, restore_time: true, store: true }).shape,
+    file: backupArchive.optional(),
+    store: storeChoice,
+    job_id: jobId,
+  }),
+  // rebuild_node's params are not yet one schema beside its job (its seed face differs field by field).
+  rebuild: z.strictObject({
+    primary: z
+      .string()
+      .min(3)
+      .max(300)
+      .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/)
+      .meta({ description: 'host:port of a MySQL node of the same cluster and shard' }),
+    tables: z
+      .array(z.string().min(3).max(385).regex(/^[^.]+\.[^.]+$/))
+      .max(1000)
+      .meta({ description: 'db.table to compare; every table up to max_table_mb when absent' })
+      .optional(),
+    max_table_mb: z.number().gt(0).meta({ description: 'tables compared when none are named: those no bigger (default 256)' }).optional(),
+    timeout_s: z.number().int().min(1).max(86400).meta({ description: 'bound on the catch-up wait (default 600)' }).optional(),
+    file: backupArchive.optional(),
+    repl_user: z.string().min(1).max(80).meta({ description: "the replica's login on the primary; the node's admin login when absent" }).optional(),
+    repl_password: z.string().max(256).optional(),
+    store: storeChoice,
+    job_id: jobId,
+  }),
+};
+type Body<K extends keyof typeof bodies> = z.infer<(typeof bodies)[K]>;
+
+/**
+ * A zod schema as the JSON Schema fastify validates a request with (and the OpenAPI document shows).
+ * Two spellings differ from zod's: a pattern's `\/` is written `/` (the same regex; ajv quotes the
+ * pattern in its message), and zod's safe-integer bounds of an int are left to the type.
+ */
+function jsonSchema(schema: z.ZodType): Record<string, unknown> {
+  const { $schema: _, ...json } = z.toJSONSchema(schema, {
+    target: 'draft-2020-12',
+    io: 'input',
+    override: ({ jsonSchema }) => {
+      if (typeof jsonSchema.pattern === 'string') jsonSchema.pattern = jsonSchema.pattern.replaceAll('\\/', '/');
+      if (jsonSchema.maximum === Number.MAX_SAFE_INTEGER) delete jsonSchema.maximum;
+      if (jsonSchema.minimum === Number.MIN_SAFE_INTEGER) delete jsonSchema.minimum;
+    },
+  });
+  return json;
+}
 
 const listingSchema = {
   type: 'array',
@@ -45,8 +101,6 @@ const listingSchema = {
   },
 } as const;
 
-type StoreName = (typeof STORE_NAMES)[number];
-
 export async function backupRoutes(app: FastifyInstance): Promise<void> {
   const { supervisor, jobs, config } = app.services;
   const nodeOf = (port: number): NodeView => {
@@ -55,7 +109,7 @@ export async function backupRoutes(app: FastifyInstance): Promise<void> {
     if (!engineFor(n.kind).backup) throw new HttpError(400, `${n.id} is a ${n.kind} node: it has no data to back up or restore`);
     return n;
   };
-  const storeOf = (name?: StoreName) => {
+  const storeOf = (name?: string) => {
     try {
       return storeNamed(config, name);
     } catch (err) {
@@ -67,13 +121,13 @@ export async function backupRoutes(app: FastifyInstance): Promise<void> {
     return reply.code(202).header('location', `/v1/jobs/${encodeURIComponent(job.id)}`).send({ result: 'succeed', info: 'accepted', job_id: job.id });
   };
 
-  app.get<{ Querystring: { port?: number; store?: StoreName } }>(
+  app.get<{ Querystring: { port?: number; store?: Body<'backup'>['store'] } }>(
     '/backups',
     {
       config: { access: 'read' },
       schema: {
         summary: "The cold backups of this host's nodes (or of one), newest first, with their last verification",
-        querystring: { type: 'object', properties: { port: portSchema, store } },
+        querystring: { type: 'object', properties: { port: portSchema, store: jsonSchema(storeChoice) } },
         response: { 200: listingSchema, 400: errorSchema, 404: errorSchema },
       },
     },
@@ -95,13 +149,13 @@ export async function backupRoutes(app: FastifyInstance): Promise<void> {
     },
   );
 
-  app.post<{ Body: { file?: string; port?: number; store?: StoreName; job_id?: string } | undefined }>(
+  app.post<{ Body: Body<'verify'> | undefined }>(
     '/backups/verify',
     {
       config: { access: 'mutate' },
       schema: {
         summary: 'Verify a backup (file) or every backup of a node (port): read it back and check every digest; the result is recorded next to it',
-        body: { type: 'object', additionalProperties: false, properties: { file: backupFile, port: portSchema, store, job_id: jobId } },
+        body: jsonSchema(bodies.verify),
         response: { 202: acceptedSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema },
       },
     },
@@ -116,24 +170,13 @@ export async function backupRoutes(app: FastifyInstance): Promise<void> {
     },
   );
 
-  app.post<{ Body: { port?: number; dry_run?: boolean; keep?: number; keep_days?: number; store?: StoreName; job_id?: string } | undefined }>(
+  app.post<{ Body: Body<'prune'> | undefined }>(
     '/backups/prune',
     {
       config: { access: 'mutate' },
       schema: {
         summary: "Apply retention (backup.keep / backup.keepDays, or the body's) to one node's backups or every local node's; the newest verified backup is never deleted",
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            port: portSchema,
-            dry_run: { type: 'boolean' },
-            keep: { type: 'integer', minimum: 1 },
-            keep_days: { type: 'number', exclusiveMinimum: 0 },
-            store,
-            job_id: jobId,
-          },
-        },
+        body: jsonSchema(bodies.prune),
         response: { 202: acceptedSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema },
       },
     },
@@ -146,14 +189,14 @@ export async function backupRoutes(app: FastifyInstance): Promise<void> {
     },
   );
 
-  app.post<{ Params: { port: number }; Body: { store?: StoreName; job_id?: string } | undefined }>(
+  app.post<{ Params: { port: number }; Body: Body<'backup'> | undefined }>(
     '/nodes/:port/backup',
     {
       config: { access: 'mutate' },
       schema: {
         summary: "Cold backup of a running node with its configured login (the legacy coldbackup takes the caller's)",
         params: portParams,
-        body: { type: 'object', additionalProperties: false, properties: { store, job_id: jobId } },
+        body: jsonSchema(bodies.backup),
         response: { 202: acceptedSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema },
       },
     },
@@ -165,19 +208,15 @@ export async function backupRoutes(app: FastifyInstance): Promise<void> {
     },
   );
 
-  app.post<{ Params: { port: number }; Body: { file?: string; restore_time?: string; store?: StoreName; job_id?: string } }>(
+  app.post<{ Params: { port: number }; Body: Body<'restore'> }>(
     '/nodes/:port/restore',
     {
       config: { access: 'mutate' },
       schema: {
         summary: 'Restore a node from a cold backup, or to a time (restore_time: a backup plus its archived binlogs); also rebuilds a configured node that has no data dir yet',
         params: portParams,
-        body: {
-          type: 'object',
-          anyOf: [{ required: ['file'] }, { required: ['restore_time'] }],
-          additionalProperties: false,
-          properties: { file: backupFile, restore_time: restoreTime, store, job_id: jobId },
-        },
+        // namesBackupOrTime (beside the job), as JSON Schema: zod's refinements have no JSON form.
+        body: { ...jsonSchema(bodies.restore), anyOf: [{ required: ['file'] }, { required: ['restore_time'] }] },
         response: { 202: acceptedSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema },
       },
     },
@@ -190,32 +229,14 @@ export async function backupRoutes(app: FastifyInstance): Promise<void> {
     },
   );
 
-  app.post<{
-    Params: { port: number };
-    Body: { primary: string; tables?: string[]; max_table_mb?: number; timeout_s?: number; file?: string; repl_user?: string; repl_password?: string; store?: StoreName; job_id?: string };
-  }>(
+  app.post<{ Params: { port: number }; Body: Body<'rebuild'> }>(
     '/nodes/:port/rebuild',
     {
       config: { access: 'mutate' },
       schema: {
         summary: 'Make a storage node a fresh replica of a primary of its shard: restore the newest backup, replicate from its GTID, wait until caught up, compare CHECKSUM TABLE on both sides',
         params: portParams,
-        body: {
-          type: 'object',
-          required: ['primary'],
-          additionalProperties: false,
-          properties: {
-            primary: { type: 'string', minLength: 3, maxLength: 300, pattern: '^(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$', description: 'host:port of a MySQL node of the same cluster and shard' },
-            tables: { type: 'array', maxItems: 1000, items: { type: 'string', minLength: 3, maxLength: 385, pattern: '^[^.]+\\.[^.]+$' }, description: 'db.table to compare; every table up to max_table_mb when absent' },
-            max_table_mb: { type: 'number', exclusiveMinimum: 0, description: 'tables compared when none are named: those no bigger (default 256)' },
-            timeout_s: { type: 'integer', minimum: 1, maximum: 86400, description: 'bound on the catch-up wait (default 600)' },
-            file: backupFile,
-            repl_user: { type: 'string', minLength: 1, maxLength: 80, description: "the replica's login on the primary; the node's admin login when absent" },
-            repl_password: { type: 'string', maxLength: 256 },
-            store,
-            job_id: jobId,
-          },
-        },
+        body: jsonSchema(bodies.rebuild),
         response: { 202: acceptedSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema },
       },
     },

@@ -1,14 +1,13 @@
 // The backup job types: `coldbackup` and `coldrestore` (PROTOCOL §3–§4, also from the REST face),
 // `verify_backup` and `prune_backups`. The legacy edge has parsed the request and resolved the node
 // by s_port into the job's nodeId; REST requests carry the same fields without the s_* login.
+import path from 'node:path';
+import { z } from 'zod';
 import type { Config } from '../config/schema.ts';
 import type { NodeSpec } from '../engines/node-spec.ts';
 import { engineFor } from '../engines/index.ts';
-import { storeNamed } from '../backup/index.ts';
-
-export { storeNamed };
+import { checkStorePath, storeNamed } from '../backup/index.ts';
 import { backupDirFor, pruneBackups, verifyAndRecord, listBackups, type PruneResult, type RetentionPolicy, type VerifyRecord } from '../backup/catalog.ts';
-import path from 'node:path';
 import { cleanUpAfterBackup, readBackupJournals } from '../backup/backup-journal.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { NodeMgrMetrics } from '../metrics/metrics.ts';
@@ -19,51 +18,101 @@ import { rebuildReplica, type RebuildRequest } from './replica-rebuild.ts';
 import { sendDestination } from './table-transfer.ts';
 import { isLocalAddress } from './node-sql.ts';
 import type { JobContext } from './job.ts';
+import { portNumber, sourceLogin, text } from './job-params.ts';
 import type { JobRunner } from './runner.ts';
 
-/** Params of a coldbackup job: the legacy request, or the REST one (no s_* fields). */
-export interface ColdBackupParams {
-  s_ip?: string;
-  s_port?: number;
-  s_user?: string;
-  s_pwd?: string;
-  /** `local` or `hdfs`/`webhdfs`; the configured store when absent. */
-  store?: string;
+/**
+ * The store by name (STORE_NAMES), the configured one when absent. The job resolves it with
+ * storeNamed, so an unknown name fails the job saying so; the REST face narrows it to STORE_NAMES.
+ */
+const storeName = text(64);
+
+/** A backup's path in the store (PROTOCOL §4): refused before a job exists when it could climb out. */
+export const storePath = text(1024).refine(
+  (p) => {
+    try {
+      checkStorePath(p);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be an absolute path in the backup store, without "." or ".." segments or control characters' },
+);
+
+/** A backup archive by its path in the store, as the REST face names one. */
+export const backupArchive = z
+  .string()
+  .min(2)
+  .max(1024)
+  .regex(/^\/.*\.tgz$/)
+  .meta({ description: 'the backup archive, e.g. /coldbackup/clust1/shard1/coldback_20211122_234303.tgz' });
+
+/**
+ * coldbackup: the seed's request names the node and the login (s_*); the REST one names the node by
+ * its URL and leaves the login to the node's configured admin.
+ */
+export const coldBackupParams = z.object({
+  s_ip: sourceLogin.s_ip.optional(),
+  s_port: sourceLogin.s_port.optional(),
+  s_user: sourceLogin.s_user.optional(),
+  s_pwd: sourceLogin.s_pwd.optional(),
+  store: storeName.optional(),
+});
+export type ColdBackupParams = z.infer<typeof coldBackupParams>;
+
+/** ISO 8601, or `YYYY-MM-DD HH:MM:SS` in the server's time zone; the job reads it (point-in-time.ts). */
+const restoreTime = z
+  .string()
+  .max(64)
+  .regex(/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$/, 'must be ISO 8601 (2026-12-04T10:15:00Z) or YYYY-MM-DD HH:MM:SS')
+  .meta({
+    description:
+      "restore to this time: ISO 8601 (2026-12-04T10:15:00Z), or YYYY-MM-DD HH:MM:SS in the server's time zone; the newest usable backup before it is replayed forward with the archived binlogs",
+  });
+
+/**
+ * coldrestore: as coldbackup, and what to restore: a backup (`file`), a time (`restore_time`: the
+ * newest usable backup before it, replayed forward), or a backup to a time. One of the two is needed
+ * (namesBackupOrTime), which each face checks on its whole body.
+ */
+export const coldRestoreParams = coldBackupParams.extend({ file: storePath.optional(), restore_time: restoreTime.optional() });
+export type ColdRestoreParams = z.infer<typeof coldRestoreParams>;
+
+/** A restore names a backup, a time, or both. */
+export function namesBackupOrTime(p: { file?: string; restore_time?: string }): boolean {
+  return p.file !== undefined || p.restore_time !== undefined;
 }
 
-export interface ColdRestoreParams extends ColdBackupParams {
-  /** The backup; with restore_time optional (the newest usable one before that time). */
-  file?: string;
-  /** Restore to this time: ISO 8601, or `YYYY-MM-DD HH:MM:SS` in the server's time zone. */
-  restore_time?: string;
-}
-
-/** Params of rebuild_node: the REST body (primary) or the seed-style one (s_*, primary_ip/primary_port). */
+/**
+ * Params of rebuild_node: the REST body (primary) or the seed-style one (s_*, primary_ip/primary_port).
+ * Still typed by hand: its two faces check their fields differently (see legacy-requests.ts and v1-backups.ts).
+ */
 export interface RebuildNodeParams extends ColdBackupParams, Omit<RebuildRequest, 'primary'> {
   primary?: string;
   primary_ip?: string;
   primary_port?: number;
 }
 
-export interface VerifyBackupParams {
+export const verifyBackupParams = z.object({
   /** One backup, by its store path. */
-  file?: string;
+  file: backupArchive.optional(),
   /** Or every backup of this node's directory. */
-  port?: number;
-  store?: string;
-}
+  port: portNumber.optional(),
+  store: storeName.optional(),
+});
+export type VerifyBackupParams = z.infer<typeof verifyBackupParams>;
 
-export interface PruneBackupsParams {
+export const pruneBackupsParams = z.object({
   /** One node's directory; every local node's when absent. */
-  port?: number;
-  dry_run?: boolean;
+  port: portNumber.optional(),
+  dry_run: z.boolean().optional(),
   /** Override backup.keep / backup.keepDays for this run. */
-  keep?: number;
-  keep_days?: number;
-  store?: string;
-}
-
-export const STORE_NAMES = ['local', 'hdfs', 'webhdfs'] as const;
+  keep: z.number().int().min(1).optional(),
+  keep_days: z.number().gt(0).optional(),
+  store: storeName.optional(),
+});
+export type PruneBackupsParams = z.infer<typeof pruneBackupsParams>;
 
 /** The job's node, which must be able to hold a backup, named by a local s_ip when one is given. */
 function jobNode(ctx: JobContext, supervisor: Supervisor, sIp?: string): NodeSpec {
@@ -90,16 +139,16 @@ function pruneTargets(supervisor: Supervisor, port?: number): { node: string; di
 }
 
 export function registerBackupJobs(jobs: JobRunner, config: Config, supervisor: Supervisor, opts: { metrics?: Pick<NodeMgrMetrics, 'observeBackup'> } = {}): void {
-  jobs.register('coldbackup', async (ctx) => {
-    const req = ctx.params as ColdBackupParams;
+  jobs.register('coldbackup', async (ctx: JobContext<ColdBackupParams>) => {
+    const req = ctx.params;
     const spec = jobNode(ctx, supervisor, req.s_ip);
     // The caller's login when given (the seed sends one), else the node's configured admin.
     const creds = req.s_user !== undefined ? { user: req.s_user, password: req.s_pwd ?? '' } : { user: spec.user, password: spec.password };
     return coldBackup(ctx, spec, creds, storeNamed(config, req.store), { config, supervisor, metrics: opts.metrics });
   }, { holdsNode: 'backing up' });
 
-  jobs.register('coldrestore', async (ctx) => {
-    const req = ctx.params as ColdRestoreParams;
+  jobs.register('coldrestore', async (ctx: JobContext<ColdRestoreParams>) => {
+    const req = ctx.params;
     const spec = jobNode(ctx, supervisor, req.s_ip);
     const creds = req.s_user !== undefined ? { user: req.s_user, password: req.s_pwd ?? '' } : undefined;
     const store = storeNamed(config, req.store);
@@ -129,8 +178,8 @@ export function registerBackupJobs(jobs: JobRunner, config: Config, supervisor: 
     }, creds);
   }, { holdsNode: 'rebuilding' });
 
-  jobs.register('verify_backup', async (ctx) => {
-    const req = ctx.params as VerifyBackupParams;
+  jobs.register('verify_backup', async (ctx: JobContext<VerifyBackupParams>) => {
+    const req = ctx.params;
     const store = storeNamed(config, req.store);
     let files: string[];
     if (req.file !== undefined) files = [req.file];
@@ -158,8 +207,8 @@ export function registerBackupJobs(jobs: JobRunner, config: Config, supervisor: 
     return { verified: done, failed: failed.length, backups: results };
   }, { waitsForHolder: true });
 
-  jobs.register('prune_backups', async (ctx) => {
-    const req = ctx.params as PruneBackupsParams;
+  jobs.register('prune_backups', async (ctx: JobContext<PruneBackupsParams>) => {
+    const req = ctx.params;
     const store = storeNamed(config, req.store);
     const policy: RetentionPolicy = {
       keep: req.keep ?? config.backup.keep,

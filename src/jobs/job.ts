@@ -16,11 +16,16 @@ export interface JobProgressReport {
   events?: number;
 }
 
-/** What a handler gets. `params` are unredacted and live only in memory: never log them. */
-export interface JobContext {
+/**
+ * What a handler gets. `params` are unredacted and live only in memory: never log them. They were
+ * parsed at the edge with the job kind's schema (the one beside its handler), so their type is that
+ * schema's; `plan` is what the submitter resolved them to before the job existed, if anything.
+ */
+export interface JobContext<Params = unknown, Plan = unknown> {
   id: string;
   type: string;
-  params: unknown;
+  params: Params;
+  plan?: Plan;
   nodeId?: string;
   /** Aborted when the job is cancelled: stop, clean up (unlock tables, remove temp files), then throw or return. */
   signal: AbortSignal;
@@ -28,7 +33,7 @@ export interface JobContext {
   log: Logger;
 }
 
-export type JobHandler = (ctx: JobContext) => Promise<unknown>;
+export type JobHandler<Params = unknown, Plan = unknown> = (ctx: JobContext<Params, Plan>) => Promise<unknown>;
 
 export interface JobTypeOptions {
   /** Job types that may run on the same node at the same time as this one (both must list each other). */
@@ -49,6 +54,12 @@ export interface JobSubmission {
   id?: string;
   type: string;
   params: unknown;
+  /**
+   * What the submitter already resolved the params to (a `*_cmd`'s plan: which node, which event), so
+   * the handler acts on what was checked instead of planning again. In memory only, never hashed or
+   * stored: a job does not outlive its node-mgr (the next one reports it interrupted).
+   */
+  plan?: unknown;
   nodeId?: string;
   /** Overrides the type's registered `compatibleWith` for this job. */
   compatibleWith?: string[];

@@ -1,16 +1,23 @@
 // `mysql_cmd` / `pgsql_cmd` / `cluster_cmd` jobs: a recognised command becomes an event for the
-// node's actor (PROTOCOL §5). Planning is synchronous so the HTTP edge can refuse bad commands
-// with a 4xx before a job exists; the job then carries the plan out.
+// node's actor (PROTOCOL §5). The command is planned once, when it is submitted, so that a bad one
+// is refused with a 4xx before a job exists; the job then carries out that plan.
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
+import { z } from 'zod';
 import type { Config, NodeEntry } from '../config/schema.ts';
+import type { JobRecord } from '../state/store.ts';
 import { mysqlEntries, pgEntries, type Selection } from './install-configs.ts';
 import { NodeCommandError, type Supervisor } from '../supervisor/supervisor.ts';
 import { parseCommand, CommandError, type CommandJobType } from './command.ts';
 import type { JobContext } from './job.ts';
+import { text } from './job-params.ts';
 import type { JobRunner } from './runner.ts';
+
+/** The command line a caller sends (`./stopmysql.sh 6007`); never run by a shell. */
+export const commandParams = z.object({ cmd: text(4096) });
+export type CommandParams = z.infer<typeof commandParams>;
 
 export type CommandPlan =
   | { kind: 'event'; event: 'START' | 'STOP' | 'RESTART'; nodeId: string }
@@ -43,7 +50,7 @@ function uploadedConfig(config: Config, jobType: CommandJobType, given: string):
 }
 
 /** Plans a `*_cmd` request against the current nodes; throws a 4xx-worthy error when it cannot be done. */
-export async function planCommand(jobType: CommandJobType, cmd: string, config: Config, supervisor: Supervisor): Promise<CommandPlan> {
+async function planCommand(jobType: CommandJobType, cmd: string, config: Config, supervisor: Supervisor): Promise<CommandPlan> {
   const parsed = parseCommand(jobType, cmd, config.commandAllowList);
   const kind = KIND_OF[jobType];
   switch (parsed.action) {
@@ -85,19 +92,36 @@ export async function planCommand(jobType: CommandJobType, cmd: string, config: 
 }
 
 /** The node a plan acts on, for the job runner's per-node serialisation. */
-export function planNodeId(plan: CommandPlan): string | undefined {
+function planNodeId(plan: CommandPlan): string | undefined {
   if (plan.kind === 'event') return plan.nodeId;
   if (plan.kind === 'drop') return plan.nodeIds[0];
   if (plan.kind === 'create') return `${plan.entries[0]!.kind}-${plan.entries[0]!.port}`;
   return undefined;
 }
 
+/**
+ * Plans a `*_cmd` request and submits it as a job that carries the plan out; throws (a 4xx) when it
+ * cannot be planned. `params` are what the job record keeps (and what an idempotent repeat is
+ * compared by): the caller's whole request.
+ */
+export async function submitCommandJob(
+  jobs: JobRunner,
+  config: Config,
+  supervisor: Supervisor,
+  submission: { id?: string; type: CommandJobType; params: CommandParams },
+): Promise<{ job: JobRecord; created: boolean }> {
+  // An idempotent repeat must not be re-planned against the state the first run changed.
+  const existing = submission.id ? jobs.get(submission.id) : undefined;
+  if (existing) return jobs.submit({ ...submission, nodeId: existing.nodeId ?? undefined });
+  const plan = await planCommand(submission.type, submission.params.cmd, config, supervisor);
+  return jobs.submit({ ...submission, plan, nodeId: planNodeId(plan) });
+}
+
 /** Registers the three command job types with the runner. */
-export function registerCommandJobs(jobs: JobRunner, config: Config, supervisor: Supervisor): void {
-  const handler = async (ctx: JobContext) => {
-    const params = ctx.params as { job_type: CommandJobType; cmd: string };
-    const plan = await planCommand(params.job_type, params.cmd, config, supervisor);
-    return executePlan(plan, ctx, supervisor);
+export function registerCommandJobs(jobs: JobRunner, supervisor: Supervisor): void {
+  const handler = async (ctx: JobContext<CommandParams, CommandPlan>) => {
+    if (!ctx.plan) throw new Error(`a ${ctx.type} job is planned when it is submitted (submitCommandJob); this one came without its plan`);
+    return executePlan(ctx.plan, ctx, supervisor);
   };
   for (const type of ['mysql_cmd', 'pgsql_cmd', 'cluster_cmd'] as const) jobs.register(type, handler);
 }

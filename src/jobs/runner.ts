@@ -42,6 +42,7 @@ interface LiveJob {
   nodeId: string | null;
   compatibleWith: ReadonlySet<string>;
   params: unknown;
+  plan: unknown;
   secrets: string[];
   log: Logger;
   actor: Actor<typeof jobMachine>;
@@ -114,10 +115,14 @@ export class JobRunner {
     }
   }
 
-  register(type: string, handler: JobHandler, options: JobTypeOptions = {}): void {
+  /**
+   * `Params` and `Plan` are the types the submitters of this job type promise (the edge parsed the
+   * params with the type's schema); the runner passes both through untouched.
+   */
+  register<Params = unknown, Plan = unknown>(type: string, handler: JobHandler<Params, Plan>, options: JobTypeOptions = {}): void {
     if (this.handlers.has(type)) throw new Error(`job type ${type} is already registered`);
     if (options.holdsNode && !this.nodeHolds) throw new Error(`job type ${type} holds its node: the runner needs nodeHolds`);
-    this.handlers.set(type, { handler, compatibleWith: new Set(options.compatibleWith ?? []), options });
+    this.handlers.set(type, { handler: handler as JobHandler, compatibleWith: new Set(options.compatibleWith ?? []), options });
   }
 
   /** The queued or running job that holds the node (see JobTypeOptions.holdsNode), if any, as its chart says. */
@@ -261,6 +266,7 @@ export class JobRunner {
       nodeId: record.nodeId,
       compatibleWith: submission.compatibleWith ? new Set(submission.compatibleWith) : defaultCompatible,
       params: submission.params,
+      plan: submission.plan,
       secrets: [...secretValues(submission.params)].sort((a, b) => b.length - a.length),
       log,
       record,
@@ -285,6 +291,7 @@ export class JobRunner {
         id: job.id,
         type: job.type,
         params: job.params,
+        ...(job.plan !== undefined ? { plan: job.plan } : {}),
         ...(job.nodeId ? { nodeId: job.nodeId } : {}),
         signal,
         log,

@@ -2,11 +2,12 @@
 // `send` (table transfer). The legacy edge has parsed the request and resolved the source node by
 // s_port into the job's nodeId; here the node must also be a MySQL node and s_ip this host's.
 import { pino, type Logger } from 'pino';
+import { z } from 'zod';
 import type { Config } from '../config/schema.ts';
 import type { NodeSpec } from '../engines/node-spec.ts';
-import type { LegacyRequest } from '../http/legacy-requests.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { JobContext } from './job.ts';
+import { sourceLogin, sourceTable, text } from './job-params.ts';
 import type { JobRunner } from './runner.ts';
 import { purgeBinlogs } from './binlog-purge.ts';
 import { archiveDirOf, notArchived } from './binlog-archiving.ts';
@@ -16,9 +17,22 @@ import { newestVerifiedBackupBinlog } from '../backup/catalog.ts';
 import { isLocalAddress } from './node-sql.ts';
 import { dropTable } from './table-drop.ts';
 import { TableImports } from './table-import.ts';
-import { TableTransfer, type SendRequest } from './table-transfer.ts';
+import { TableTransfer, type SendParams } from './table-transfer.ts';
 
-type DeleteRequest = LegacyRequest<'delete'>;
+/** `delete` + `file_type:"table"`: which table to drop. */
+export const dropTableParams = z.object({ file_type: z.literal('table'), ...sourceLogin, ...sourceTable });
+
+/** `delete` + `file_type:"binlog"`: how far to purge (`to` a binlog name, `before` an ISO time), or only say what would go. */
+export const purgeBinlogsParams = z.object({
+  file_type: z.literal('binlog'),
+  ...sourceLogin,
+  to: text(512).optional(),
+  before: text(64).optional(),
+  dry_run: z.boolean().optional(),
+});
+
+/** The two kinds of `delete`, told apart by file_type. */
+export type DeleteParams = z.infer<typeof dropTableParams> | z.infer<typeof purgeBinlogsParams>;
 
 const importsBySupervisor = new WeakMap<Supervisor, TableImports>();
 
@@ -51,8 +65,8 @@ export function registerTableJobs(jobs: JobRunner, config: Config, supervisor: S
   imports.startRecovery();
   const transfer = new TableTransfer(config, supervisor, imports);
 
-  jobs.register('delete', async (ctx) => {
-    const req = ctx.params as DeleteRequest;
+  jobs.register('delete', async (ctx: JobContext<DeleteParams>) => {
+    const req = ctx.params;
     const node = sourceNode(ctx, supervisor, req.s_ip);
     const creds = { user: req.s_user, password: req.s_pwd };
     if (req.file_type === 'table') {
@@ -75,5 +89,5 @@ export function registerTableJobs(jobs: JobRunner, config: Config, supervisor: S
   });
 
   // The transfer checks its source node and s_ip itself, as the first step of its preflight.
-  jobs.register('send', (ctx) => transfer.run(ctx, ctx.params as SendRequest));
+  jobs.register('send', (ctx: JobContext<SendParams>) => transfer.run(ctx, ctx.params));
 }

@@ -9,8 +9,9 @@ import path from 'node:path';
 import type { Config } from '../config/schema.ts';
 import type { NodeSpec } from '../engines/node-spec.ts';
 import { NodeCommandError, type NodeView, type Supervisor } from '../supervisor/supervisor.ts';
-import type { LegacyRequest } from '../http/legacy-requests.ts';
+import { z } from 'zod';
 import type { JobContext } from './job.ts';
+import { portNumber, sourceLogin, sourceTable, text } from './job-params.ts';
 import { closeSession, countAndChecksum, ER, errno, isLocalAddress, openSession, rows, serverFilename, type Credentials, type Session } from './node-sql.ts';
 import { endConnection } from '../engines/sql-close.ts';
 import { checkIdentifier, filenameEncode, kunlunDatabaseName, qualifiedTable, tableFile } from './sql-names.ts';
@@ -19,7 +20,19 @@ import { PeerNodeMgr } from './table-peer.ts';
 import { FILE_ORDER, receiveTableStream, sendRateLimit, tableStream, type SourceSummary, type SourceTable, type StreamHeader, type StreamTrailer, type TableFileKind } from './table-stream.ts';
 import { sha256Files } from './file-digest.ts';
 
-export type SendRequest = LegacyRequest<'send'>;
+/** `send` + `file_type:"table"`: the source table (s_*) and where it goes (d_*: a node of this host or of a configured peer). */
+export const sendParams = z.object({
+  file_type: z.literal('table'),
+  ...sourceLogin,
+  ...sourceTable,
+  d_ip: text(64),
+  d_port: portNumber,
+  d_user: text(),
+  d_pwd: text(),
+  d_dbname: text(192),
+  d_table_name: text(192),
+});
+export type SendParams = z.infer<typeof sendParams>;
 
 export interface SendResult {
   source: { node: string; database: string; table: string };
@@ -151,7 +164,7 @@ export class TableTransfer {
     private readonly imports: TableImports,
   ) {}
 
-  async run(ctx: JobContext, req: SendRequest): Promise<SendResult> {
+  async run(ctx: JobContext, req: SendParams): Promise<SendResult> {
     const started = Date.now();
     let step = 'preflight';
     try {
