@@ -158,6 +158,23 @@ describe('job runner: submission', () => {
     assert.notEqual(a, b);
   });
 
+  it("hands the handler the submitter's plan, which is neither stored nor part of the idempotency check", async () => {
+    const { runner, store } = newRunner();
+    let seen: unknown;
+    runner.register('mysql_cmd', async (ctx: JobContext<{ cmd: string }, { event: string }>) => {
+      seen = ctx.plan;
+      return null;
+    });
+    runner.submit({ id: 'j1', type: 'mysql_cmd', params: { cmd: './stopmysql.sh 6001' }, plan: { event: 'STOP' } });
+    const job = await until(runner, 'j1', finished);
+    assert.deepEqual(seen, { event: 'STOP' });
+    assert.deepEqual(store.getJob('j1')!.params, { cmd: './stopmysql.sh 6001' });
+    assert.equal(job.status, 'succeeded');
+    // A repeat is the same job even when its submitter planned it differently (or not at all).
+    assert.equal(runner.submit({ id: 'j1', type: 'mysql_cmd', params: { cmd: './stopmysql.sh 6001' }, plan: { event: 'START' } }).created, false);
+    assert.equal(runner.submit({ id: 'j1', type: 'mysql_cmd', params: { cmd: './stopmysql.sh 6001' } }).created, false);
+  });
+
   it('refuses an unknown job type and an unusable job id', () => {
     const { runner } = newRunner();
     runner.register('delete', async () => null);
