@@ -60,9 +60,9 @@ export interface StreamTrailer extends SourceSummary {
 }
 
 const MAX_FRAME = 4 * 1024 * 1024;
-const WRITE_BATCH = 4 * 1024 * 1024;
-/** Read size of the source files: fewer, larger reads and writes (cp uses 128 KiB–1 MiB; the socket takes what it can). */
-const READ_CHUNK = 4 * 1024 * 1024;
+const WRITE_BATCH = 1024 * 1024;
+/** Read size of the source files (4 MiB measured no faster over HTTP on loopback). */
+const READ_CHUNK = 1024 * 1024;
 
 /** A broken table stream: the sender's fault. */
 export class TableStreamError extends Error implements KindedError {
