@@ -27,6 +27,12 @@ export const archivedBinlogSchema = z.object({
   last_event_time: z.string(),
   /** `@@gtid_binlog_state`-style list of the GTIDs before the file's first event, when known. */
   gtid_list: z.string().optional(),
+  /**
+   * The same list at the file's end (gtid_list with the file's own GTIDs), when known. The next file
+   * of one history has `gtid_list` equal to it (as sets); a file that does not (a restored server
+   * starting a new history under the next number) does not continue this one.
+   */
+  gtid_end: z.string().optional(),
   /** When node-mgr committed it, ISO 8601 UTC. */
   archived_at: z.string(),
 });

@@ -17,6 +17,7 @@ export const EVENT = {
   /** MySQL 8's list of the GTIDs before the file (MariaDB writes GTID_LIST instead). */
   PREVIOUS_GTIDS: 35,
   BINLOG_CHECKPOINT: 161,
+  GTID: 162,
   GTID_LIST: 163,
   START_ENCRYPTION: 164,
 } as const;
@@ -60,6 +61,11 @@ export interface BinlogSummary {
   firstContentOffset: number | null;
   /** Type code of the last event (ROTATE for a file closed by a rotation, STOP by a shutdown). */
   lastEventType: number | null;
+  /**
+   * The GTID list at the file's end: its GTID_LIST with the last GTID of each domain and server
+   * seen in the file; null without a GTID_LIST. The next file of the same history starts with it.
+   */
+  gtidEnd: string | null;
 }
 
 /**
@@ -74,7 +80,7 @@ export class BinlogScanner {
   #gtidBody: Buffer[] | null = null;
   #gtidLeft = 0;
   #offset = 0;
-  #event: { type: number; time: number; at: number } | null = null;
+  #event: { type: number; time: number; at: number; server: number } | null = null;
   readonly summary: BinlogSummary = {
     events: 0,
     end: 0,
@@ -85,7 +91,12 @@ export class BinlogScanner {
     firstContentTime: null,
     firstContentOffset: null,
     lastEventType: null,
+    gtidEnd: null,
   };
+  /** Last seq_no per `domain-server` seen in GTID events. */
+  readonly #gtids = new Map<string, bigint>();
+  #gtidEventBody: Buffer[] | null = null;
+  #gtidEventLeft = 0;
 
   constructor(private readonly name = 'the binlog') {}
 
@@ -109,6 +120,11 @@ export class BinlogScanner {
           const keep = Math.min(this.#gtidLeft, take);
           this.#gtidBody.push(Buffer.from(buf.subarray(0, keep)));
           this.#gtidLeft -= keep;
+        }
+        if (this.#gtidEventBody && this.#gtidEventLeft > 0) {
+          const keep = Math.min(this.#gtidEventLeft, take);
+          this.#gtidEventBody.push(Buffer.from(buf.subarray(0, keep)));
+          this.#gtidEventLeft -= keep;
         }
         buf = buf.subarray(take);
         this.#skip -= take;
@@ -142,7 +158,7 @@ export class BinlogScanner {
     const time = h.readUInt32LE(0);
     const s = this.summary;
     // Counted once the whole event has passed: a file still being written may end inside it.
-    this.#event = { type, time, at };
+    this.#event = { type, time, at, server: h.readUInt32LE(5) };
     if (type === EVENT.START_ENCRYPTION) {
       // What follows is encrypted, headers included: nothing more can be read from it.
       throw new BinlogFormatError(`${this.name} is encrypted (a START_ENCRYPTION event at byte ${at}): node-mgr cannot read its event times`);
@@ -150,6 +166,10 @@ export class BinlogScanner {
     if (type === EVENT.GTID_LIST && s.gtidList === null) {
       this.#gtidBody = [];
       this.#gtidLeft = size - HEADER;
+    }
+    if (type === EVENT.GTID) {
+      this.#gtidEventBody = [];
+      this.#gtidEventLeft = Math.min(12, size - HEADER);
     }
     this.#skip = size - HEADER;
     this.#header = Buffer.alloc(0);
@@ -174,7 +194,18 @@ export class BinlogScanner {
     if (this.#gtidBody) {
       s.gtidList = parseGtidList(Buffer.concat(this.#gtidBody));
       this.#gtidBody = null;
+      for (const g of s.gtidList?.split(',').filter(Boolean) ?? []) {
+        const [d, srv, n] = g.split('-');
+        this.#gtids.set(`${d}-${srv}`, BigInt(n!));
+      }
     }
+    if (this.#gtidEventBody) {
+      // MariaDB's GTID event: seq_no u64, domain_id u32, …; the server id is the header's.
+      const body = Buffer.concat(this.#gtidEventBody);
+      this.#gtidEventBody = null;
+      if (body.length >= 12) this.#gtids.set(`${body.readUInt32LE(8)}-${this.#event!.server}`, body.readBigUInt64LE(0));
+    }
+    if (s.gtidList !== null) s.gtidEnd = [...this.#gtids].map(([k, n]) => `${k}-${n}`).join(',');
   }
 }
 

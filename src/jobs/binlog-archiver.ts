@@ -194,6 +194,7 @@ async function archiveOne(spec: NodeSpec, file: string, opts: ArchivePassOptions
       first_event_time: new Date(summary.firstEventTime! * 1000).toISOString(),
       last_event_time: new Date(summary.lastEventTime! * 1000).toISOString(),
       ...(summary.gtidList !== null ? { gtid_list: summary.gtidList } : {}),
+      ...(summary.gtidEnd !== null ? { gtid_end: summary.gtidEnd } : {}),
       archived_at: new Date((opts.now ?? Date.now)()).toISOString(),
     };
     // The commit point.

@@ -138,6 +138,13 @@ for (const kind of ['local', 'hdfs'] as const) {
         assert.equal(e.seq, Number(f.split('.')[1]));
       }
       assert.deepEqual((await store.list(archiveDir)).filter((x) => x.name.includes('_COPYING_')), [], 'no upload is left');
+      // One history: each file starts with the GTID list the one before ended with.
+      const asSet = (l: string | undefined) => new Set((l ?? '').split(',').filter(Boolean));
+      for (let i = 1; i < entries.length; i++) {
+        assert.ok(entries[i - 1]!.gtid_end !== undefined, `${entries[i - 1]!.file} has gtid_end`);
+        assert.deepEqual(asSet(entries[i]!.gtid_list), asSet(entries[i - 1]!.gtid_end), `${entries[i]!.file} continues ${entries[i - 1]!.file}`);
+      }
+      assert.ok(entries.some((e) => asSet(e.gtid_end).size > 0 && e.gtid_end !== e.gtid_list), 'some file added GTIDs');
 
       const v = await waitForNode(mgr.url, port, (n) => n.binlog_archive?.state === 'ok' && n.binlog_archive.last_archived?.file === entries.at(-1)!.file);
       assert.equal(v.binlog_archive.enabled, true);

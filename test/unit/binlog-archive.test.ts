@@ -37,13 +37,21 @@ function gtidListBody(gtids: Array<[number, number, bigint]>): Buffer {
   return b;
 }
 
+/** A GTID event's body: seq_no u64, domain_id u32, flags u8 (the server id is the header's: 7). */
+function gtidEventBody(seq: bigint, domain: number): Buffer {
+  const b = Buffer.alloc(13);
+  b.writeBigUInt64LE(seq, 0);
+  b.writeUInt32LE(domain, 8);
+  return b;
+}
+
 const QUERY = 2;
 const file = Buffer.concat([
   BINLOG_MAGIC,
   event(EVENT.FORMAT_DESCRIPTION, 1000, Buffer.alloc(80)),
   event(EVENT.GTID_LIST, 1000, gtidListBody([[0, 5, 3n], [1, 6, 2n ** 40n]])),
   event(EVENT.BINLOG_CHECKPOINT, 1000, Buffer.from('binlog.000001')),
-  event(162, 1005, Buffer.alloc(20)),
+  event(EVENT.GTID, 1005, gtidEventBody(4n, 0)),
   event(QUERY, 1006, Buffer.alloc(300)),
   event(EVENT.ROTATE, 1010, Buffer.from('binlog.000002')),
 ]);
@@ -60,6 +68,7 @@ describe('BinlogScanner', () => {
       assert.equal(s.firstEventTime, 1000, `pieces of ${n}`);
       assert.equal(s.lastEventTime, 1010);
       assert.equal(s.gtidList, '0-5-3,1-6-1099511627776');
+      assert.equal(s.gtidEnd, '0-5-3,1-6-1099511627776,0-7-4', 'the list at the end adds the file\'s own GTID');
       assert.equal(s.events, 6);
       assert.equal(s.contentEvents, 2);
       assert.equal(s.firstContentTime, 1005);
