@@ -22,7 +22,7 @@ export const MAY_IMPORT: Record<string, readonly string[]> = {
   backup: ['config', 'host'],
   engines: ['config', 'host', 'state', 'backup'],
   supervisor: ['machines', 'config', 'host', 'state', 'backup', 'engines'],
-  metrics: ['machines', 'config', 'host', 'state', 'supervisor'],
+  metrics: ['machines', 'config', 'host', 'state', 'backup', 'supervisor'],
   jobs: ['machines', 'config', 'host', 'state', 'backup', 'engines', 'supervisor', 'metrics'],
   cluster: ['machines', 'config', 'host', 'state', 'backup', 'engines', 'supervisor', 'metrics', 'jobs'],
   http: ['machines', 'config', 'host', 'state', 'backup', 'engines', 'supervisor', 'metrics', 'jobs', 'cluster'],
