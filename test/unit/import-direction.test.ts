@@ -15,20 +15,22 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
  * docs/architecture.md; change both together.
  */
 export const MAY_IMPORT: Record<string, readonly string[]> = {
+  // src/error-kind.ts: the kinds of failure every layer may say; it imports nothing.
+  'error-kind': [],
   machines: [],
-  config: [],
-  host: ['config'],
-  state: ['config', 'host'],
-  backup: ['config', 'host'],
-  engines: ['config', 'host', 'state', 'backup'],
-  supervisor: ['machines', 'config', 'host', 'state', 'backup', 'engines'],
-  metrics: ['machines', 'config', 'host', 'state', 'backup', 'supervisor'],
-  jobs: ['machines', 'config', 'host', 'state', 'backup', 'engines', 'supervisor', 'metrics'],
-  cluster: ['machines', 'config', 'host', 'state', 'backup', 'engines', 'supervisor', 'metrics', 'jobs'],
-  http: ['machines', 'config', 'host', 'state', 'backup', 'engines', 'supervisor', 'metrics', 'jobs', 'cluster'],
-  lifecycle: ['config', 'host', 'state'],
-  daemon: ['machines', 'config', 'host', 'state', 'backup', 'engines', 'supervisor', 'metrics', 'jobs', 'cluster', 'http', 'lifecycle'],
-  cli: ['machines', 'config', 'host', 'state', 'backup', 'engines', 'supervisor', 'metrics', 'jobs', 'cluster', 'http', 'lifecycle', 'daemon'],
+  config: ['error-kind'],
+  host: ['error-kind', 'config'],
+  state: ['error-kind', 'config', 'host'],
+  backup: ['error-kind', 'config', 'host'],
+  engines: ['error-kind', 'config', 'host', 'state', 'backup'],
+  supervisor: ['error-kind', 'machines', 'config', 'host', 'state', 'backup', 'engines'],
+  metrics: ['error-kind', 'machines', 'config', 'host', 'state', 'backup', 'supervisor'],
+  jobs: ['error-kind', 'machines', 'config', 'host', 'state', 'backup', 'engines', 'supervisor', 'metrics'],
+  cluster: ['error-kind', 'machines', 'config', 'host', 'state', 'backup', 'engines', 'supervisor', 'metrics', 'jobs'],
+  http: ['error-kind', 'machines', 'config', 'host', 'state', 'backup', 'engines', 'supervisor', 'metrics', 'jobs', 'cluster'],
+  lifecycle: ['error-kind', 'config', 'host', 'state'],
+  daemon: ['error-kind', 'machines', 'config', 'host', 'state', 'backup', 'engines', 'supervisor', 'metrics', 'jobs', 'cluster', 'http', 'lifecycle'],
+  cli: ['error-kind', 'machines', 'config', 'host', 'state', 'backup', 'engines', 'supervisor', 'metrics', 'jobs', 'cluster', 'http', 'lifecycle', 'daemon'],
   main: ['cli'],
 };
 
