@@ -62,7 +62,43 @@ export function errorHandler(this: unknown, err: unknown, req: FastifyRequest, r
   const { status, info } = errorReply(err);
   if (status === 500 || status > 501) req.log.error({ err }, "request failed");
   else req.log.warn({ status, info }, 'request refused');
+  if (status === 413 && !req.raw.complete) lingerBeforeClose(req.raw.socket);
   void reply.code(status).type('application/json').send({ result: 'error', info: oneLine(info) });
+}
+
+/** How long, and for how many more bytes, a socket closed after an early reply keeps reading. */
+export const LINGER = { ms: 2_000, bytes: 16 * 1024 * 1024 };
+const lingering = new WeakSet<Socket>();
+
+/**
+ * A reply sent before the request body was read (a 413 for a declared size over the limit) is
+ * followed by a close, with the client still sending the body. Closed at once, the socket has
+ * unread bytes, so the kernel answers with a reset, and a reset can destroy the reply before the
+ * client reads it: the client sees EPIPE or ECONNRESET instead of the 413. So such a socket closes
+ * the way servers linger: our side ends after the reply (FIN), what the client still sends is read
+ * and dropped, and the socket is destroyed once the client closes, or after LINGER.ms or
+ * LINGER.bytes, whichever comes first.
+ */
+export function lingerBeforeClose(socket: Socket): void {
+  if (lingering.has(socket) || socket.destroyed) return;
+  lingering.add(socket);
+  // Node's HTTP server closes a `Connection: close` socket with destroySoon() once the reply is out.
+  socket.destroySoon = () => {
+    let dropped = 0;
+    const done = () => {
+      clearTimeout(timer);
+      socket.destroy();
+    };
+    const timer = setTimeout(done, LINGER.ms);
+    timer.unref();
+    socket.on('data', (chunk: Buffer) => {
+      dropped += chunk.length;
+      if (dropped > LINGER.bytes) done();
+    });
+    socket.once('end', done);
+    socket.end();
+    socket.resume();
+  };
 }
 
 function oneLine(s: string): string {
