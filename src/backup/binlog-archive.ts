@@ -9,7 +9,7 @@
 // `<source>` names the server whose binlogs these are (`<host>_<port>`): a shard's replicas share
 // the backup dir, but each writes its own binlog sequence.
 import { z } from 'zod';
-import { backupDirFor, type BackupOwner } from './catalog.ts';
+import { backupDirFor, type BackupOwner } from './layout.ts';
 import { BackupStoreError, type BackupStore } from './store.ts';
 
 export const BINLOG_INDEX_NAME = 'INDEX.jsonl';

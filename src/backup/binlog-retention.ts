@@ -6,7 +6,7 @@
 // first (the index stops naming the file), then the file is deleted. A crash between the two leaves
 // a file no line names, which the next prune removes.
 import { BackupStoreError, type BackupStore } from './store.ts';
-import { COPYING_SUFFIX, STALE_UPLOAD_MS } from './catalog.ts';
+import { COPYING_SUFFIX, STALE_UPLOAD_MS } from './layout.ts';
 import { archivedBinlogPath, binlogIndexPath, binlogSeq, BINLOG_INDEX_NAME, readBinlogArchive, type RetiredBinlog } from './binlog-archive.ts';
 
 export interface RetiredFile {

@@ -67,6 +67,13 @@ export function isLegacyJobType(t: unknown): t is LegacyJobType {
   return typeof t === 'string' && Object.prototype.hasOwnProperty.call(legacyRequests, t);
 }
 
+/** The seed's reads (PROTOCOL §8: open while security.openReads); every other job type changes something. */
+export type SeedRead = 'get_node' | 'get_info' | 'get_status';
+
+export function isSeedRead(t: unknown): t is SeedRead {
+  return t === 'get_node' || t === 'get_info' || t === 'get_status';
+}
+
 /** Parses a body for its job type; the error names the first bad field in one sentence. */
 export function parseLegacyRequest<T extends LegacyJobType>(type: T, body: unknown): LegacyRequest<T> {
   const r = legacyRequests[type].safeParse(body);

@@ -1,25 +1,16 @@
 // The original node_mgr's face: `POST /` with a JSON body whose job_type selects the job
 // (PROTOCOL §1–§5), the multipart upload (§7), and `GET /<job_id>`.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { NodeView } from '../supervisor/supervisor.ts';
 import { submitCommandJob } from '../jobs/node-commands.ts';
-import { humanSize } from '../host/format.ts';
 import { sendDestination } from '../jobs/table-transfer.ts';
 import { badRequest, HttpError, notFound } from './errors.ts';
-import { isLegacyJobType, parseLegacyRequest, NODE_TYPES, type LegacyJobType } from './legacy-requests.ts';
+import { isLegacyJobType, isSeedRead, parseLegacyRequest, type LegacyJobType } from './legacy-requests.ts';
 import { legacyJobStatus } from './legacy-status.ts';
 import { seedRepliesFor } from './seed-replies.ts';
+import { legacyInfo } from './legacy-nodes.ts';
 import { handleUpload } from './upload.ts';
-import { binlogArchiveOf, type HttpDeps } from './deps.ts';
+import type { HttpDeps } from './deps.ts';
 import type { Access } from './auth.ts';
-
-const READ_ONLY = new Set<LegacyJobType>(['get_node', 'get_info', 'get_status']);
-
-const ROLE_TO_TYPE: Record<string, (typeof NODE_TYPES)[number] | undefined> = {
-  meta: 'meta_node',
-  storage: 'storage_node',
-  computer: 'computer_node',
-};
 
 /**
  * An upload or a job type that changes something is a mutation; get_* are reads. A body that names
@@ -29,7 +20,7 @@ function seedAccess(req: FastifyRequest): Access {
   if (req.isMultipart()) return 'mutate';
   const jobType = (req.body as { job_type?: unknown } | null | undefined)?.job_type;
   if (!isLegacyJobType(jobType)) return 'open';
-  return READ_ONLY.has(jobType) ? 'read' : 'mutate';
+  return isSeedRead(jobType) ? 'read' : 'mutate';
 }
 
 export async function legacyRoutes(app: FastifyInstance): Promise<void> {
@@ -117,61 +108,4 @@ function accept(deps: HttpDeps, submission: { id?: string; type: string; params:
 /** PROTOCOL §3: the acceptance reply of an asynchronous job. */
 function accepted(jobId: string) {
   return { result: 'succeed', info: 'accepted', job_id: jobId };
-}
-
-/** PROTOCOL §2: members keyed `<type>N`, original fields first; `uptime_s` as of `now`. */
-export function getNodeReply(deps: HttpDeps, nodeType?: (typeof NODE_TYPES)[number], nodes = deps.supervisor.list(), now = Date.now()): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  const types = nodeType ? [nodeType] : NODE_TYPES;
-  for (const t of types) {
-    nodes
-      .filter((n) => ROLE_TO_TYPE[n.role] === t)
-      .sort((a, b) => a.port - b.port)
-      .forEach((n, i) => {
-        out[`${t}${i}`] = legacyNode(n, deps, now);
-      });
-  }
-  return out;
-}
-
-/** PROTOCOL §2 get_info: the host's figures and its nodes counted by type. */
-export function legacyInfo(deps: HttpDeps, nodes: NodeView[]) {
-  const count = (t: string) => nodes.filter((n) => ROLE_TO_TYPE[n.role] === t).length;
-  return deps.host.legacyInfoNow(
-    { meta_node: count('meta_node'), storage_node: count('storage_node'), computer_node: count('computer_node') },
-    nodes.map((n) => n.dataDir),
-  );
-}
-
-function legacyNode(n: NodeView, deps: HttpDeps, now: number): Record<string, unknown> {
-  const usage = deps.usage.get(n.id);
-  const member: Record<string, unknown> = {
-    ip: n.ip,
-    port: n.port,
-    user: n.user,
-    pwd: deps.config.security.exposeSecrets ? n.password : '******',
-    path: n.dataDir,
-    disk_used: usage.diskUsed === null ? '' : humanSize(usage.diskUsed),
-    disk_free: usage.diskFree === null ? '' : humanSize(usage.diskFree),
-  };
-  if (n.role === 'storage' || n.role === 'meta') {
-    if (n.cluster !== undefined) member.cluster = n.cluster;
-    if (n.shard !== undefined) member.shard = n.shard;
-  }
-  if (n.role === 'computer' && n.cluster !== undefined) member.cluster = n.cluster;
-  Object.assign(member, {
-    kind: n.kind,
-    state: n.state,
-    wanted: n.wanted,
-    pid: n.pid,
-    since: n.since,
-    uptime_s: n.state === 'running' ? Math.round((now - Date.parse(n.since)) / 1000) : 0,
-    restarts: n.restarts,
-    last_exit: n.lastExit ? { code: n.lastExit.code, signal: n.lastExit.signal, cause: n.lastExit.cause, detail: n.lastExit.detail } : null,
-    cpu_pct: usage.cpuPct === null ? null : Math.round(usage.cpuPct * 100) / 100,
-    mem_rss: usage.memRss,
-  });
-  const archive = binlogArchiveOf(deps, n);
-  if (archive) member.binlog_archive = archive;
-  return member;
 }

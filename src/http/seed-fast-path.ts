@@ -12,7 +12,7 @@ import { ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { HttpDeps } from './deps.ts';
-import { parseLegacyRequest } from './legacy-requests.ts';
+import { isSeedRead, parseLegacyRequest } from './legacy-requests.ts';
 import { requireMutationAllowed } from './security.ts';
 import { seedRepliesFor, type SeedReplies } from './seed-replies.ts';
 
@@ -110,7 +110,8 @@ export class SeedFastPath {
     }
     if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
     const jobType = (body as { job_type?: unknown }).job_type;
-    if (jobType !== 'get_node' && jobType !== 'get_status' && jobType !== 'get_info') return undefined;
+    // The same rule as POST /'s declared access (legacy.ts seedAccess): only a read is answered here.
+    if (!isSeedRead(jobType)) return undefined;
     const config = this.opts.deps.config;
     try {
       if (!config.security.openReads) requireMutationAllowed(req, config);

@@ -9,7 +9,7 @@
 import type { JobRecord } from '../state/store.ts';
 import type { NodeView } from '../supervisor/supervisor.ts';
 import type { HttpDeps } from './deps.ts';
-import { getNodeReply, legacyInfo } from './legacy.ts';
+import { getNodeReply, legacyInfo } from './legacy-nodes.ts';
 import type { NODE_TYPES } from './legacy-requests.ts';
 import { noSuchJobStatus, toLegacyStatus } from './legacy-status.ts';
 

@@ -65,7 +65,7 @@ function fakeDeps() {
     },
     binlogArchive: {
       changes: 0,
-      view: () => ({ state: 'ok', lag_seconds: state.lagBehind === null ? 0 : Math.round((Date.now() - state.lagBehind) / 1000) }),
+      view: () => ({ enabled: true, state: 'ok', last_archived: null, lag_bytes: 0, lag_seconds: state.lagBehind === null ? 0 : Math.round((Date.now() - state.lagBehind) / 1000) }),
       nextLagChange: (now: number) => (state.lagBehind === null ? Infinity : state.lagBehind + Math.round((now - state.lagBehind) / 1000) * 1000 + 500),
     },
     jobs: { get: (id: string) => state.jobs.get(id) },
