@@ -13,7 +13,7 @@ import { lstat, open, readFile, realpath, rename, rm, writeFile } from 'node:fs/
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { BackupPosition } from './manifest.ts';
-import { isAlive, sendSignal, waitForExit, workingDir } from '../host/process-info.ts';
+import { isAlive, listPids, sendSignal, waitForExit, workingDir } from '../host/process-info.ts';
 
 /** The restore journal, kept in the node dir while a cold restore swaps the data dir. */
 export const JOURNAL_NAME = '.restore-journal.json';
@@ -136,15 +136,20 @@ export async function durableRename(from: string, to: string): Promise<void> {
 /**
  * Kills the private server a restore to a time was replaying logs with, if it still runs: its data
  * dir (the unpacked backup) is about to be removed. Only a process working in that very dir is
- * touched (a server chdirs into its data dir), so a recycled pid is left alone.
+ * touched (a server chdirs into its data dir), so a recycled pid is left alone. The journal's pid
+ * is looked at first; a node-mgr killed between starting the server and journaling its pid left
+ * none, so then every process is asked whether it works in that dir. Returns the pids killed.
  */
-async function stopReplayServer(pid: number, dir: string): Promise<boolean> {
-  if (!(await isAlive(pid))) return false;
-  const real = await realpath(dir).catch(() => dir);
-  if ((await workingDir(pid)) !== real) return false;
-  sendSignal(pid, 'SIGKILL');
-  await waitForExit(pid, 30_000);
-  return true;
+async function stopReplayServer(pid: number | undefined, dir: string): Promise<number[]> {
+  const real = await realpath(dir).catch(() => null);
+  if (real === null) return [];
+  const candidates = pid !== undefined && (await isAlive(pid)) && (await workingDir(pid)) === real ? [pid] : [];
+  if (candidates.length === 0) {
+    for (const p of await listPids()) if (p !== process.pid && (await workingDir(p)) === real) candidates.push(p);
+  }
+  for (const p of candidates) sendSignal(p, 'SIGKILL');
+  for (const p of candidates) await waitForExit(p, 30_000);
+  return candidates;
 }
 
 /**
@@ -168,8 +173,10 @@ export async function recoverRestore<N extends JournalNode>(
   if (!j) return null;
   // Only ever act on the directories this journal names, for the node it was written for.
   if (j.dataDir !== spec.dataDir) throw new Error(`${journalPath(spec)} is for data dir ${j.dataDir}, but node ${spec.id} has ${spec.dataDir}; resolve it by hand`);
-  if (j.replayPid !== undefined && (await stopReplayServer(j.replayPid, j.newDir))) {
-    log.warn({ node: spec.id, pid: j.replayPid }, `stopped the replay server (pid ${j.replayPid}) an interrupted restore to a time had left running on ${j.newDir}`);
+  if (j.step === 'replaying' || j.replayPid !== undefined) {
+    for (const pid of await stopReplayServer(j.replayPid, j.newDir)) {
+      log.warn({ node: spec.id, pid }, `stopped the replay server (pid ${pid}) an interrupted restore to a time had left running on ${j.newDir}`);
+    }
   }
   const data = await exists(j.dataDir);
   const old = await exists(j.oldDir);

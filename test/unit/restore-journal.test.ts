@@ -79,6 +79,28 @@ describe('recovering an interrupted restore at start-up', () => {
     }
   });
 
+  it('killed after starting the replay server but before journaling its pid: the server working in the unpacked dir is found and killed', async () => {
+    const { spec, dirs } = await layout('replaying');
+    const { spawn } = await import('node:child_process');
+    const server = spawn('sleep', ['60'], { cwd: dirs.newDir, stdio: 'ignore' });
+    const bystander = spawn('sleep', ['60'], { cwd: spec.dir, stdio: 'ignore' });
+    try {
+      const journal = (await readJournal(spec))!;
+      assert.equal(journal.replayPid, undefined);
+      const exited = new Promise((resolve) => server.once('exit', (_c, sig) => resolve(sig)));
+      const r = await recoverRestore(spec, notRunning, log);
+      assert.equal(r?.outcome, 'old');
+      assert.equal(await exited, 'SIGKILL');
+      assert.equal(bystander.exitCode, null);
+      assert.equal(bystander.signalCode, null);
+      await onlyDataLeft(spec.dir);
+    } finally {
+      server.kill('SIGKILL');
+      bystander.kill('SIGKILL');
+      await rm(spec.dir, { recursive: true, force: true });
+    }
+  });
+
   it('killed while unpacking or stopping: the old data dir stays, the unpacked one goes', async () => {
     for (const step of ['unpacking', 'stopping'] as const) {
       const { spec } = await layout(step);
