@@ -119,7 +119,15 @@ export async function backupRoutes(app: FastifyInstance): Promise<void> {
   const accept = (reply: FastifyReply, submission: { id?: string; type: string; params: unknown; nodeId?: string }) => {
     const { job } = jobs.submit(submission);
     return reply.code(202).header('location', `/v1/jobs/${encodeURIComponent(job.id)}`).send({ result: 'succeed', info: 'accepted', job_id: job.id });
+  };  /** A restore or a rebuild of the node on `port`: the named backup file and store checked, then the job. */
+  const acceptRestore = (reply: FastifyReply, type: 'coldrestore' | 'rebuild_node', port: number, body: { job_id?: string; file?: string; store?: string }) => {
+    const n = nodeOf(port);
+    if (body.file !== undefined) checkPath(body.file);
+    storeOf(body.store);
+    const { job_id, ...params } = body;
+    return accept(reply, { id: job_id, type, params, nodeId: n.id });
   };
+
 
   app.get<{ Querystring: { port?: number; store?: Body<'backup'>['store'] } }>(
     '/backups',
@@ -220,13 +228,7 @@ export async function backupRoutes(app: FastifyInstance): Promise<void> {
         response: { 202: acceptedSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema },
       },
     },
-    async (req, reply) => {
-      const n = nodeOf(req.params.port);
-      if (req.body.file !== undefined) checkPath(req.body.file);
-      storeOf(req.body.store);
-      const { job_id, ...params } = req.body;
-      return accept(reply, { id: job_id, type: 'coldrestore', params, nodeId: n.id });
-    },
+    async (req, reply) => acceptRestore(reply, 'coldrestore', req.params.port, req.body),
   );
 
   app.post<{ Params: { port: number }; Body: Body<'rebuild'> }>(
@@ -240,13 +242,7 @@ export async function backupRoutes(app: FastifyInstance): Promise<void> {
         response: { 202: acceptedSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema },
       },
     },
-    async (req, reply) => {
-      const n = nodeOf(req.params.port);
-      if (req.body.file !== undefined) checkPath(req.body.file);
-      storeOf(req.body.store);
-      const { job_id, ...params } = req.body;
-      return accept(reply, { id: job_id, type: 'rebuild_node', params, nodeId: n.id });
-    },
+    async (req, reply) => acceptRestore(reply, 'rebuild_node', req.params.port, req.body),
   );
 }
 
