@@ -11,9 +11,9 @@ import { stateDirHolder } from '../../src/state/lock.ts';
 
 /**
  * Runs `serve` until its output matches `until` (or it has served for a while), then SIGTERM to its
- * process group, and returns once that node-mgr has let go of its state dir. Under `script` the
- * node-mgr runs in the pseudo-terminal's own session, so `script` can exit before it does; the next
- * serve on the same state dir would then be refused as a second node-mgr.
+ * process group and to the node-mgr holding the state dir, and returns once that node-mgr has let go
+ * of it. Under `script` the node-mgr runs in the pseudo-terminal's own session, so `script` can exit
+ * before it does; the next serve on the same state dir would then be refused as a second node-mgr.
  */
 async function serveOutput(stateDir: string, argv: string[], until: RegExp | (() => Promise<boolean>), viaTerminal = false): Promise<string> {
   const [cmd, args] = viaTerminal
@@ -28,10 +28,16 @@ async function serveOutput(stateDir: string, argv: string[], until: RegExp | (()
   const deadline = Date.now() + 60_000;
   const done = async () => (until instanceof RegExp ? until.test(out) : until());
   while (!(await done()) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
-  try {
-    process.kill(-child.pid!, 'SIGTERM');
-  } catch {
-    /* already gone */
+  // Under `script` node-mgr is in another session: the signal to script's group may never reach it
+  // (script passes SIGTERM to the shell it started, and the pty's hangup is SIGHUP, which node-mgr
+  // takes as "reload the config"). So node-mgr is also sent SIGTERM by the pid that holds the state dir.
+  const holder = await stateDirHolder(stateDir);
+  for (const pid of [-child.pid!, ...(holder === null ? [] : [holder])]) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* already gone */
+    }
   }
   await exited;
   const released = Date.now() + 60_000;
