@@ -4,4 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 npx tsc --noEmit -p .
 mkdir -p test-artifacts
-exec node --import tsx --test --test-concurrency=2 --test-timeout=600000 test/unit/*.test.ts test/integration/*.test.ts test/chaos/*.test.ts
+# TAP as before on stdout; at the very end, each failure once with its message (test/support/failure-summary.mjs).
+exec node --import tsx --test --test-concurrency=2 --test-timeout=600000 \
+  --test-reporter=tap --test-reporter-destination=stdout \
+  --test-reporter=./test/support/failure-summary.mjs --test-reporter-destination=stderr \
+  test/unit/*.test.ts test/integration/*.test.ts test/chaos/*.test.ts
