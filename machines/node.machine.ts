@@ -363,8 +363,22 @@ export const nodeMachine = setup({
       invoke: {
         src: 'initialize',
         input: ({ context }) => ({ nodeId: context.nodeId }),
-        onDone: { target: 'preflight' },
-        onError: { target: 'stopped', actions: { type: 'recordError', params: ({ event }) => ({ error: event.error }) } },
+        onDone: [
+          { guard: { type: 'intentIs', params: { intent: 'drop' } }, target: 'dropping' },
+          { guard: { type: 'intentIs', params: { intent: 'stop' } }, target: 'stopped' },
+          { target: 'preflight' },
+        ],
+        onError: [
+          // A half-made data dir is what a DROP asked to remove anyway.
+          { guard: { type: 'intentIs', params: { intent: 'drop' } }, target: 'dropping' },
+          { target: 'stopped', actions: { type: 'recordError', params: ({ event }) => ({ error: event.error }) } },
+        ],
+      },
+      on: {
+        // The data dir is being made (mysql_install_db, initdb): that is not cut short, which could
+        // leave a half-made dir behind; the node goes where it was told as soon as it is made.
+        STOP: { actions: ['wantStopped', { type: 'setIntent', params: { intent: 'stop' } }] },
+        DROP: { actions: ['wantStopped', { type: 'setIntent', params: { intent: 'drop' } }] },
       },
     },
     preflight: {

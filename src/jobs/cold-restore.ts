@@ -124,8 +124,8 @@ export interface RestoreHooks {
 }
 
 /**
- * A node in its restart loop (preflight, starting, crashed, backoff, held) takes a STOP but not a
- * restore: it is stopped first. The chart answers, so a new state of the loop needs no list here.
+ * A node in its restart loop (preflight, starting, crashed, backoff, held), or one whose data dir is
+ * being made (initializing), takes a STOP but not a restore: it is stopped first. The chart answers, so a new state of the loop needs no list here.
  */
 function mustStopFirst(supervisor: Supervisor, id: string, jobId: string): boolean {
   return supervisor.accepts(id, { type: 'STOP' }) && !supervisor.accepts(id, { type: 'RESTORE_STARTED', jobId });

@@ -462,11 +462,11 @@ export class Supervisor extends EventEmitter {
     if (!n.actor.getSnapshot().can({ type: 'CREATE' })) throw new NodeCommandError(`node ${id} is ${n.state}; only a stopped node can be created`, 'conflict');
     n.actor.send({ type: 'CREATE' });
     const snap = await this.waitSettled(n, timeoutMs);
-    if (!snap.hasTag('serving')) {
-      const view = this.view(n);
-      throw new NodeCommandError(`create of node ${id} failed: ${view.lastError ?? view.state}`, 'conflict');
-    }
-    return this.view(n);
+    if (snap.status === 'done') throw new NodeCommandError(`node ${id} was dropped while it was being created`, 'conflict');
+    const view = this.view(n);
+    // A STOP that came while the data dir was being made is honoured: created, and stopped as asked.
+    if (snap.hasTag('serving') || (view.state === 'stopped' && snap.context.wanted === 'stopped' && !view.lastError)) return view;
+    throw new NodeCommandError(`create of node ${id} failed: ${view.lastError ?? view.state}`, 'conflict');
   }
 
   /** Stops the node, moves its directories to the trash and forgets it. */

@@ -27,11 +27,12 @@ describe('supervising real servers', () => {
   let mysqlPort: number;
   let pgPort: number;
   let badPort: number;
+  let latePort: number;
   const seenPids: number[] = [];
 
   before(async () => {
     root = path.dirname(await tempNodeDir());
-    [mysqlPort, pgPort, badPort] = [await freePort(), await freePort(), await freePort()];
+    [mysqlPort, pgPort, badPort, latePort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     config = {
       listen: { host: '127.0.0.1', port: await freePort() },
       stateDir: path.join(root, 'state'),
@@ -49,6 +50,7 @@ describe('supervising real servers', () => {
           password: 'admin_pwd',
           policy: { restart: { maxRestarts: 2 } },
         },
+        { kind: 'mysql', role: 'storage', port: latePort, dir: path.join(root, 'late'), user: 'admin', password: 'admin_pwd' },
       ],
     };
     mgr = await startNodeMgrProcess(path.join(root, 'mgr'), config);
@@ -243,5 +245,21 @@ describe('supervising real servers', () => {
     assert.ok(trashed, 'the node has a trash entry');
     const moved = readdirSync(path.join(root, 'state', 'trash', trashed, 'bad')).sort();
     assert.ok(moved.includes('data') && moved.includes('my.cnf'), `trash holds ${moved.join(', ')}`);
+  });
+
+  it('DROP while the node is being created is carried out once its data dir is made: no server started, the create says so', async () => {
+    const create = api(mgr.url, 'POST', `/v1/nodes/${latePort}/create`);
+    await waitForNode(mgr.url, latePort, (x) => x.state === 'initializing');
+    const r = await api(mgr.url, 'DELETE', `/v1/nodes/${latePort}`);
+    assert.equal(r.status, 200, r.text);
+    const created = await create;
+    assert.equal(created.status, 409, created.text);
+    assert.match(created.text, /was dropped while it was being created/);
+    assert.equal((await api(mgr.url, 'GET', `/v1/nodes/${latePort}`)).status, 404);
+    assert.equal(existsSync(path.join(root, 'late')), false);
+    const trash = readdirSync(path.join(root, 'state', 'trash'));
+    assert.ok(trash.some((d) => d.startsWith(`mysql-${latePort}`)), `trash holds ${trash.join(', ')}`);
+    const { stdout } = await run('pgrep', ['-f', path.join(root, 'late')]).catch(() => ({ stdout: '' }));
+    assert.equal(stdout.trim(), '', 'a server of the dropped node runs');
   });
 });

@@ -34,6 +34,8 @@ function harness(opts: {
   policy?: Partial<NodePolicy['restart']>;
   probe?: Partial<NodePolicy['probe']>;
   autoReady?: boolean;
+  /** The data dir's creation (CREATE); resolves at once unless given. */
+  initialize?: () => Promise<void>;
 } = {}): Harness {
   const clock = new SimulatedClock();
   const commands: ProcessCommand[] = [];
@@ -59,6 +61,7 @@ function harness(opts: {
       probe: fromCallback<AnyEventObject, { nodeId: string }>(() => () => {}),
       diagnose: fromPromise(opts.diagnose ?? (async () => opts.diagnosis ?? { cause: 'killed_by_signal', detail: 'killed by SIGKILL', logTail: [] })),
       drop: fromPromise(async () => {}),
+      initialize: fromPromise(opts.initialize ?? (async () => {})),
     },
   });
   const actor = createActor(machine, {
@@ -472,6 +475,50 @@ describe('node statechart', () => {
     assert.equal(h.state(), 'dropped');
   });
 
+  /** A node being created whose data dir is made when `made` is called (or fails with `failed`). */
+  async function creating() {
+    let made!: () => void;
+    let failed!: (err: Error) => void;
+    const h = harness({ wanted: 'stopped', initialize: () => new Promise<void>((res, rej) => ((made = res), (failed = rej))) });
+    await h.settle();
+    h.actor.send({ type: 'CREATE' });
+    await h.settle();
+    assert.equal(h.state(), 'initializing');
+    return { h, made: async () => (made(), h.settle()), failed: async (err: Error) => (failed(err), h.settle()) };
+  }
+
+  it('DROP while the data dir is being created is kept and carried out once it is made, without a start', async () => {
+    const { h, made } = await creating();
+    h.actor.send({ type: 'DROP' });
+    await h.settle();
+    assert.equal(h.state(), 'initializing', 'the creation is not cut short');
+    await made();
+    assert.equal(h.state(), 'dropped');
+    assert.equal(h.spawned.length, 0, 'nothing was started');
+  });
+
+  it('DROP while the data dir is being created drops it also when the creation fails', async () => {
+    const { h, failed } = await creating();
+    h.actor.send({ type: 'DROP' });
+    await failed(new Error('mysql_install_db exited with code 1'));
+    assert.equal(h.state(), 'dropped');
+  });
+
+  it('STOP while the data dir is being created leaves the node stopped once it is made', async () => {
+    const { h, made } = await creating();
+    h.actor.send({ type: 'STOP' });
+    await made();
+    assert.equal(h.state(), 'stopped');
+    assert.equal(h.actor.getSnapshot().context.wanted, 'stopped');
+    assert.equal(h.spawned.length, 0, 'nothing was started');
+  });
+
+  it('a creation without STOP or DROP goes on to start the node', async () => {
+    const { h, made } = await creating();
+    await made();
+    assert.equal(h.state(), 'running');
+  });
+
   it('a crash of a node wanted stopped (adopted) does not restart it', async () => {
     const h = harness({ adoptPid: 55, wanted: 'stopped' });
     await h.settle();
@@ -588,7 +635,7 @@ describe('questions asked of the node chart', () => {
       const work = snap.can({ type: 'WORK_STARTED', work: 'backing_up', jobId: 'j' });
       assert.equal(work, snap.hasTag('idle'), `${leaf.wire}: WORK_STARTED`);
       const stopFirst = snap.can({ type: 'STOP' }) && !snap.can({ type: 'RESTORE_STARTED', jobId: 'j' });
-      assert.equal(stopFirst, ['preflight', 'starting', 'crashed', 'backoff', 'held'].includes(leaf.wire!), `${leaf.wire}: stop before a restore`);
+      assert.equal(stopFirst, ['initializing', 'preflight', 'starting', 'crashed', 'backoff', 'held'].includes(leaf.wire!), `${leaf.wire}: stop before a restore`);
     }
   });
 
