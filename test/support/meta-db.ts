@@ -6,11 +6,11 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { freePort } from './nodes.ts';
 import mysql, { type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
 
 const execFileP = promisify(execFile);
@@ -289,18 +289,6 @@ async function stopChild(child: ChildProcess, exited: Promise<string>): Promise<
   clearTimeout(timer);
 }
 
-/** A port nothing listens on right now (the kernel picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 function lookupUser(name: string): { name: string; uid: number; gid: number } {
   for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
     const f = line.split(':');
@@ -320,3 +308,6 @@ async function logTail(file: string): Promise<string> {
 function tail(text: string, lines = 15): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
+
+/** A port nothing listens on right now, below the ephemeral range (see nodes.ts). */
+export { freePort };

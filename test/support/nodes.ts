@@ -16,19 +16,27 @@ export const TEST_RUN_AS = process.env.NODE_MGR_TEST_RUN_AS ?? 'nodemgr';
 // The stock servers of this machine: never hand these out.
 const FORBIDDEN_PORTS = new Set([3306, 5432]);
 
-/** A TCP port free on 127.0.0.1 right now (the kernel's choice for port 0). */
+/**
+ * Ports handed out lie below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768 and
+ * up): a port the kernel chose for `listen(0)` comes from the range it also takes client sockets'
+ * local ports from, so between "free" and a server binding it an outgoing connection of a test
+ * running alongside could take it (and a node meant not to answer could be answered).
+ */
+const PORT_LOW = 20_000;
+const PORT_HIGH = 32_000;
+
+/** A TCP port free on 127.0.0.1 right now, picked at random below the ephemeral range. */
 export async function freePort(): Promise<number> {
   for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
+    const port = PORT_LOW + Math.floor(Math.random() * (PORT_HIGH - PORT_LOW));
+    if (FORBIDDEN_PORTS.has(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
       const server = net.createServer();
       server.unref();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const { port } = server.address() as net.AddressInfo;
-        server.close(() => resolve(port));
-      });
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
     });
-    if (!FORBIDDEN_PORTS.has(port)) return port;
+    if (free) return port;
   }
 }
 
