@@ -1,9 +1,13 @@
 // API figure: get_node, get_status and get_info throughput and latency with 20 real nodes
 // supervised (10 MariaDB + 10 PostgreSQL), against a bare fastify answering a static JSON of the
 // same size (the floor of the stack). autocannon (keep-alive, 10 and 100 connections), then
-// closeload (one connection per request, as the original C++ callers do).
+// closeload (one connection per request, as the original C++ callers do), where two more
+// baselines answer the same bytes: a bare node:http server (the floor of Node's HTTP) and a raw
+// node:net server that reads the request and writes the prepared reply (the ceiling of Node itself
+// for one connection per request: what any leaner HTTP front in Node could reach at best).
 //
 //   node --import tsx bench/api.ts        BENCH_SECONDS=10 (autocannon), BENCH_CLOSELOAD_SECONDS=5
+//   BENCH_API_PARTS=closeload             only the closeload runs (autocannon skipped)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -22,6 +26,7 @@ const CONNECTIONS = [10, 100];
 /** One connection per request at the issue's concurrencies (c10, c50). */
 const CLOSE_CONCURRENCY = [10, 50];
 const STATUS_JOB = 'bench_get_status_job';
+const PARTS = (process.env.BENCH_API_PARTS ?? 'autocannon,closeload').split(',');
 
 type JobType = 'get_node' | 'get_status' | 'get_info';
 const JOB_TYPES: JobType[] = ['get_node', 'get_status', 'get_info'];
@@ -34,8 +39,12 @@ const bodyOf: Record<JobType, string> = {
 /** A substring every good reply holds (closeload counts a reply without it as bad). */
 const expectOf: Record<JobType, string> = { get_node: 'storage_node0', get_status: STATUS_JOB, get_info: 'cpu_used' };
 
+/** 'baseline' is the bare fastify (every table); 'http' and 'net' run in the closeload tables only. */
+type TargetName = 'ours' | 'baseline' | 'http' | 'net';
+type BaselineKind = 'fastify' | 'http' | 'net';
+
 interface Target {
-  name: 'ours' | 'baseline';
+  name: TargetName;
   port: number;
   pid: number;
 }
@@ -77,22 +86,23 @@ async function cannon(target: Target, jobType: JobType, connections: number, sec
   };
 }
 
-async function startBaseline(replies: Record<JobType, string>, dir: string): Promise<{ child: ChildProcess; port: number }> {
+async function startBaseline(replies: Record<JobType, string>, dir: string, kind: BaselineKind): Promise<{ child: ChildProcess; port: number }> {
   const file = path.join(dir, 'static-replies.json');
   await writeFile(file, JSON.stringify(replies));
   const port = await benchPort();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'support/static-server.ts'), '--port', String(port), '--replies', file], {
+  const script = path.join(BENCH_DIR, 'support/static-server.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', script, '--port', String(port), '--replies', file, '--kind', kind], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the static baseline server did not start within 30 s')), 30_000);
+    const timer = setTimeout(() => reject(new Error(`the static ${kind} baseline server did not start within 30 s`)), 30_000);
     child.stdout!.on('data', (c: Buffer) => {
       if (c.toString().includes('static-server listening')) {
         clearTimeout(timer);
         resolve();
       }
     });
-    child.once('exit', (code) => reject(new Error(`the static baseline server exited (${code})`)));
+    child.once('exit', (code) => reject(new Error(`the static ${kind} baseline server exited (${code})`)));
   });
   return { child, port };
 }
@@ -136,19 +146,21 @@ async function main(): Promise<void> {
     if (r.status !== 200 || !r.text.includes(expectOf[t])) throw new Error(`${t} answered ${r.status}: ${r.text.slice(0, 300)}`);
     replies[t] = r.text;
   }
-  const baseline = await startBaseline(replies, stateDir);
-  onCleanup(() => {
-    baseline.child.kill('SIGTERM');
-  });
-  const targets: Target[] = [
-    { name: 'ours', port: Number(new URL(mgr.url).port), pid: mgr.pid },
-    { name: 'baseline', port: baseline.port, pid: baseline.child.pid! },
-  ];
+  const baselines = {} as Record<BaselineKind, { child: ChildProcess; port: number }>;
+  for (const kind of ['fastify', 'http', 'net'] as const) {
+    const b = (baselines[kind] = await startBaseline(replies, stateDir, kind));
+    onCleanup(() => {
+      b.child.kill('SIGTERM');
+    });
+  }
+  const targetOf = (name: TargetName, b: { child: ChildProcess; port: number }): Target => ({ name, port: b.port, pid: b.child.pid! });
+  const targets: Target[] = [{ name: 'ours', port: Number(new URL(mgr.url).port), pid: mgr.pid }, targetOf('baseline', baselines.fastify)];
+  const closeTargets: Target[] = [...targets, targetOf('http', baselines.http), targetOf('net', baselines.net)];
   const sizes = Object.fromEntries(JOB_TYPES.map((t) => [t, Buffer.byteLength(replies[t])])) as Record<JobType, number>;
   console.log(`    reply sizes: ${JOB_TYPES.map((t) => `${t} ${sizes[t]} B`).join(', ')} (the baseline answers the same bytes)`);
 
   const cannonResults: Record<string, Record<string, LoadFigure>> = {};
-  for (const t of JOB_TYPES) {
+  for (const t of PARTS.includes('autocannon') ? JOB_TYPES : []) {
     for (const target of targets) await cannon(target, t, 10, WARMUP_SECONDS);
     for (const c of CONNECTIONS) {
       const cell: Record<string, LoadFigure> = {};
@@ -161,14 +173,16 @@ async function main(): Promise<void> {
   }
 
   // One connection per request. HTTP/1.0 (server closes) is what the original callers send; the
-  // shared binary as built (HTTP/1.1, client closes) is run for get_node as a cross-check.
+  // shared binary as built (HTTP/1.1, client closes) is run for get_node and get_status too.
   const closeRuns: Array<{ t: JobType; c: number; variant: CloseloadVariant }> = [];
-  for (const t of JOB_TYPES) for (const c of CLOSE_CONCURRENCY) closeRuns.push({ t, c, variant: 'http10-eof' });
-  for (const c of CLOSE_CONCURRENCY) closeRuns.push({ t: 'get_node', c, variant: 'http11-cl' });
+  if (PARTS.includes('closeload')) {
+    for (const t of JOB_TYPES) for (const c of CLOSE_CONCURRENCY) closeRuns.push({ t, c, variant: 'http10-eof' });
+    for (const t of ['get_node', 'get_status'] as const) for (const c of CLOSE_CONCURRENCY) closeRuns.push({ t, c, variant: 'http11-cl' });
+  }
   const closeResults: Record<string, Record<string, CloseloadResult & { serverCpuPct: number }>> = {};
   for (const run of closeRuns) {
     const cell: Record<string, CloseloadResult & { serverCpuPct: number }> = {};
-    for (const target of targets) {
+    for (const target of closeTargets) {
       const before = cpuSample(target.pid);
       const r = await closeload(run.variant, target.port, run.c, CLOSELOAD_SECONDS, bodyOf[run.t], expectOf[run.t]);
       cell[target.name] = { ...r, serverCpuPct: cpuPercent(before, cpuSample(target.pid)).self };
@@ -180,7 +194,7 @@ async function main(): Promise<void> {
 
   const tables: string[] = [];
   const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
-  for (const t of JOB_TYPES) {
+  for (const t of PARTS.includes('autocannon') ? JOB_TYPES : []) {
     for (const c of CONNECTIONS) {
       const cell = cannonResults[`${t}/${c}`]!;
       const [o, b] = [cell.ours!, cell.baseline!];
@@ -201,18 +215,20 @@ async function main(): Promise<void> {
   }
   for (const run of closeRuns) {
     const cell = closeResults[`${run.variant}/${run.t}/${run.c}`]!;
-    const [o, b] = [cell.ours!, cell.baseline!];
+    const [o, b, h, n] = [cell.ours!, cell.baseline!, cell.http!, cell.net!];
     const how = run.variant === 'http10-eof' ? 'HTTP/1.0, server closes' : 'HTTP/1.1 as built, client closes';
+    const per = (x: CloseloadResult & { serverCpuPct: number }) => perCpuSecond(x.rps, x.serverCpuPct);
+    const lat = (x: CloseloadResult) => `${ms(x.latencyMs.p50)} / ${ms(x.latencyMs.p99)}`;
     tables.push(
       table(
         `API ${run.t}, closeload ${run.c} conc (${how})`,
-        ['ours', 'baseline', 'ratio'],
+        ['ours', 'baseline', 'ratio', 'node:http', 'ours/http', 'raw net', 'net/http'],
         [
-          ['req/s', o.rps, b.rps, ratio(o.rps, b.rps)],
-          ['p50 ms / p99 ms', `${ms(o.latencyMs.p50)} / ${ms(o.latencyMs.p99)}`, `${ms(b.latencyMs.p50)} / ${ms(b.latencyMs.p99)}`, null],
-          ['server CPU, % of one core', o.serverCpuPct, b.serverCpuPct, null],
-          ['requests per server CPU-second', perCpuSecond(o.rps, o.serverCpuPct), perCpuSecond(b.rps, b.serverCpuPct), ratio(perCpuSecond(o.rps, o.serverCpuPct), perCpuSecond(b.rps, b.serverCpuPct))],
-          ['failed requests', closeloadErrors(o), closeloadErrors(b), null],
+          ['req/s', o.rps, b.rps, ratio(o.rps, b.rps), h.rps, ratio(o.rps, h.rps), n.rps, ratio(n.rps, h.rps)],
+          ['p50 ms / p99 ms', lat(o), lat(b), null, lat(h), null, lat(n), null],
+          ['server CPU, % of one core', o.serverCpuPct, b.serverCpuPct, null, h.serverCpuPct, null, n.serverCpuPct, null],
+          ['requests per server CPU-second', per(o), per(b), ratio(per(o), per(b)), per(h), ratio(per(o), per(h)), per(n), ratio(per(n), per(h))],
+          ['failed requests', closeloadErrors(o), closeloadErrors(b), null, closeloadErrors(h), null, closeloadErrors(n), null],
         ],
       ),
     );
@@ -220,7 +236,8 @@ async function main(): Promise<void> {
   const notes = [
     `ours: node-mgr supervising ${nodes.length} real nodes (${kinds}; default policies: SELECT 1 probe every 5 s, usage pass every 10 s);`,
     `baseline: bare fastify 5 in its own process answering the same reply bytes (${JOB_TYPES.map((t) => `${t} ${sizes[t]} B`).join(', ')}).`,
-    `ratio: ours / baseline (req/s, requests per CPU-second). Load client and servers share the same 2 cores. ${stillRunning}/${nodes.length} nodes still running after the load.`,
+    'closeload only: node:http = bare node:http answering the same bytes in its request event; raw net = a node:net server that reads the request and writes the same bytes (the ceiling of Node per connection).',
+    `ratio: ours / baseline (req/s, requests per CPU-second); ours/http, net/http likewise. Load client and servers share the same 2 cores. ${stillRunning}/${nodes.length} nodes still running after the load.`,
   ];
   tables.push(notes.join('\n'));
   console.log('');
