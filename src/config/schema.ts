@@ -134,6 +134,11 @@ export const configSchema = z.strictObject({
   security: z
     .strictObject({
       token: z.string().optional(),
+      /**
+       * A second bearer token for the other hosts' node-mgrs (their peers[].token): it opens the /v1
+       * reads and the receiving of a table, and nothing else, so a peer host holds no full credential.
+       */
+      peerToken: z.string().min(16, 'must be at least 16 characters').optional(),
       allowFrom: z.array(z.string()).default([]),
       openReads: z.boolean().default(true),
       exposeSecrets: z.boolean().default(false),
@@ -153,6 +158,11 @@ export const configSchema = z.strictObject({
       /** A connection must deliver a whole request head this long after it opens (408 and closed otherwise). */
       headersTimeoutMs: z.number().int().positive().default(10_000),
     })
+    .refine((s) => s.peerToken === undefined || Boolean(s.token) || s.allowFrom.length > 0, {
+      message: 'needs security.token or security.allowFrom: without them every caller may already do everything',
+      path: ['peerToken'],
+    })
+    .refine((s) => s.peerToken === undefined || s.peerToken !== s.token, { message: 'must differ from security.token', path: ['peerToken'] })
     .prefault({}),
   discovery: z
     .strictObject({

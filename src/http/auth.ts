@@ -6,13 +6,15 @@
 //           validated (preHandler), so a malformed URL stays a 400
 //   mutate  a credential, checked as soon as the request head is in (onRequest): a caller without
 //           one gets 401/403 before its body is read, parsed or validated
+//   peer    what a peer node-mgr calls to hand over a table: like mutate, and security.peerToken
+//           also opens it (that token opens the /v1 reads too, and nothing else)
 // A route whose access depends on what is asked (the seed face's POST /, by job_type) declares a
 // function of the parsed request instead, checked where the reads are.
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify';
 import type { Config } from '../config/schema.ts';
-import { requireMutationAllowed } from './security.ts';
+import { requireMutationAllowed, requirePeerAllowed } from './security.ts';
 
-export type Access = 'open' | 'read' | 'mutate';
+export type Access = 'open' | 'read' | 'peer' | 'mutate';
 /** Decides one request's access once its body is parsed. */
 export type AccessOf = (req: FastifyRequest) => Access;
 
@@ -38,9 +40,13 @@ export function installAuth(app: FastifyInstance, config: Config): void {
     requireMutationAllowed(req, config);
     done();
   };
+  const peer: Hook = (req, _reply, done) => {
+    requirePeerAllowed(req, config);
+    done();
+  };
   // config.security is read at each request: a reload replaces it in the shared config object.
   const read: Hook = (req, _reply, done) => {
-    if (!config.security.openReads) requireMutationAllowed(req, config);
+    if (!config.security.openReads) requirePeerAllowed(req, config);
     done();
   };
   const decided = (accessOf: AccessOf): Hook => (req, _reply, done) => {
@@ -53,6 +59,7 @@ export function installAuth(app: FastifyInstance, config: Config): void {
   app.addHook('onRoute', (route: RouteOptions) => {
     const access = route.config?.access;
     if (access === 'mutate') route.onRequest = [mutation, ...hooks(route.onRequest)];
+    else if (access === 'peer') route.onRequest = [peer, ...hooks(route.onRequest)];
     else if (access === 'read') route.preHandler = [read, ...hooks(route.preHandler)];
     else if (typeof access === 'function') route.preHandler = [decided(access), ...hooks(route.preHandler)];
     else if (access === undefined) undeclared.push(route);
@@ -61,7 +68,7 @@ export function installAuth(app: FastifyInstance, config: Config): void {
   app.addHook('onReady', (done) => {
     const route = undeclared.find((r) => r.config?.access !== 'open');
     if (!route) return done();
-    done(new Error(`route ${String(route.method)} ${route.url} declares no access: give it config: { access: 'open' | 'read' | 'mutate' } (src/http/auth.ts)`));
+    done(new Error(`route ${String(route.method)} ${route.url} declares no access: give it config: { access: 'open' | 'read' | 'peer' | 'mutate' } (src/http/auth.ts)`));
   });
   app.addHook('onRequest', (req, _reply, done) => {
     if (req.is404 && !SAFE_METHODS.has(req.method)) requireMutationAllowed(req, config);

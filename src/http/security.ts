@@ -18,14 +18,31 @@ export interface CallerOf {
 
 /** Throws 401/403 unless the request may change things. With no credential configured, all may. */
 export function requireMutationAllowed(req: CallerOf, config: Config): void {
+  requireCredential(req, config, false);
+}
+
+/**
+ * Throws 401/403 unless the request may do what a peer node-mgr does (read /v1 and receive a
+ * table): the full credential, or security.peerToken, which opens nothing else.
+ */
+export function requirePeerAllowed(req: CallerOf, config: Config): void {
+  requireCredential(req, config, true);
+}
+
+function requireCredential(req: CallerOf, config: Config, peerWork: boolean): void {
   if (!authConfigured(config)) return;
   const source = normaliseAddress(req.socket.remoteAddress ?? '');
   if (config.security.allowFrom.some((a) => normaliseAddress(a) === source)) return;
-  const token = config.security.token;
+  const { token, peerToken } = config.security;
   const header = req.headers.authorization;
-  if (token && header) {
+  if ((token || peerToken) && header) {
     const m = /^Bearer\s+(.+)$/i.exec(header);
-    if (m && safeEqual(m[1]!.trim(), token)) return;
+    const given = m?.[1]!.trim();
+    if (given !== undefined && token && safeEqual(given, token)) return;
+    if (given !== undefined && peerToken && safeEqual(given, peerToken)) {
+      if (peerWork) return;
+      throw new HttpError(403, "the peer token (security.peerToken) opens only a peer's reads and table sends, not this request");
+    }
     throw new HttpError(403, 'the bearer token is not valid');
   }
   const what = req.method === 'GET' || req.method === 'HEAD' ? 'reads are closed (security.openReads is false): this request' : 'this request changes state and';

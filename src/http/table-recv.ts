@@ -1,7 +1,7 @@
 // The destination side of a cross-host table send (PROTOCOL §6.4): the source host's node-mgr asks
 // `POST /v1/recv/table/preflight`, then streams the .cfg/.ibd to `POST /v1/recv/table`, which
-// imports them into the local node and answers with the verification. Authenticated like every
-// mutating request: the sending node-mgr presents the same bearer token.
+// imports them into the local node and answers with the verification. Access 'peer': the sending
+// node-mgr presents this host's security.peerToken (or the full token), auth.ts.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { tableImportsFor } from '../jobs/table-jobs.ts';
@@ -28,7 +28,7 @@ export async function tableRecvRoutes(app: FastifyInstance): Promise<void> {
 
   app.post<{ Body: unknown }>(
     '/recv/table/preflight',
-    { config: { access: 'mutate' }, schema: { summary: 'Table send, destination side: may this node take the table? Changes nothing.' } },
+    { config: { access: 'peer' }, schema: { summary: 'Table send, destination side: may this node take the table? Changes nothing.' } },
     async (req) => {
       const parsed = preflightBody.safeParse(req.body);
       if (!parsed.success) throw new HttpError(400, `recv preflight: field "${parsed.error.issues[0]?.path.join('.')}" ${parsed.error.issues[0]?.message}`);
@@ -45,7 +45,7 @@ export async function tableRecvRoutes(app: FastifyInstance): Promise<void> {
     {
       schema: { summary: `Table send, destination side: a ${TABLE_STREAM_CONTENT_TYPE} body (header, .cfg, .ibd, trailer); imports it and answers with the verification` },
       // A large table takes longer than any fixed request bound; a stalled sender still meets the idle timeout.
-      config: { access: 'mutate', streamedBody: true },
+      config: { access: 'peer', streamedBody: true },
     },
     async (req) => {
       if (req.headers['content-type'] !== TABLE_STREAM_CONTENT_TYPE) throw new HttpError(415, `recv expects Content-Type ${TABLE_STREAM_CONTENT_TYPE}`);
