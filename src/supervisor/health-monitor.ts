@@ -61,7 +61,17 @@ export function monitorHealth(spec: NodeSpec, engine: Engine, reports: HealthRep
   };
 
   const probeOnce = async (): Promise<void> => {
-    if (!open) return engine.probe(spec, AbortSignal.timeout(timeoutMs));
+    if (!open) {
+      // Not AbortSignal.timeout: its timer cannot be cleared, and firing after every probe it
+      // made an abort event and a DOMException each time.
+      const timeout = new AbortController();
+      const timer = setTimeout(() => timeout.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      try {
+        return await engine.probe(spec, timeout.signal);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
     if (session && Date.now() - openedAt >= renewAfterMs) {
       // The new session first, then the goodbye on the old one: never a moment without a session.
       const old = session;

@@ -137,14 +137,25 @@ export function nodeMachineFor(rt: NodeRuntime) {
         return () => stopWatching.abort();
       }),
 
-      probe: fromCallback<AnyEventObject, { nodeId: string }>(({ sendBack }) =>
-        monitorHealth(spec, engine, {
-          ok: () => sendBack({ type: 'PROBE_OK' } satisfies NodeEvent),
-          failed: (error) => sendBack({ type: 'PROBE_FAILED', error } satisfies NodeEvent),
+      probe: fromCallback<AnyEventObject, { nodeId: string }>(({ sendBack }) => {
+        // The chart hears a passing probe only when it follows a failure (or is the first): a
+        // PROBE_OK on a healthy node changes nothing, yet each one was a macrostep, a snapshot
+        // and a change of every reply prepared from the node views, every interval on every node.
+        let passing = false;
+        return monitorHealth(spec, engine, {
+          ok: () => {
+            if (passing) return;
+            passing = true;
+            sendBack({ type: 'PROBE_OK' } satisfies NodeEvent);
+          },
+          failed: (error) => {
+            passing = false;
+            sendBack({ type: 'PROBE_FAILED', error } satisfies NodeEvent);
+          },
           sessionLost: () => sendBack({ type: 'MONITOR_SESSION_LOST' } satisfies NodeEvent),
           debug: (message) => log.debug({ node: spec.id }, message),
-        }),
-      ),
+        });
+      }),
 
       diagnose: fromPromise<Diagnosis, { nodeId: string; code: number | null; signal: string | null; killReason: string | null }>(
         async ({ input }) => {

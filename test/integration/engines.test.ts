@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +18,7 @@ import { isAlive, portHolder, sendSignal } from '../../src/host/process-info.ts'
 import { lookupRunAs } from '../../src/host/run-as.ts';
 import { serverLogFile } from '../../src/engines/node-layout.ts';
 import { rotateServerLog, spawnServer, watchAdopted, type SpawnedServer } from '../../src/supervisor/spawn.ts';
-import { makeSpec, removeTempDirs, tempNodeDir, type SpecOverrides } from '../support/nodes.ts';
+import { freePort, makeSpec, removeTempDirs, tempNodeDir, type SpecOverrides } from '../support/nodes.ts';
 import { spawnFromForeignParent } from '../support/foreign-parent.ts';
 
 const FAKE_CLUSTER_MGR = fileURLToPath(new URL('../support/fake-cluster-mgr.mjs', import.meta.url));
@@ -280,6 +281,73 @@ describe('cluster_mgr kind (a generic supervised program)', () => {
     await server.exit;
     // O_APPEND: the next write lands at the start of the truncated file, not after a hole of NULs.
     assert.equal(await readFile(log, 'utf8'), 'fake-cluster-mgr: SIGTERM, exiting\n');
+  });
+
+  /** A server on a free port that answers each connection with `reply` (raw bytes), or never when null. */
+  async function rawHttpServer(reply: string | null): Promise<{ url: string; requests: string[]; close(): void }> {
+    const requests: string[] = [];
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.once('data', (b) => {
+        requests.push(b.toString('latin1'));
+        if (reply !== null) socket.end(reply);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    return {
+      url: `http://127.0.0.1:${port}/health?deep=1`,
+      requests,
+      close: () => {
+        for (const s of sockets) s.destroy();
+        server.close();
+      },
+    };
+  }
+
+  it('takes any HTTP answer below 500 from the health URL as up, and 500, silence, a refusal or non-HTTP as down', async () => {
+    const probe = async (reply: string | null, timeoutMs = 2000) => {
+      const server = await rawHttpServer(reply);
+      const spec = await makeSpec('cluster_mgr', { healthUrl: server.url, command: ['/bin/true'], policy: { probe: { timeoutMs } } });
+      try {
+        await engine.probe(spec, AbortSignal.timeout(60_000));
+        return { ok: true, error: '', requests: server.requests };
+      } catch (err) {
+        return { ok: false, error: (err as Error).message, requests: server.requests };
+      } finally {
+        server.close();
+      }
+    };
+    const up = await probe('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    assert.equal(up.ok, true, up.error);
+    assert.match(up.requests[0]!, /^GET \/health\?deep=1 HTTP\/1\.1\r\nHost: 127\.0\.0\.1:\d+\r\n/, 'the path and query of the URL, with its Host');
+    assert.equal((await probe('HTTP/1.1 404 Not Found\r\n\r\n')).ok, true, 'cluster_mgr answers 4xx to a bare GET');
+    assert.equal((await probe('HTTP/1.0 204\r\n\r\n')).ok, true, 'a status line without a reason phrase');
+    const failing = await probe('HTTP/1.1 503 Service Unavailable\r\n\r\n');
+    assert.equal(failing.ok, false);
+    assert.match(failing.error, /answered HTTP 503/);
+    const silent = await probe(null, 300);
+    assert.equal(silent.ok, false, 'a server that accepts but never answers (hung) is down');
+    assert.match(silent.error, /no answer within 300 ms/);
+    assert.match((await probe('SSH-2.0-OpenSSH_9.2\r\n')).error, /not HTTP/);
+    assert.match((await probe('')).error, /closed without an answer/);
+    const refused = await makeSpec('cluster_mgr', { healthUrl: `http://127.0.0.1:${await freePort()}/health`, command: ['/bin/true'] });
+    await assert.rejects(engine.probe(refused, AbortSignal.timeout(60_000)), /ECONNREFUSED/);
+  });
+
+  it('gives up a health probe when its signal aborts', async () => {
+    const server = await rawHttpServer(null);
+    try {
+      const spec = await makeSpec('cluster_mgr', { healthUrl: server.url, command: ['/bin/true'], policy: { probe: { timeoutMs: 60_000 } } });
+      const aborting = new AbortController();
+      const probing = engine.probe(spec, aborting.signal);
+      aborting.abort(new Error('node-mgr is stopping'));
+      await assert.rejects(probing, /node-mgr is stopping/);
+    } finally {
+      server.close();
+    }
   });
 
   it('reports that the process exited when its command fails before answering', async () => {
