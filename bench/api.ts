@@ -27,6 +27,8 @@ const CONNECTIONS = [10, 100];
 const CLOSE_CONCURRENCY = [10, 50];
 const STATUS_JOB = 'bench_get_status_job';
 const PARTS = (process.env.BENCH_API_PARTS ?? 'autocannon,closeload').split(',');
+/** Long enough to hold two of the default 10 s usage passes. */
+const IDLE_SAMPLE_SECONDS = 20;
 
 type JobType = 'get_node' | 'get_status' | 'get_info';
 const JOB_TYPES: JobType[] = ['get_node', 'get_status', 'get_info'];
@@ -180,6 +182,15 @@ async function main(): Promise<void> {
     for (const t of ['get_node', 'get_status'] as const) for (const c of CLOSE_CONCURRENCY) closeRuns.push({ t, c, variant: 'http11-cl' });
   }
   const closeResults: Record<string, Record<string, CloseloadResult & { serverCpuPct: number }>> = {};
+  // What ours spends with no request at all (probes, usage passes, host samples) over two usage
+  // passes: subtracted, the rest of its CPU is the requests' (the baselines spend nothing idle).
+  let idleCpuPct: number | null = null;
+  if (closeRuns.length > 0) {
+    const before = cpuSample(mgr.pid);
+    await sleep(IDLE_SAMPLE_SECONDS * 1000);
+    idleCpuPct = cpuPercent(before, cpuSample(mgr.pid)).self;
+    console.log(`    ours idle (no requests, ${IDLE_SAMPLE_SECONDS} s): ${idleCpuPct.toFixed(1)} % of one core`);
+  }
   for (const run of closeRuns) {
     const cell: Record<string, CloseloadResult & { serverCpuPct: number }> = {};
     for (const target of closeTargets) {
@@ -218,6 +229,7 @@ async function main(): Promise<void> {
     const [o, b, h, n] = [cell.ours!, cell.baseline!, cell.http!, cell.net!];
     const how = run.variant === 'http10-eof' ? 'HTTP/1.0, server closes' : 'HTTP/1.1 as built, client closes';
     const per = (x: CloseloadResult & { serverCpuPct: number }) => perCpuSecond(x.rps, x.serverCpuPct);
+    const oursLessIdle = (x: CloseloadResult & { serverCpuPct: number }) => (idleCpuPct === null ? null : perCpuSecond(x.rps, x.serverCpuPct - idleCpuPct));
     const lat = (x: CloseloadResult) => `${ms(x.latencyMs.p50)} / ${ms(x.latencyMs.p99)}`;
     tables.push(
       table(
@@ -228,6 +240,7 @@ async function main(): Promise<void> {
           ['p50 ms / p99 ms', lat(o), lat(b), null, lat(h), null, lat(n), null],
           ['server CPU, % of one core', o.serverCpuPct, b.serverCpuPct, null, h.serverCpuPct, null, n.serverCpuPct, null],
           ['requests per server CPU-second', per(o), per(b), ratio(per(o), per(b)), per(h), ratio(per(o), per(h)), per(n), ratio(per(n), per(h))],
+          ['  the same, ours less its idle CPU', oursLessIdle(o), null, ratio(oursLessIdle(o), per(b)), null, ratio(oursLessIdle(o), per(h)), null, null],
           ['failed requests', closeloadErrors(o), closeloadErrors(b), null, closeloadErrors(h), null, closeloadErrors(n), null],
         ],
       ),
@@ -235,6 +248,7 @@ async function main(): Promise<void> {
   }
   const notes = [
     `ours: node-mgr supervising ${nodes.length} real nodes (${kinds}; default policies: SELECT 1 probe every 5 s, usage pass every 10 s);`,
+    ...(idleCpuPct === null ? [] : [`ours idle, no requests, over ${IDLE_SAMPLE_SECONDS} s before the closeload runs: ${idleCpuPct.toFixed(1)} % of one core ("less its idle CPU" subtracts it).`]),
     `baseline: bare fastify 5 in its own process answering the same reply bytes (${JOB_TYPES.map((t) => `${t} ${sizes[t]} B`).join(', ')}).`,
     'closeload only: node:http = bare node:http answering the same bytes in its request event; raw net = a node:net server that reads the request and writes the same bytes (the ceiling of Node per connection).',
     `ratio: ours / baseline (req/s, requests per CPU-second); ours/http, net/http likewise. Load client and servers share the same 2 cores. ${stillRunning}/${nodes.length} nodes still running after the load.`,
@@ -259,6 +273,7 @@ async function main(): Promise<void> {
       replySizes: sizes,
       autocannon: cannonResults,
       closeload: closeResults,
+      oursIdleCpuPct: idleCpuPct,
       nodesRunningAfter: stillRunning,
     },
   });
