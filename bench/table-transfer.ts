@@ -9,7 +9,7 @@
 // Both copies of cp and the sends read the source .ibd from the page cache when it fits (it is
 // written just before): the figures compare the work done, not the disk.
 import { execa } from 'execa';
-import { mkdtemp, rm, stat, chmod } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, chmod } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
@@ -32,6 +32,18 @@ interface Measure {
   mbPerS: number;
   lockMs?: number;
   job?: unknown;
+  /** CPU seconds (user + system) during the send: the node-mgr processes, and the database servers. */
+  cpu?: { nodeMgr: number; servers: number };
+}
+
+/** user + system CPU seconds of the processes so far (clock ticks of /proc/<pid>/stat; 100 per second here). */
+async function cpuSeconds(pids: number[]): Promise<number> {
+  let ticks = 0;
+  for (const pid of pids) {
+    const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / 100;
 }
 
 async function timeCp(from: string, to: string, label: string): Promise<Measure> {
@@ -43,15 +55,18 @@ async function timeCp(from: string, to: string, label: string): Promise<Measure>
   return { label, seconds, bytes, mbPerS: bytes / MB / seconds };
 }
 
-async function timeSend(url: string, body: Record<string, unknown>, label: string): Promise<Measure> {
+async function timeSend(url: string, body: Record<string, unknown>, label: string, who: { nodeMgr: number[]; servers: number[] }): Promise<Measure> {
+  const cpu0 = await Promise.all([cpuSeconds(who.nodeMgr), cpuSeconds(who.servers)]);
   const t0 = process.hrtime.bigint();
   const r = await api(url, 'POST', '/', { ver: '0.1', job_type: 'send', file_type: 'table', ...body }, AUTH);
   if (r.status !== 200) throw new Error(`send refused: ${r.text}`);
   const job = await waitForJob(url, r.body.job_id, 1_800_000);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu1 = await Promise.all([cpuSeconds(who.nodeMgr), cpuSeconds(who.servers)]);
   if (job.result !== 'succeed') throw new Error(`${label} failed: ${job.info}`);
   const bytes = job.output.bytes as number;
-  return { label, seconds, bytes, mbPerS: bytes / MB / seconds, lockMs: job.output.lock_ms, job: job.output };
+  const cpu = { nodeMgr: cpu1[0] - cpu0[0], servers: cpu1[1] - cpu0[1] };
+  return { label, seconds, bytes, mbPerS: bytes / MB / seconds, lockMs: job.output.lock_ms, job: job.output, cpu };
 }
 
 runBench(async () => {
@@ -114,8 +129,9 @@ runBench(async () => {
   const dest = (p: number, ip: string, t: string) => ({ d_ip: ip, d_port: p, d_user: USER, d_pwd: PWD, d_dbname: 'bench', d_table_name: t });
   const results: Measure[] = [];
   results.push(await timeCp(ibd, cpTarget, 'cp of the .ibd (first)'));
-  results.push(await timeSend(mgrA.url, { ...source, ...dest(port.dst, '127.0.0.1', 'big') }, 'send, same host'));
-  results.push(await timeSend(mgrA.url, { ...source, ...dest(port.remote, '127.0.0.2', 'big') }, 'send, other node-mgr (HTTP)'));
+  const [srcPid, dstPid, remotePid] = pids as [number, number, number];
+  results.push(await timeSend(mgrA.url, { ...source, ...dest(port.dst, '127.0.0.1', 'big') }, 'send, same host', { nodeMgr: [mgrA.pid], servers: [srcPid, dstPid] }));
+  results.push(await timeSend(mgrA.url, { ...source, ...dest(port.remote, '127.0.0.2', 'big') }, 'send, other node-mgr (HTTP)', { nodeMgr: [mgrA.pid, mgrB.pid], servers: [srcPid, remotePid] }));
   results.push(await timeCp(ibd, cpTarget, 'cp of the .ibd (again)'));
 
   const cps = results.filter((r) => r.label.startsWith('cp'));
@@ -126,31 +142,38 @@ runBench(async () => {
     r.mbPerS,
     r.lockMs === undefined ? null : r.lockMs / 1000,
     ratio(r.seconds, cpBest),
+    r.cpu?.nodeMgr ?? null,
+    r.cpu?.servers ?? null,
   ]);
   const text = table(
     `table of ${(ibdBytes / MB).toFixed(0)} MB (${rowsIn} rows)`,
-    ['seconds', 'MB/s', 'source locked s', 'time / best cp'],
+    ['seconds', 'MB/s', 'source locked s', 'time / best cp', 'node-mgr CPU s', 'servers CPU s'],
     rows,
     [
       'send = accept → get_status succeed: preflight, lock + copy (sha256) + CHECKSUM TABLE, create, discard, import, COUNT + CHECKSUM TABLE on the destination',
       'cp = `cp <src .ibd> <dst node tmp dir>` on the same filesystem; ratio against the faster of the two cp runs',
+      'CPU s = user + system seconds during the send (/proc): node-mgr (both of them for HTTP, worker threads included), and the two mariadbd',
     ],
   );
   type SendOutput = { phases_ms: Record<string, number>; locked_ms: Record<string, number>; total_ms: number };
+  // Older builds report no sha256 time: their local send hashed the copies after the unlock.
+  const orNull = (n: number | undefined) => (n === undefined ? null : n);
   const sends = results.filter((r) => r.job) as Array<Measure & { job: SendOutput }>;
   const phaseRows: Array<[string, (o: SendOutput) => number]> = [
     ['preflight (both sides)', (o) => o.phases_ms.preflight!],
     ['export, source locked', (o) => o.phases_ms.export!],
     ['  of which: last byte read', (o) => o.locked_ms.copy!],
+    ['  of which: sha256 of the files', (o) => orNull(o.locked_ms.sha256)!],
     ['  of which: COUNT + CHECKSUM', (o) => o.locked_ms.checksum!],
     ['create, discard, place, IMPORT', (o) => o.phases_ms.import!],
     ['COUNT + CHECKSUM on destination', (o) => o.phases_ms.verify!],
+    ['the rest (sessions, waits)', (o) => o.total_ms - o.phases_ms.preflight! - o.phases_ms.export! - o.phases_ms.import! - o.phases_ms.verify!],
   ];
   const phases = table(
     'where a send spends its time (s)',
     sends.map((r) => r.label),
-    phaseRows.map(([label, f]) => [label, ...sends.map((r) => f(r.job) / 1000)]),
-    ['the copy and the source checksum run side by side while the lock is held'],
+    phaseRows.map(([label, f]) => [label, ...sends.map((r) => { const v = f(r.job); return v === null ? null : v / 1000; })]),
+    ['the copy, the sha256 and the source checksum run side by side while the lock is held'],
   );
   console.log(`\n${text}\n\n${phases}\n`);
   const loadAtEnd = printFooter('table-transfer', startedAt);

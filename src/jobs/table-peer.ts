@@ -2,11 +2,9 @@
 // then one streaming POST whose reply is the destination's import and verification.
 import http from 'node:http';
 import https from 'node:https';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TableTransferError, type ImportResult, type TableCondition } from './table-import.ts';
-import { TABLE_STREAM_CONTENT_TYPE, type RemoteDestination, type SourceTable } from './table-stream.ts';
+import { TABLE_STREAM_CONTENT_TYPE, type ChunkPool, type RemoteDestination, type SourceTable } from './table-stream.ts';
 import type { ErrorKind } from '../error-kind.ts';
 
 /**
@@ -88,7 +86,7 @@ export class PeerNodeMgr {
    * source may unlock then) and rejects at once if the destination answers before that (it refused);
    * `result` is the destination's import and verification.
    */
-  upload(signal: AbortSignal): { send(stream: AsyncIterable<Buffer>): Promise<void>; result: Promise<ImportResult & { bytes: number }> } {
+  upload(signal: AbortSignal): { send(stream: AsyncIterable<Buffer>, pool?: ChunkPool): Promise<void>; result: Promise<ImportResult & { bytes: number }> } {
     const req = this.request('/v1/recv/table', { method: 'POST', headers: this.headers(TABLE_STREAM_CONTENT_TYPE), signal });
     let finished = false;
     req.once('finish', () => {
@@ -107,8 +105,8 @@ export class PeerNodeMgr {
     );
     result.catch(() => undefined);
     return {
-      send: async (stream) => {
-        const sent = pipeline(Readable.from(stream, { objectMode: false }), req);
+      send: async (stream, pool) => {
+        const sent = pump(stream, req, pool);
         sent.catch(() => undefined);
         try {
           // The destination answers before the end of the body only to refuse it.
@@ -125,6 +123,58 @@ export class PeerNodeMgr {
       },
       result,
     };
+  }
+}
+
+/**
+ * Writes the stream into the request body, reading the next chunk while waiting for 'drain'; each
+ * chunk goes back to `pool` once the socket has taken it (its write callback). Ends the body at
+ * the end of the stream; on any failure the request is destroyed and the stream closed.
+ */
+async function pump(stream: AsyncIterable<Buffer>, req: http.ClientRequest, pool?: ChunkPool): Promise<void> {
+  const gone = () => new Error('the connection closed before the stream was sent');
+  const onClose = () => pool?.close(gone());
+  req.once('close', onClose);
+  const settled = (event: 'drain' | 'finish') =>
+    new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => {
+        req.off(event, ok);
+        req.off('error', done);
+        req.off('close', closed);
+        if (err) reject(err);
+        else resolve();
+      };
+      const ok = () => done();
+      const closed = () => done(req.errored ?? gone());
+      req.once(event, ok);
+      req.once('error', done);
+      req.once('close', closed);
+    });
+  const it = stream[Symbol.asyncIterator]();
+  try {
+    let next = it.next();
+    for (;;) {
+      const { value: chunk, done } = await next;
+      if (done) break;
+      if (req.destroyed) throw req.errored ?? gone();
+      const give = pool ? () => pool.give(chunk) : undefined;
+      const room = req.write(chunk, give);
+      // The next read runs while the socket drains.
+      next = it.next();
+      next.catch(() => undefined);
+      if (!room) await settled('drain');
+    }
+    const finished = settled('finish');
+    req.end();
+    await finished;
+  } catch (err) {
+    req.destroy(err as Error);
+    throw err;
+  } finally {
+    req.off('close', onClose);
+    // A read waiting for a buffer fails now; the stream is closed once it is no longer running.
+    pool?.close(gone());
+    void it.return?.(undefined)?.catch(() => undefined);
   }
 }
 

@@ -8,10 +8,8 @@
 // The header says the file sizes (known once FLUSH TABLES … FOR EXPORT has written the .cfg); the
 // trailer carries what is known only at the end: the files' sha256 and the source's row count and
 // CHECKSUM TABLE, taken while the lock was held.
-import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { sha256Files } from './file-digest.ts';
+import { FollowingDigest, sha256Files } from './file-digest.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KindedError } from '../error-kind.ts';
 
@@ -91,11 +89,58 @@ export function sendRateLimit(env: NodeJS.ProcessEnv = process.env): number {
   return Number.isFinite(n) && n > 0 ? n : 0;
 }
 
+/**
+ * The read buffers of one send, handed back by the consumer once a chunk is written (a socket
+ * write's callback): the source's reads then allocate nothing. Without it every 1 MiB read was a
+ * new external buffer, and the garbage collector took a third of the sending thread's time.
+ */
+export class ChunkPool {
+  private readonly free: Buffer[] = [];
+  private readonly owners = new Set<ArrayBufferLike>();
+  private readonly waiting: Array<{ resolve: (b: Buffer) => void; reject: (e: Error) => void }> = [];
+  private closed: Error | null = null;
+
+  constructor(count: number, readonly size: number) {
+    for (let i = 0; i < count; i++) {
+      const buf = Buffer.allocUnsafeSlow(size);
+      this.owners.add(buf.buffer);
+      this.free.push(buf);
+    }
+  }
+
+  /** A free buffer; waits for one to be given back. */
+  take(): Promise<Buffer> {
+    if (this.closed) return Promise.reject(this.closed);
+    const buf = this.free.pop();
+    if (buf) return Promise.resolve(buf);
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  /** The consumer is done with `chunk` (a view of one of the pool's buffers; anything else is ignored). */
+  give(chunk: Buffer): void {
+    if (!this.owners.has(chunk.buffer)) return;
+    const buf = Buffer.from(chunk.buffer, 0, this.size);
+    const next = this.waiting.shift();
+    if (next) next.resolve(buf);
+    else this.free.push(buf);
+  }
+
+  /** No more buffers: a read waiting for one fails with `reason`. */
+  close(reason: Error): void {
+    this.closed ??= reason;
+    for (const w of this.waiting.splice(0)) w.reject(this.closed);
+  }
+}
+
 export interface SendOptions {
   signal?: AbortSignal;
   /** Called with the bytes read so far. */
   onBytes?: (done: number) => void;
   maxBytesPerSec?: number;
+  /** Read into these buffers; the consumer gives each chunk back once done with it. Without: a new buffer per read. */
+  pool?: ChunkPool;
+  /** Called once the files' sha256 is known. */
+  onHashed?: () => void;
   /** Called with the trailer just before it is sent: the source keeps the files' sha256. */
   onTrailer?: (trailer: StreamTrailer) => void;
 }
@@ -119,22 +164,33 @@ export async function* tableStream(
   let done = 0;
   for (const { kind, size } of header.files) {
     let read = 0;
-    const chunks = size === 0 ? [] : createReadStream(paths[kind], { highWaterMark: READ_CHUNK, signal: opts.signal, end: size - 1 });
-    for await (const chunk of chunks) {
-      const buf = chunk as Buffer;
-      read += buf.length;
-      done += buf.length;
-      opts.onBytes?.(done);
-      yield buf;
-      if (opts.maxBytesPerSec) {
-        const due = started + (done / opts.maxBytesPerSec) * 1000;
-        if (due > Date.now()) await sleep(due - Date.now(), undefined, { signal: opts.signal });
+    const file = await open(paths[kind], 'r');
+    try {
+      while (read < size) {
+        opts.signal?.throwIfAborted();
+        const buf = opts.pool ? await opts.pool.take() : Buffer.allocUnsafe(READ_CHUNK);
+        const { bytesRead } = await file.read(buf, 0, Math.min(buf.length, size - read), read);
+        if (bytesRead === 0) {
+          opts.pool?.give(buf);
+          break;
+        }
+        read += bytesRead;
+        done += bytesRead;
+        opts.onBytes?.(done);
+        yield buf.subarray(0, bytesRead);
+        if (opts.maxBytesPerSec) {
+          const due = started + (done / opts.maxBytesPerSec) * 1000;
+          if (due > Date.now()) await sleep(due - Date.now(), undefined, { signal: opts.signal });
+        }
       }
+    } finally {
+      await file.close();
     }
     // The files cannot change under FLUSH TABLES … FOR EXPORT; a short read means something else is wrong.
     if (read !== size) throw new TableStreamError(`${paths[kind]} gave ${read} bytes, ${size} were expected`);
   }
   const digests = await hashing;
+  opts.onHashed?.();
   const sha256 = Object.fromEntries(header.files.map((f, i) => [f.kind, digests[i]!])) as Record<TableFileKind, string>;
   const s = await summary;
   const trailer: StreamTrailer = { sha256, rows: s.rows, checksum: s.checksum };
@@ -220,42 +276,54 @@ export async function receiveTableStream(
   }
   for (const f of header.files) if (!Number.isSafeInteger(f.size) || f.size < 0) throw new TableStreamError(`the header gives a bad size for the .${f.kind} file`);
   const targets = await place(header);
-  const hashes: Partial<Record<TableFileKind, Hash>> = {};
+  // A stream that crossed a network is hashed as it is written, by a worker reading the files back.
+  const digest = opts.verifyHashes ? new FollowingDigest() : null;
+  const got: Partial<Record<TableFileKind, Promise<string>>> = {};
   let bytes = 0;
-  for (const { kind, size } of header.files) {
-    const file = await open(targets[kind], 'wx', 0o600);
-    const hash = opts.verifyHashes ? (hashes[kind] = createHash('sha256')) : null;
-    // A socket delivers 16–64 KiB at a time: write in batches of about 1 MiB (one writev each).
-    let batch: Buffer[] = [];
-    let batched = 0;
-    const flush = async () => {
-      if (batched === 0) return;
-      await file.writev(batch);
-      bytes += batched;
-      opts.onBytes?.(bytes);
-      batch = [];
-      batched = 0;
-    };
-    try {
-      await reader.pass(size, `.${kind} file`, async (chunk) => {
-        hash?.update(chunk);
-        batch.push(chunk);
-        batched += chunk.length;
-        if (batched >= WRITE_BATCH) await flush();
-      });
-      await flush();
-      // No fsync: IMPORT TABLESPACE rewrites and flushes every page itself, and a crash before it
-      // discards the staged files anyway.
-    } finally {
-      await file.close();
+  try {
+    for (const { kind, size } of header.files) {
+      const file = await open(targets[kind], 'wx', 0o600);
+      digest?.open(targets[kind]);
+      let inFile = 0;
+      // A socket delivers 16–64 KiB at a time: write in batches of about 1 MiB (one writev each).
+      let batch: Buffer[] = [];
+      let batched = 0;
+      const flush = async () => {
+        if (batched === 0) return;
+        await file.writev(batch);
+        bytes += batched;
+        inFile += batched;
+        digest?.written(inFile);
+        opts.onBytes?.(bytes);
+        batch = [];
+        batched = 0;
+      };
+      try {
+        await reader.pass(size, `.${kind} file`, async (chunk) => {
+          batch.push(chunk);
+          batched += chunk.length;
+          if (batched >= WRITE_BATCH) await flush();
+        });
+        await flush();
+        // No fsync: IMPORT TABLESPACE rewrites and flushes every page itself, and a crash before it
+        // discards the staged files anyway.
+      } finally {
+        await file.close();
+      }
+      if (digest) {
+        got[kind] = digest.close();
+        got[kind].catch(() => undefined);
+      }
     }
+    const trailer = await reader.frame<StreamTrailer>('trailer');
+    if (!(await reader.atEnd())) throw new TableStreamError('the stream goes on after its trailer');
+    if (typeof trailer?.rows !== 'string' || typeof trailer.checksum !== 'string') throw new TableStreamError('the trailer lacks the source row count or checksum');
+    for (const kind of FILE_ORDER) {
+      const written = await got[kind];
+      if (written !== undefined && written !== trailer.sha256?.[kind]) throw new TableStreamError(`the .${kind} file arrived damaged: sha256 ${written}, the source read ${trailer.sha256?.[kind]}`);
+    }
+    return { header, trailer, bytes };
+  } finally {
+    await digest?.stop();
   }
-  const trailer = await reader.frame<StreamTrailer>('trailer');
-  if (!(await reader.atEnd())) throw new TableStreamError('the stream goes on after its trailer');
-  if (typeof trailer?.rows !== 'string' || typeof trailer.checksum !== 'string') throw new TableStreamError('the trailer lacks the source row count or checksum');
-  for (const kind of FILE_ORDER) {
-    const got = hashes[kind]?.digest('hex');
-    if (got !== undefined && got !== trailer.sha256?.[kind]) throw new TableStreamError(`the .${kind} file arrived damaged: sha256 ${got}, the source read ${trailer.sha256?.[kind]}`);
-  }
-  return { header, trailer, bytes };
 }

@@ -17,7 +17,7 @@ import { endConnection } from '../engines/sql-close.ts';
 import { checkIdentifier, filenameEncode, kunlunDatabaseName, qualifiedTable, tableFile } from './sql-names.ts';
 import { TableTransferError, type DestinationTable, type ImportResult, type TableImports } from './table-import.ts';
 import { PeerNodeMgr } from './table-peer.ts';
-import { FILE_ORDER, receiveTableStream, sendRateLimit, tableStream, type SourceSummary, type SourceTable, type StreamHeader, type StreamTrailer, type TableFileKind } from './table-stream.ts';
+import { ChunkPool, FILE_ORDER, receiveTableStream, sendRateLimit, tableStream, type SourceSummary, type SourceTable, type StreamHeader, type StreamTrailer, type TableFileKind } from './table-stream.ts';
 import { sha256Files } from './file-digest.ts';
 
 /** `send` + `file_type:"table"`: the source table (s_*) and where it goes (d_*: a node of this host or of a configured peer). */
@@ -45,8 +45,8 @@ export interface SendResult {
   lock_ms: number;
   /** Where the time went: preflight of both sides, the locked export (copy and source checksum), the destination's import and verification. */
   phases_ms: { preflight: number; export: number; import: number; verify: number };
-  /** Within the lock: until the last file byte was read, and until the source's COUNT + CHECKSUM TABLE were done. */
-  locked_ms: { copy: number; checksum: number };
+  /** Within the lock: until the last file byte was read, until the files' sha256 was known, and until the source's COUNT + CHECKSUM TABLE were done. */
+  locked_ms: { copy: number; sha256: number; checksum: number };
   total_ms: number;
   mb_per_s: number;
 }
@@ -55,21 +55,26 @@ export interface SendResult {
  * Where the export's files go: a stream (to another node-mgr, or read into staging files), or
  * copied by the kernel straight into a local destination's staging files.
  */
-type Delivery = { stream: (stream: AsyncIterable<Buffer>) => Promise<unknown> } | { copyTo: Record<TableFileKind, string> };
+type Delivery = { stream: (stream: AsyncIterable<Buffer>) => Promise<unknown>; pool?: ChunkPool } | { copyTo: Record<TableFileKind, string> };
 
 interface Exported {
   summary: SourceSummary;
-  /** The files' sha256: of what the stream read, or of what the copy wrote (settles after the unlock). */
-  sha256: Promise<StreamTrailer['sha256']>;
+  /** The source files' sha256, read while the lock was held. */
+  sha256: StreamTrailer['sha256'];
   bytes: number;
   lockMs: number;
   startedAt: number;
   finishedAt: number;
   copyMs: number;
   checksumMs: number;
+  hashMs: number;
 }
 
 const WILDCARD = new Set(['0.0.0.0', '::', '']);
+
+/** Read buffers of a send to another node-mgr, and their size: enough to keep the socket full while the next read runs. */
+const SEND_BUFFERS = 4;
+const SEND_CHUNK = 1024 * 1024;
 
 /**
  * Checks the source table and describes it for the destination. Refused: a missing table, another
@@ -209,8 +214,7 @@ export class TableTransfer {
             ? { stream: (stream) => receiveTableStream(stream, async () => session.staging, { verifyHashes: false }) }
             : { copyTo: session.staging };
           exported = await this.export(ctx, src, source, srcCreds, header, delivery);
-          // The staged files' digest is taken after the unlock, and before IMPORT rewrites them.
-          sha256 = await exported.sha256;
+          sha256 = exported.sha256;
           step = 'importing';
           ctx.progress({ phase: 'importing' });
           // After the export: a send between two tables of one node marks it exporting, then importing.
@@ -232,13 +236,16 @@ export class TableTransfer {
         step = 'exporting';
         // The POST opens only once the source is locked and the stream is ready.
         let upload: ReturnType<PeerNodeMgr['upload']> | undefined;
+        // A few read buffers, each reused once the socket has taken its bytes.
+        const pool = new ChunkPool(SEND_BUFFERS, SEND_CHUNK);
         exported = await this.export(ctx, src, source, srcCreds, { ...header, destination: remote }, {
+          pool,
           stream: (stream) => {
             upload = peer.upload(ctx.signal);
-            return upload.send(stream);
+            return upload.send(stream, pool);
           },
         });
-        sha256 = await exported.sha256;
+        sha256 = exported.sha256;
         step = `importing at ${peer.url}`;
         ctx.progress({ phase: 'importing' });
         imported = await upload!.result;
@@ -258,7 +265,7 @@ export class TableTransfer {
         sha256,
         lock_ms: exported.lockMs,
         phases_ms: { preflight: exported.startedAt - started, export: exportMs, import: imported.import_ms, verify: imported.verify_ms },
-        locked_ms: { copy: exported.copyMs, checksum: exported.checksumMs },
+        locked_ms: { copy: exported.copyMs, sha256: exported.hashMs, checksum: exported.checksumMs },
         total_ms: totalMs,
         mb_per_s: Math.round((exported.bytes / 1048576 / (totalMs / 1000)) * 10) / 10,
       };
@@ -309,34 +316,48 @@ export class TableTransfer {
       const total = cfg.size + ibd.size;
       let checksumMs = 0;
       let copyMs = 0;
+      let hashMs = 0;
       const summary = countAndChecksum(summaryConns[0]!, summaryConns[1]!, name).then((s) => ((checksumMs = Date.now() - lockedAt), s));
       summary.catch(() => undefined);
       const onBytes = (done: number) => {
         ctx.progress({ phase: 'copying', bytesDone: done, bytesTotal: total });
         if (done === total) copyMs = Date.now() - lockedAt;
       };
-      let sha256: Promise<StreamTrailer['sha256']>;
+      let sha256: StreamTrailer['sha256'];
       if ('copyTo' in delivery) {
-        await copyTableFiles(paths, delivery.copyTo, { cfg: cfg.size, ibd: ibd.size }, onBytes, ctx.signal);
-        // Hashed in a worker while the source's count and checksum finish and the lock is let go.
-        sha256 = sha256Files(FILE_ORDER.map((kind) => delivery.copyTo[kind]), ctx.signal).then(([cfgDigest, ibdDigest]) => ({ cfg: cfgDigest!, ibd: ibdDigest! }));
-        sha256.catch(() => undefined);
+        // The source files are hashed in a worker while the kernel copies them and the server
+        // counts and checksums (as the stream does): the lock lasts the longest of the three, and
+        // the import need not wait for a second read of the copies after the unlock.
+        const stopHashing = new AbortController();
+        const hashing = sha256Files(FILE_ORDER.map((kind) => paths[kind]), AbortSignal.any([ctx.signal, stopHashing.signal])).then(([cfgDigest, ibdDigest]) => ((hashMs = Date.now() - lockedAt), { cfg: cfgDigest!, ibd: ibdDigest! }));
+        hashing.catch(() => undefined);
+        try {
+          await copyTableFiles(paths, delivery.copyTo, { cfg: cfg.size, ibd: ibd.size }, onBytes, ctx.signal);
+          sha256 = await hashing;
+        } finally {
+          // A failed copy stops the worker rather than let it read on after the unlock.
+          stopHashing.abort();
+        }
       } else {
         let trailer: StreamTrailer | undefined;
         stream = tableStream({ ...header, files: [{ kind: 'cfg', size: cfg.size }, { kind: 'ibd', size: ibd.size }] }, paths, summary, {
           signal: ctx.signal,
           maxBytesPerSec: sendRateLimit(),
+          pool: delivery.pool,
           onBytes,
+          onHashed: () => {
+            hashMs = Date.now() - lockedAt;
+          },
           onTrailer: (t) => {
             trailer = t;
           },
         });
         await delivery.stream(stream);
         if (!trailer) throw new TableTransferError('copying', 'the stream ended without its trailer', 'internal');
-        sha256 = Promise.resolve(trailer.sha256);
+        sha256 = trailer.sha256;
       }
       const done = await summary;
-      return { summary: done, sha256, bytes: total, lockMs: Date.now() - lockedAt, startedAt, finishedAt: Date.now(), copyMs, checksumMs };
+      return { summary: done, sha256, bytes: total, lockMs: Date.now() - lockedAt, startedAt, finishedAt: Date.now(), copyMs, checksumMs, hashMs };
     } finally {
       // COM_QUIT when idle (no "Aborted connection" in the server's log); one still busy with a
       // CHECKSUM of a failed send is destroyed after 500 ms. Not awaited: the unlock must not wait.

@@ -6,7 +6,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { receiveTableStream, tableStream, type StreamHeader } from '../../src/jobs/table-stream.ts';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ChunkPool, receiveTableStream, tableStream, type StreamHeader } from '../../src/jobs/table-stream.ts';
+import { PeerNodeMgr } from '../../src/jobs/table-peer.ts';
 import { normaliseDefinition, renameDefinition, TableTransferError } from '../../src/jobs/table-import.ts';
 import { sendDestination } from '../../src/jobs/table-transfer.ts';
 import { configSchema } from '../../src/config/schema.ts';
@@ -103,6 +106,50 @@ describe('the table stream', () => {
     assert.equal(first, 'waiting', 'no trailer before the checksum is known');
     release({ rows: '1', checksum: '2' });
     assert.match(((await trailer).value as Buffer).subarray(4).toString(), /"checksum":"2"/);
+  });
+  describe('sent over HTTP from a pool of read buffers (each reused once the socket took it)', () => {
+    /** A stand-in for the peer's recv route: receives the stream into `out`, or refuses it with 409. */
+    async function peer(out: () => { cfg: string; ibd: string }, refuse = false) {
+      const server = http.createServer(async (req, res) => {
+        try {
+          if (refuse) throw new Error('refused at the header');
+          const got = await receiveTableStream(req, async () => out(), { verifyHashes: true });
+          res.end(JSON.stringify({ result: 'succeed', rows: got.trailer.rows, bytes: got.bytes }));
+        } catch (err) {
+          res.statusCode = 409;
+          res.end(JSON.stringify({ result: 'error', info: (err as Error).message }));
+        }
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+    }
+
+    it('arrives byte for byte with two 64 KiB buffers carrying 3 MB', async () => {
+      const out = targets();
+      const { server, url } = await peer(() => out);
+      try {
+        const pool = new ChunkPool(2, 64 * 1024);
+        const upload = new PeerNodeMgr(url, undefined).upload(AbortSignal.timeout(30_000));
+        await upload.send(tableStream(header(), paths(), summary, { pool }), pool);
+        const result = await upload.result;
+        assert.equal(result.bytes, cfg.length + ibd.length);
+        assert.deepEqual(readFileSync(out.cfg), cfg);
+        assert.deepEqual(readFileSync(out.ibd), ibd);
+      } finally {
+        server.close();
+      }
+    });
+
+    it('a destination that refuses gives its reason, and the pooled stream stops (no hang)', async () => {
+      const { server, url } = await peer(() => targets(), true);
+      try {
+        const pool = new ChunkPool(2, 64 * 1024);
+        const upload = new PeerNodeMgr(url, undefined).upload(AbortSignal.timeout(30_000));
+        await assert.rejects(upload.send(tableStream(header(), paths(), summary, { pool }), pool), /answered 409: refused at the header/);
+      } finally {
+        server.close();
+      }
+    });
   });
 });
 
