@@ -139,11 +139,13 @@ export async function diagnoseFromLogs(
 ): Promise<ExitDiagnosis> {
   const runLines: string[] = [];
   const tails: string[] = [];
-  for (const file of files) {
-    const lines = await readTail(file, TAIL_LINES * 4);
+  // Read together (a crash's restart waits for the diagnosis), used in the order given.
+  const read = await Promise.all(files.map((file) => readTail(file, TAIL_LINES * 4)));
+  files.forEach((file, i) => {
+    const lines = read[i]!;
     runLines.push(...currentRun(lines));
     tails.push(...lines.slice(-TAIL_LINES).map((l) => `${file}: ${l}`));
-  }
+  });
   return classifyExit(runLines, exit, runLines.length ? runLines : tails);
 }
 

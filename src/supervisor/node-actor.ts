@@ -52,19 +52,31 @@ export function nodeMachineFor(rt: NodeRuntime) {
       }),
 
       preflight: fromPromise(async () => {
-        // A server of ours already on the data dir (started behind our back) must not get a twin.
-        const running = await engine.findRunning(spec);
-        if (running !== null) throw new Error(`node ${spec.id}: a server (pid ${running}) is already running on data dir ${spec.dataDir}`);
-        await engine.awaitPreviousServer?.(spec);
-        const holder = await portHolder(spec.port, spec.ip || '0.0.0.0');
-        if (holder) throw new Error(`node ${spec.id}: port ${spec.port} is held by pid ${holder.pid} (${holder.program})`);
-        if (!(await engine.isInitialised(spec))) {
-          throw new Error(`node ${spec.id}: data dir ${spec.dataDir} is not initialised (create the node first)`);
-        }
-        await checkDiskSpace(spec.dataDir);
+        // The checks only read (/proc, stat, a bind), so they run together; a refusal names the
+        // first failed check in this order, as when they ran one after the other.
+        await settleInOrder([
+          async () => {
+            // A server of ours already on the data dir (started behind our back) must not get a twin.
+            const running = await engine.findRunning(spec);
+            if (running !== null) throw new Error(`node ${spec.id}: a server (pid ${running}) is already running on data dir ${spec.dataDir}`);
+          },
+          async () => {
+            // A killed server's zombie may hold the port until it is reaped.
+            await engine.awaitPreviousServer?.(spec);
+            const holder = await portHolder(spec.port, spec.ip || '0.0.0.0');
+            if (holder) throw new Error(`node ${spec.id}: port ${spec.port} is held by pid ${holder.pid} (${holder.program})`);
+          },
+          async () => {
+            if (!(await engine.isInitialised(spec))) {
+              throw new Error(`node ${spec.id}: data dir ${spec.dataDir} is not initialised (create the node first)`);
+            }
+          },
+          () => checkDiskSpace(spec.dataDir),
+        ]);
+        // Writes only once every check passed (a node that was never created gets no log dir);
+        // the server's config and its captured log are different files.
         await prepareSpawn(spec);
-        await engine.writeServerConfig(spec);
-        await rotateServerLog(spec, rt.serverLog.maxBytes, rt.serverLog.keep);
+        await settleInOrder([() => engine.writeServerConfig(spec), () => rotateServerLog(spec, rt.serverLog.maxBytes, rt.serverLog.keep)]);
       }),
 
       process: fromCallback<ProcessCommand, ProcessHandleInput>(({ input, sendBack, receive }) => {
@@ -198,6 +210,17 @@ export function nodeMachineFor(rt: NodeRuntime) {
       }),
     },
   });
+}
+
+/**
+ * Runs the steps together and waits for all of them; throws the error of the first step, in the
+ * given order, that failed. Unlike Promise.all, nothing is left running behind a failure, and
+ * the error does not depend on which step happened to fail first.
+ */
+export async function settleInOrder(steps: Array<() => Promise<unknown>>): Promise<void> {
+  const results = await Promise.allSettled(steps.map((step) => step()));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** Signals the server's process group (it was spawned detached), falling back to the pid alone. */

@@ -113,11 +113,13 @@ export function watchAdopted(pid: number, intervalMs = 500): AdoptedWatch {
  * than as a crash whose log names no cause.
  */
 export async function prepareSpawn(spec: NodeSpec): Promise<void> {
-  for (const dir of [spec.logDir, spec.runDir]) {
+  const ensureDir = async (dir: string) => {
     const opened = await openDirBeneath(rootOf(spec, dir), dir, spec.runAs, { mode: 0o750, owner: spec.runAs });
     await opened.handle.close();
-  }
-  await (await openNodeLogForAppend(spec, serverLogFile(spec), spec.runAs)).close();
+  };
+  // Both at once (a restart waits for this); a failure in log/ is reported before one in run/.
+  const [log, run] = await Promise.allSettled([ensureDir(spec.logDir).then(async () => (await openNodeLogForAppend(spec, serverLogFile(spec), spec.runAs)).close()), ensureDir(spec.runDir)]);
+  for (const r of [log, run]) if (r.status === 'rejected') throw r.reason;
 }
 
 /** Copy-truncate rotation of the server's captured output (see copyTruncateNodeLog); true when it rotated. */

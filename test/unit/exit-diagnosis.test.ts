@@ -166,6 +166,20 @@ describe('diagnoseFromLogs', () => {
     assert.match(d.detail, /'x=1'/);
   });
 
+  it('reads the logs together, not one after the other (a restart waits for the diagnosis)', async () => {
+    let reading = 0;
+    let most = 0;
+    const d = await diagnoseFromLogs(['/n/log/error.log', '/n/log/server.log'], { code: null, signal: 'SIGKILL' }, async (file) => {
+      most = Math.max(most, ++reading);
+      await new Promise((r) => setImmediate(r));
+      reading--;
+      return file.endsWith('error.log') ? ["[ERROR] mariadbd: unknown variable 'x=1'"] : [];
+    });
+    assert.equal(most, 2);
+    // Still used in the order given: the error log's evidence wins.
+    assert.equal(d.cause, 'bad_config_option');
+  });
+
   it('says unknown when no log exists', async () => {
     const d = await diagnoseFromLogs(['/nonexistent/error.log'], { code: 1, signal: null });
     assert.equal(d.cause, 'unknown');

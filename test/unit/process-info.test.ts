@@ -10,9 +10,13 @@ import { createInterface } from 'node:readline';
 import {
   climbStopLadder,
   cmdline,
+  cmdlineNow,
   endedOrEndingNow,
   isAlive,
+  liveProcessGroupNow,
+  pidsOwnedBy,
   portHolder,
+  processGroupExists,
   processState,
   readPidFile,
   sendSignal,
@@ -20,6 +24,7 @@ import {
   startTime,
   waitForExit,
   workingDir,
+  workingDirNow,
 } from '../../src/host/process-info.ts';
 
 const children: ChildProcess[] = [];
@@ -97,6 +102,35 @@ describe('process identity', () => {
     assert.ok(argv && path.basename(argv[0]).startsWith('node'));
     assert.equal(await workingDir(process.pid), process.cwd());
     assert.equal(await cmdline(2 ** 22 + 1), null);
+  });
+
+  // The scans between a crash and its restart (findRunning, the leftover scan) use these: they must
+  // answer in the same tick, without a trip through the thread pool.
+  it('lists an account\'s pids and reads argv, working dir and process group synchronously', async () => {
+    const { child } = await nodeChild(`console.log('up'); setInterval(() => {}, 1000);`);
+    const pids = pidsOwnedBy(process.getuid!());
+    assert.ok(Array.isArray(pids), 'pidsOwnedBy answers at once, not with a promise');
+    assert.ok(pids.includes(process.pid) && pids.includes(child.pid!));
+    assert.ok(!pidsOwnedBy(65534).includes(process.pid));
+    assert.deepEqual(cmdlineNow(child.pid!), await cmdline(child.pid!));
+    assert.equal(workingDirNow(child.pid!), process.cwd());
+    assert.equal(liveProcessGroupNow(child.pid!), liveProcessGroupNow(process.pid));
+    assert.equal(cmdlineNow(2 ** 22 + 1), null);
+    assert.equal(workingDirNow(2 ** 22 + 1), null);
+    assert.equal(liveProcessGroupNow(2 ** 22 + 1), null);
+  });
+
+  it('tells whether a process group still has a member, a zombie included', async () => {
+    const { child } = await nodeChild(`console.log('up'); setInterval(() => {}, 1000);`);
+    const leader = spawn('sleep', ['300'], { detached: true, stdio: 'ignore' });
+    children.push(leader);
+    assert.equal(processGroupExists(leader.pid!), true);
+    // A pid that leads no group (the child is in this process's group) has no group of its own.
+    assert.equal(processGroupExists(child.pid!), false);
+    assert.equal(processGroupExists(2 ** 22 + 1), false);
+    leader.kill('SIGKILL');
+    await once(leader, 'exit');
+    assert.equal(processGroupExists(leader.pid!), false);
   });
 });
 

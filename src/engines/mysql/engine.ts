@@ -7,7 +7,7 @@ import { escape as sqlLiteral } from 'mysql2';
 import mysql from 'mysql2/promise';
 import { clientHost } from '../../host/address.ts';
 import { isExpectedProcess } from '../../host/process-identity.ts';
-import { climbStopLadder, cmdline, pidsOwnedBy, sendSignal } from '../../host/process-info.ts';
+import { climbStopLadder, cmdline, cmdlineNow, isAlive, pidsOwnedBy, sendSignal } from '../../host/process-info.ts';
 import type { Engine, ExitDiagnosis, LaunchPlan } from '../engine.ts';
 import { diagnoseFromLogs } from '../exit-diagnosis.ts';
 import { sqlMonitorSession } from '../monitor-session.ts';
@@ -261,15 +261,17 @@ export const mysqlEngine: Engine = {
     const pidFile = await readNodePidFile(spec, mysqlPaths(spec).pidFile);
     if (pidFile && (await mysqlEngine.isOwnProcess(spec, pidFile.pid))) return pidFile.pid;
     // The pid file is written only once InnoDB is up: a server that is still starting has none yet.
+    // Synchronous reads (see pidsOwnedBy): this scan sits between a crash and the restart.
     const flag = defaultsFlag(spec);
-    for (const pid of await pidsOwnedBy(spec.runAs.uid)) {
-      const argv = await cmdline(pid);
-      if (argv?.includes(flag) && (await mysqlEngine.isOwnProcess(spec, pid))) return pid;
+    for (const pid of pidsOwnedBy(spec.runAs.uid)) {
+      if (cmdlineNow(pid)?.includes(flag) && (await mysqlEngine.isOwnProcess(spec, pid))) return pid;
     }
     return null;
   },
 
   async isOwnProcess(spec, pid) {
+    // The pid a killed server left in its pid file: no need to read the file again to say no.
+    if (!(await isAlive(pid))) return false;
     const flag = defaultsFlag(spec);
     const pidFile = await readNodePidFile(spec, mysqlPaths(spec).pidFile);
     const own = await isExpectedProcess(pid, {

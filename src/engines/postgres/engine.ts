@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { clientHost, isLoopback } from '../../host/address.ts';
 import { isExpectedProcess } from '../../host/process-identity.ts';
-import { climbStopLadder, cmdline, pidsOwnedBy, processState, sendSignal } from '../../host/process-info.ts';
+import { climbStopLadder, cmdlineNow, isAlive, pidsOwnedBy, processState, sendSignal } from '../../host/process-info.ts';
 import type { Engine, ExitDiagnosis, LaunchPlan } from '../engine.ts';
 import { diagnoseFromLogs } from '../exit-diagnosis.ts';
 import { sqlMonitorSession } from '../monitor-session.ts';
@@ -268,8 +268,9 @@ export const postgresEngine: Engine = {
   async findRunning(spec) {
     const pidFile = await readNodePidFile(spec, postgresPaths(spec).postmasterPid);
     if (pidFile && (await postgresEngine.isOwnProcess(spec, pidFile.pid))) return pidFile.pid;
-    for (const pid of await pidsOwnedBy(spec.runAs.uid)) {
-      const argv = await cmdline(pid);
+    // Synchronous reads (see pidsOwnedBy): this scan sits between a crash and the restart.
+    for (const pid of pidsOwnedBy(spec.runAs.uid)) {
+      const argv = cmdlineNow(pid);
       if (argv && argv[argv.indexOf('-D') + 1] === spec.dataDir && (await postgresEngine.isOwnProcess(spec, pid))) return pid;
     }
     return null;
@@ -280,6 +281,8 @@ export const postgresEngine: Engine = {
    * missing only in the first milliseconds of a start; then argv and cwd must do.
    */
   async isOwnProcess(spec, pid) {
+    // The pid a killed postmaster left in postmaster.pid: no need to read the file again to say no.
+    if (!(await isAlive(pid))) return false;
     const dataDir = await realpath(spec.dataDir).catch(() => spec.dataDir);
     const pidFile = await readNodePidFile(spec, postgresPaths(spec).postmasterPid);
     if (pidFile) {
