@@ -446,7 +446,7 @@ async function main(): Promise<void> {
         ['spawn → serving (log line)', ms(adoptRounds.map((a) => a.servingMs)), ms(emptyStart), ratio(median(adoptRounds.map((a) => a.servingMs)), median(emptyStart))],
         ['first → last adoption', ms(adoptRounds.map((a) => a.allRunningMs - a.firstAdoptMs)), null, null],
       ],
-      ['baseline: node-mgr with no node, spawn → serving (Node + tsx + SQLite + fastify start-up). node-mgr was killed with -9 before each round.'],
+      ['baseline: node-mgr with no node, spawn → serving (Node, loading node-mgr and its modules, SQLite, fastify start-up). node-mgr was killed with -9 before each round.'],
     ),
   );
   tables.push(

@@ -4,10 +4,14 @@
 //
 //   npm run bench                    all of them
 //   npm run bench -- api footprint   some of them
+//
+// node-mgr runs as operators run it, the build in dist/ (built first when a source is newer);
+// NODE_MGR_BENCH_ENTRY=tsx runs the sources through tsx instead (bench/support/entry.ts).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BENCH_DIR, printHeader, RESULTS_DIR, RUN_ID, type ResultFile } from './support/report.ts';
+import { ensureBuilt } from './support/entry.ts';
 
 /** The three core figures, then the features' (each runs when its script is present). */
 const FIGURES = ['api', 'recovery', 'footprint', 'supervision', 'backup', 'table-transfer', 'inspector-50', 'binlog-archive', 'pitr'];
@@ -37,6 +41,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const wanted = (asked.length ? asked : FIGURES).filter((name) => existsSync(path.join(BENCH_DIR, `${name}.ts`)));
+  ensureBuilt();
   const started = Date.now();
   printHeader('run-all', `${wanted.join(', ')} (run ${RUN_ID})`);
   // Ctrl-C reaches the running script too (same process group): it cleans up and exits; then stop.
@@ -64,7 +69,7 @@ async function main(): Promise<number> {
     }
     const result = JSON.parse(readFileSync(file, 'utf8')) as ResultFile;
     const m = result.machine;
-    say(`    loadavg ${m.loadavg.join(' ')} at start, ${result.loadavgAtEnd.join(' ')} at end; code ${m.commit} + ${m.uncommittedPaths} uncommitted path(s)\n`);
+    say(`    loadavg ${m.loadavg.join(' ')} at start, ${result.loadavgAtEnd.join(' ')} at end; code ${m.commit} + ${m.uncommittedPaths} uncommitted path(s); node-mgr ${m.nodeMgr ?? '(not recorded)'}\n`);
     for (const t of result.tables) say(`${t}\n`);
   }
   const total = (Date.now() - started) / 1000;

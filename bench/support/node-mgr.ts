@@ -2,8 +2,12 @@
 // plus the waits and the clean-up every bench needs.
 import { api, startNodeMgrProcess, type NodeMgrProcess } from '../../test/support/node-mgr-process.ts';
 import { sleep } from './report.ts';
+import { useBenchEntry } from './entry.ts';
 
 export { api, startNodeMgrProcess, type NodeMgrProcess };
+
+// Every bench's node-mgr is the build operators run (or the sources, NODE_MGR_BENCH_ENTRY=tsx).
+useBenchEntry();
 
 export interface NodeSummary {
   id: string;

@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { entryNote } from './entry.ts';
 
 export const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const ROOT = path.resolve(BENCH_DIR, '..');
@@ -42,6 +43,8 @@ export interface MachineNote {
   /** The code measured: HEAD and how many paths differ from it (the tree is shared and in flux). */
   commit: string;
   uncommittedPaths: number;
+  /** Which node-mgr ran: the build in dist/ or the sources through tsx (bench/support/entry.ts). */
+  nodeMgr: string;
 }
 
 /** Read-only git queries; '?' when git is not there. */
@@ -66,6 +69,7 @@ export function machineNote(): MachineNote {
     node: process.version,
     loadavg: os.loadavg().map((l) => Math.round(l * 100) / 100),
     ...gitState(),
+    nodeMgr: entryNote(),
   };
 }
 
@@ -77,7 +81,7 @@ export function printHeader(name: string, what: string): MachineNote {
   console.log(`\n=== bench/${name}: ${what}`);
   console.log(`    ${m.at}  ${m.hostname}, ${m.cores} × ${m.cpuModel}, ${m.memAvailableMB} of ${m.memTotalMB} MB free, node ${m.node}`);
   console.log(`    loadavg at start (1/5/15 min): ${fmtLoad(m.loadavg)}  — the machine is shared with other engineers' tests`);
-  console.log(`    code: ${m.commit} + ${m.uncommittedPaths} uncommitted path(s) in the working tree`);
+  console.log(`    code: ${m.commit} + ${m.uncommittedPaths} uncommitted path(s) in the working tree; node-mgr run as ${m.nodeMgr}`);
   return m;
 }
 

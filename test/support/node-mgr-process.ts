@@ -10,6 +10,14 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 /** The sources through tsx: tests exercise the code as it is, never a stale build. */
 export const BIN = path.join(ROOT, 'bin/node-mgr-dev.js');
 
+/**
+ * The entry startNodeMgrProcess runs: BIN, unless NODE_MGR_BIN names another (the benches set it to
+ * bin/node-mgr.js, the compiled build operators run: bench/support/entry.ts).
+ */
+export function nodeMgrEntry(): string {
+  return process.env.NODE_MGR_BIN ? path.resolve(ROOT, process.env.NODE_MGR_BIN) : BIN;
+}
+
 export interface NodeMgrProcess {
   url: string;
   pid: number;
@@ -27,7 +35,7 @@ export async function startNodeMgrProcess(dir: string, config: Record<string, un
   writeFileSync(file, JSON.stringify(config, null, 2));
   // NODE_MGR_CPU_PROF=<dir>: each node-mgr writes a V8 CPU profile there when it exits cleanly (benches).
   const profile = process.env.NODE_MGR_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.NODE_MGR_CPU_PROF)}`] : [];
-  const child = spawn(process.execPath, [...profile, BIN, 'start', '--config', file, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  const child = spawn(process.execPath, [...profile, nodeMgrEntry(), 'start', '--config', file, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   const lines: string[] = [];
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
