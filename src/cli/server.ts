@@ -25,7 +25,7 @@ export interface ServeOptions extends LogOptions {
 
 export async function serve(opts: ServeOptions): Promise<number> {
   const signals = catchProcessSignals();
-  const log = createLogger(opts);
+  const log = await createLogger(opts);
   const config = opts.config ? loadConfig(opts.config) : parseConfig({});
   if (opts.stopNodesOnExit) config.stopNodesOnExit = true;
   const inspectUrl = opts.inspectUrl ?? DEFAULT_STATELY_URL;
@@ -101,7 +101,7 @@ function freePort(): Promise<number> {
 /** A newcomer's first run: two real nodes under DIR, supervised and served on PORT. Again on the same DIR adopts them. */
 export async function demo(opts: LogOptions & { dir?: string; port?: string }): Promise<number> {
   const signals = catchProcessSignals();
-  const log = createLogger(opts);
+  const log = await createLogger(opts);
   const dir = path.resolve(opts.dir ?? './var/demo');
   // The demo needs no root: started as root, it runs as the databases' account (docs/security.md).
   await becomeServiceAccount(DEMO_ACCOUNT, dir);

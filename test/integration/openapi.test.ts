@@ -74,7 +74,23 @@ describe('the OpenAPI description', () => {
   it('serves the docs UI at /docs/ui, and GET /docs points there instead of looking up a job "docs"', async () => {
     const ui = await fetch(`${mgr.url}/docs/ui/`);
     assert.equal(ui.status, 200);
-    assert.match(await ui.text(), /swagger-ui/i);
+    const page = await ui.text();
+    assert.match(page, /swagger-ui/i);
+    // The UI is loaded at the first request (http/openapi.ts): its scripts, styles and the
+    // document it shows are served whole, with their own types.
+    const assets = [...page.matchAll(/(?:src|href)="\.\/([^"]+)"/g)].map((m) => m[1]!);
+    assert.ok(assets.some((a) => a.endsWith('swagger-ui-bundle.js')) && assets.some((a) => a.endsWith('.css')), assets.join(' '));
+    for (const asset of assets) {
+      const res = await fetch(`${mgr.url}/docs/ui/${asset}`);
+      assert.equal(res.status, 200, asset);
+      const body = Buffer.from(await res.arrayBuffer());
+      assert.ok(body.length > 0, `${asset} is empty`);
+      if (res.headers.has('content-length')) assert.equal(Number(res.headers.get('content-length')), body.length, asset);
+      if (asset.endsWith('.js')) assert.match(res.headers.get('content-type') ?? '', /javascript/, asset);
+    }
+    const shown = await fetch(`${mgr.url}/docs/ui/json`);
+    assert.equal(shown.status, 200);
+    assert.deepEqual(Object.keys(((await shown.json()) as typeof doc).paths).sort(), Object.keys(doc.paths).sort(), 'the UI shows the document of /docs/json');
     const docs = await fetch(`${mgr.url}/docs`, { redirect: 'manual' });
     assert.equal(docs.status, 302);
     assert.equal(docs.headers.get('location'), '/docs/ui/');

@@ -89,6 +89,14 @@ describe('the npm package', () => {
     assert.deepEqual((nodes.body as Array<{ kind: string }>).map((n) => n.kind).sort(), ['mysql', 'postgres']);
     const page = await api(`http://127.0.0.1:${port}`, 'GET', '/inspect');
     assert.equal(page.status, 200, 'the inspector page is served from the package');
+    // The bundle (scripts/build.mjs) keeps the OpenAPI document and the docs UI, whose files are
+    // read from @fastify/swagger-ui's own directory.
+    const doc = await api(`http://127.0.0.1:${port}`, 'GET', '/docs/json');
+    assert.equal(doc.status, 200);
+    assert.ok(Object.keys((doc.body as { paths: object }).paths).length > 10);
+    const ui = await fetch(`http://127.0.0.1:${port}/docs/ui/static/swagger-ui-bundle.js`);
+    assert.equal(ui.status, 200);
+    assert.ok((await ui.arrayBuffer()).byteLength > 100_000, 'the swagger-ui bundle is served whole');
     child.kill('SIGTERM');
     assert.equal(await exited, 'code 0 signal null', output.slice(-2000));
   });

@@ -1,6 +1,6 @@
 // The inspector: a page served by node-mgr itself (no CDN, no build step: plain JS, CSS and an SVG
 // drawn here from the machine definitions) and the machine descriptions it draws from.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
@@ -11,7 +11,13 @@ import { jobMachine } from '../../../machines/job.machine.ts';
 import { machineGraph, type MachineGraph } from './machine-graph.ts';
 import { drawStatechart } from './statechart-svg.ts';
 
-const PAGE_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'page');
+/**
+ * Beside this module in the sources; the build bundles this module into a file of dist/src/ and
+ * copies the page to dist/src/http/inspector/page (scripts/build.mjs).
+ */
+const PAGE_DIR = ((here) => ['page', 'http/inspector/page'].map((dir) => path.join(here, dir)).find((dir) => existsSync(path.join(dir, 'index.html'))) ?? path.join(here, 'page'))(
+  path.dirname(fileURLToPath(import.meta.url)),
+);
 
 const MACHINES: Record<string, { machine: AnyStateMachine; wire?: (value: unknown) => string }> = {
   node: { machine: nodeMachine, wire: stateName },
