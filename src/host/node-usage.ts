@@ -27,7 +27,12 @@ export interface NodeUsageOptions {
   fsChangeBytes?: number;
   /** Runs `du` (tests count the runs through it). */
   du?: (dirs: string[]) => Promise<Map<string, number>>;
+  /** Free and used bytes of the filesystem holding a dir (tests move it at will). */
+  filesystem?: (dir: string) => Promise<{ free: number; used: number } | null>;
 }
+
+/** How far the filesystem-movement threshold of an unchanged dir may grow: 16 × fsChangeBytes. */
+const MAX_FS_SLACK_FACTOR = 16;
 
 interface DirState {
   used: number | null;
@@ -36,6 +41,13 @@ interface DirState {
   waitMs: number;
   /** Used bytes of its filesystem at that `du` (statfs), to notice a change cheaply. */
   fsUsedThen: number | null;
+  /**
+   * How far the filesystem's usage must move to make this dir due before its wait is over:
+   * fsChangeBytes, doubled each time the dir came back unchanged. On a filesystem that other
+   * writers keep moving (the other nodes, logs, anything else on the disk), an idle dir was
+   * walked at every pass.
+   */
+  fsSlack: number;
 }
 
 export class NodeUsage {
@@ -46,6 +58,7 @@ export class NodeUsage {
   private readonly now: () => number;
   private readonly fsChangeBytes: number;
   private readonly du: (dirs: string[]) => Promise<Map<string, number>>;
+  private readonly filesystem: (dir: string) => Promise<{ free: number; used: number } | null>;
   /** `du` runs and the dirs they measured, since start (for the metrics and the bench). */
   readonly duStats = { runs: 0, dirs: 0 };
   /** Counts the passes that replaced the samples: a reply prepared from them is current while it has not moved. */
@@ -59,6 +72,7 @@ export class NodeUsage {
     this.now = opts.now ?? Date.now;
     this.fsChangeBytes = opts.fsChangeBytes ?? 64 * 2 ** 20;
     this.du = opts.du ?? diskUsage;
+    this.filesystem = opts.filesystem ?? filesystemOf;
   }
 
   start(): void {
@@ -81,7 +95,7 @@ export class NodeUsage {
    * One pass over all nodes; passes never overlap. Process figures for all pids come from one
    * pidusage call and free space from statfs; `du` walks only the data dirs that are due: never
    * measured, their backoff over (it doubles while the size stays the same), or their filesystem's
-   * usage moved since.
+   * usage moved since by more than their slack (which doubles alongside, up to 16 × fsChangeBytes).
    */
   async refresh(): Promise<void> {
     if (this.running) return;
@@ -93,7 +107,7 @@ export class NodeUsage {
       if (pids.length) procs = await pidusage(pids).catch(() => ({}));
       const now = this.now();
       const fsOf = new Map<string, { free: number; used: number } | null>();
-      for (const dir of new Set(targets.map((t) => t.dataDir))) fsOf.set(dir, await filesystemOf(dir));
+      for (const dir of new Set(targets.map((t) => t.dataDir))) fsOf.set(dir, await this.filesystem(dir));
       const due = [...fsOf.keys()].filter((dir) => this.isDue(dir, now, fsOf.get(dir)?.used ?? null));
       if (due.length) {
         const measured = await this.du(due);
@@ -122,7 +136,7 @@ export class NodeUsage {
     const st = this.dirs.get(dir);
     if (!st || st.used === null) return fsUsed !== null;
     if (now - st.measuredAt >= st.waitMs) return true;
-    return fsUsed !== null && st.fsUsedThen !== null && Math.abs(fsUsed - st.fsUsedThen) > this.fsChangeBytes;
+    return fsUsed !== null && st.fsUsedThen !== null && Math.abs(fsUsed - st.fsUsedThen) > st.fsSlack;
   }
 
   private record(dir: string, used: number | null, now: number, fsUsed: number | null): void {
@@ -133,6 +147,7 @@ export class NodeUsage {
       measuredAt: now,
       waitMs: unchanged ? Math.min(before!.waitMs * 2, MAX_DU_INTERVAL_MS) : this.intervalMs,
       fsUsedThen: fsUsed,
+      fsSlack: unchanged ? Math.min(before!.fsSlack * 2, this.fsChangeBytes * MAX_FS_SLACK_FACTOR) : this.fsChangeBytes,
     });
   }
 }

@@ -91,4 +91,41 @@ describe('node usage sampler', () => {
     assert.ok(usage.get('a').diskUsed! >= 1_000_000);
     rmSync(root, { recursive: true, force: true });
   });
+
+  it('walks an unchanged dir less and less often while other writers keep moving its filesystem', async () => {
+    let now = 0;
+    let fsUsed = 0;
+    let size = 1000;
+    let walks = 0;
+    const MB = 2 ** 20;
+    const usage = new NodeUsage(() => [{ id: 'a', dataDir: '/srv/a', pid: null }], 10_000, {
+      now: () => now,
+      fsChangeBytes: 64 * MB,
+      filesystem: async () => ({ free: 1e12, used: fsUsed }),
+      du: async (dirs) => {
+        walks++;
+        return new Map(dirs.map((d) => [d, size]));
+      },
+    });
+    // Someone else writes 100 MB every 10 s on the same disk; the dir itself does not change.
+    const passes = async (n: number) => {
+      const before = walks;
+      for (let i = 0; i < n; i++) {
+        now += 10_000;
+        fsUsed += 100 * MB;
+        await usage.refresh();
+      }
+      return walks - before;
+    };
+    await usage.refresh();
+    const first = await passes(30);
+    assert.ok(first <= 8, `${first} walks in 5 min of someone else's writes (one per pass would be 30)`);
+    // The dir grows: a later walk sees it, and from then on it is watched closely again.
+    size = 2000;
+    for (let i = 0; i < 40 && usage.get('a').diskUsed !== 2000; i++) await passes(1);
+    assert.equal(usage.get('a').diskUsed, 2000);
+    size = 3000;
+    assert.equal(await passes(1), 1, 'walked again at the next pass after a change');
+    assert.equal(usage.get('a').diskUsed, 3000);
+  });
 });
