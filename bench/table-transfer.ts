@@ -156,14 +156,14 @@ runBench(async () => {
     ],
   );
   type SendOutput = { phases_ms: Record<string, number>; locked_ms: Record<string, number>; total_ms: number };
-  // Older builds report no sha256 time: their local send hashed the copies after the unlock.
+  // Older builds report no sha256 time.
   const orNull = (n: number | undefined) => (n === undefined ? null : n);
   const sends = results.filter((r) => r.job) as Array<Measure & { job: SendOutput }>;
   const phaseRows: Array<[string, (o: SendOutput) => number]> = [
     ['preflight (both sides)', (o) => o.phases_ms.preflight!],
     ['export, source locked', (o) => o.phases_ms.export!],
     ['  of which: last byte read', (o) => o.locked_ms.copy!],
-    ['  of which: sha256 of the files', (o) => orNull(o.locked_ms.sha256)!],
+    ['  sha256 known (from the lock)', (o) => orNull(o.locked_ms.sha256)!],
     ['  of which: COUNT + CHECKSUM', (o) => o.locked_ms.checksum!],
     ['create, discard, place, IMPORT', (o) => o.phases_ms.import!],
     ['COUNT + CHECKSUM on destination', (o) => o.phases_ms.verify!],
@@ -173,7 +173,7 @@ runBench(async () => {
     'where a send spends its time (s)',
     sends.map((r) => r.label),
     phaseRows.map(([label, f]) => [label, ...sends.map((r) => { const v = f(r.job); return v === null ? null : v / 1000; })]),
-    ['the copy, the sha256 and the source checksum run side by side while the lock is held'],
+    ['the copy and the source checksum run side by side while the lock is held; the sha256 too (HTTP), or of the copies after the copy, beside the import\'s first steps (same host)'],
   );
   console.log(`\n${text}\n\n${phases}\n`);
   const loadAtEnd = printFooter('table-transfer', startedAt);

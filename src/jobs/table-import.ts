@@ -422,8 +422,9 @@ export class ImportSession {
   /**
    * Creates (if missing) and fills the destination table from the staged files, and checks it
    * against the source. On failure the table is put back as it was and the error names the step.
+   * `filesReady` settles when nothing reads the staged files any more; the files are placed after.
    */
-  async complete(source: SourceTable, expected: SourceSummary, onPhase?: (phase: string) => void): Promise<ImportResult> {
+  async complete(source: SourceTable, expected: SourceSummary, onPhase?: (phase: string) => void, filesReady?: Promise<unknown>): Promise<ImportResult> {
     const { spec, dest, entry } = this;
     const name = qualifiedTable(dest.database, dest.table);
     let step = 'checking the destination';
@@ -444,6 +445,11 @@ export class ImportSession {
       if (condition !== 'discarded') {
         step = 'discarding the tablespace';
         await conn.query(`ALTER TABLE ${name} DISCARD TABLESPACE`);
+      }
+      if (filesReady) {
+        // Whatever still reads the staged files (a local send's digest) finishes before IMPORT rewrites them.
+        step = 'hashing the staged files';
+        await filesReady;
       }
       step = 'placing the files';
       entry.placing = true;

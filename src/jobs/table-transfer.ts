@@ -45,7 +45,7 @@ export interface SendResult {
   lock_ms: number;
   /** Where the time went: preflight of both sides, the locked export (copy and source checksum), the destination's import and verification. */
   phases_ms: { preflight: number; export: number; import: number; verify: number };
-  /** Within the lock: until the last file byte was read, until the files' sha256 was known, and until the source's COUNT + CHECKSUM TABLE were done. */
+  /** From the lock: until the last file byte was read, until the files' sha256 was known (a local send's may come after the unlock), and until the source's COUNT + CHECKSUM TABLE were done. */
   locked_ms: { copy: number; sha256: number; checksum: number };
   total_ms: number;
   mb_per_s: number;
@@ -59,15 +59,14 @@ type Delivery = { stream: (stream: AsyncIterable<Buffer>) => Promise<unknown>; p
 
 interface Exported {
   summary: SourceSummary;
-  /** The source files' sha256, read while the lock was held. */
-  sha256: StreamTrailer['sha256'];
+  /** The files' sha256 and when it was known (ms from the lock): of what the stream read, or of the copies (may settle after the unlock). */
+  sha256: Promise<{ digests: StreamTrailer['sha256']; ms: number }>;
   bytes: number;
   lockMs: number;
   startedAt: number;
   finishedAt: number;
   copyMs: number;
   checksumMs: number;
-  hashMs: number;
 }
 
 const WILDCARD = new Set(['0.0.0.0', '::', '']);
@@ -214,13 +213,13 @@ export class TableTransfer {
             ? { stream: (stream) => receiveTableStream(stream, async () => session.staging, { verifyHashes: false }) }
             : { copyTo: session.staging };
           exported = await this.export(ctx, src, source, srcCreds, header, delivery);
-          sha256 = exported.sha256;
           step = 'importing';
           ctx.progress({ phase: 'importing' });
           // After the export: a send between two tables of one node marks it exporting, then importing.
           this.supervisor.beginWork(localDest.id, 'importing', ctx.id);
           try {
-            imported = await session.complete(table, exported.summary, (phase) => ctx.progress({ phase }));
+            // The copies are hashed meanwhile; IMPORT, which rewrites them, waits for the digest.
+            imported = await session.complete(table, exported.summary, (phase) => ctx.progress({ phase }), exported.sha256);
           } finally {
             this.supervisor.endWork(localDest.id, ctx.id);
           }
@@ -245,7 +244,6 @@ export class TableTransfer {
             return upload.send(stream, pool);
           },
         });
-        sha256 = exported.sha256;
         step = `importing at ${peer.url}`;
         ctx.progress({ phase: 'importing' });
         imported = await upload!.result;
@@ -254,6 +252,8 @@ export class TableTransfer {
           throw new TableTransferError(step, `${peer.url} reports ${imported.rows} rows with checksum ${imported.checksum}; the source had ${exported.summary.rows} with ${exported.summary.checksum}`, 'internal');
         }
       }
+      const hashed = await exported.sha256;
+      sha256 = hashed.digests;
       const totalMs = Date.now() - started;
       const exportMs = exported.finishedAt - exported.startedAt;
       return {
@@ -265,7 +265,7 @@ export class TableTransfer {
         sha256,
         lock_ms: exported.lockMs,
         phases_ms: { preflight: exported.startedAt - started, export: exportMs, import: imported.import_ms, verify: imported.verify_ms },
-        locked_ms: { copy: exported.copyMs, sha256: exported.hashMs, checksum: exported.checksumMs },
+        locked_ms: { copy: exported.copyMs, sha256: hashed.ms, checksum: exported.checksumMs },
         total_ms: totalMs,
         mb_per_s: Math.round((exported.bytes / 1048576 / (totalMs / 1000)) * 10) / 10,
       };
@@ -297,6 +297,7 @@ export class TableTransfer {
     const name = qualifiedTable(t.database, t.table);
     const lockConn = await openSession(src, creds, 'FLUSH TABLES … FOR EXPORT');
     const summaryConns: Session[] = [];
+    const stopHashing = new AbortController();
     let stream: AsyncGenerator<Buffer> | undefined;
     try {
       this.supervisor.beginWork(src.id, 'exporting', ctx.id);
@@ -316,30 +317,25 @@ export class TableTransfer {
       const total = cfg.size + ibd.size;
       let checksumMs = 0;
       let copyMs = 0;
-      let hashMs = 0;
       const summary = countAndChecksum(summaryConns[0]!, summaryConns[1]!, name).then((s) => ((checksumMs = Date.now() - lockedAt), s));
       summary.catch(() => undefined);
       const onBytes = (done: number) => {
         ctx.progress({ phase: 'copying', bytesDone: done, bytesTotal: total });
         if (done === total) copyMs = Date.now() - lockedAt;
       };
-      let sha256: StreamTrailer['sha256'];
+      let sha256: Exported['sha256'];
       if ('copyTo' in delivery) {
-        // The source files are hashed in a worker while the kernel copies them and the server
-        // counts and checksums (as the stream does): the lock lasts the longest of the three, and
-        // the import need not wait for a second read of the copies after the unlock.
-        const stopHashing = new AbortController();
-        const hashing = sha256Files(FILE_ORDER.map((kind) => paths[kind]), AbortSignal.any([ctx.signal, stopHashing.signal])).then(([cfgDigest, ibdDigest]) => ((hashMs = Date.now() - lockedAt), { cfg: cfgDigest!, ibd: ibdDigest! }));
-        hashing.catch(() => undefined);
-        try {
-          await copyTableFiles(paths, delivery.copyTo, { cfg: cfg.size, ibd: ibd.size }, onBytes, ctx.signal);
-          sha256 = await hashing;
-        } finally {
-          // A failed copy stops the worker rather than let it read on after the unlock.
-          stopHashing.abort();
-        }
+        await copyTableFiles(paths, delivery.copyTo, { cfg: cfg.size, ibd: ibd.size }, onBytes, ctx.signal);
+        // The copies are hashed in a worker from here on, beside the rest of the lock and the
+        // import's first steps: the lock does not wait for it, the IMPORT does.
+        sha256 = sha256Files(FILE_ORDER.map((kind) => delivery.copyTo[kind]), AbortSignal.any([ctx.signal, stopHashing.signal])).then(([cfgDigest, ibdDigest]) => ({
+          digests: { cfg: cfgDigest!, ibd: ibdDigest! },
+          ms: Date.now() - lockedAt,
+        }));
+        sha256.catch(() => undefined);
       } else {
         let trailer: StreamTrailer | undefined;
+        let hashMs = 0;
         stream = tableStream({ ...header, files: [{ kind: 'cfg', size: cfg.size }, { kind: 'ibd', size: ibd.size }] }, paths, summary, {
           signal: ctx.signal,
           maxBytesPerSec: sendRateLimit(),
@@ -354,10 +350,14 @@ export class TableTransfer {
         });
         await delivery.stream(stream);
         if (!trailer) throw new TableTransferError('copying', 'the stream ended without its trailer', 'internal');
-        sha256 = trailer.sha256;
+        sha256 = Promise.resolve({ digests: trailer.sha256, ms: hashMs });
       }
       const done = await summary;
-      return { summary: done, sha256, bytes: total, lockMs: Date.now() - lockedAt, startedAt, finishedAt: Date.now(), copyMs, checksumMs, hashMs };
+      return { summary: done, sha256, bytes: total, lockMs: Date.now() - lockedAt, startedAt, finishedAt: Date.now(), copyMs, checksumMs };
+    } catch (err) {
+      // A failed export stops the worker hashing the copies.
+      stopHashing.abort();
+      throw err;
     } finally {
       // COM_QUIT when idle (no "Aborted connection" in the server's log); one still busy with a
       // CHECKSUM of a failed send is destroyed after 500 ms. Not awaited: the unlock must not wait.
