@@ -14,6 +14,18 @@ const PRIVILEGED_LOOPBACK = new Set(['127.0.0.1', '::1']);
 /** A refused connection gets its reply and this long to take it before the socket is closed. */
 const REFUSED_LINGER_MS = 2_000;
 
+/** What the gate counted a connection under, kept on the socket for its one shared close handler. */
+const HELD = Symbol('nodeMgrGateHeld');
+type HeldSocket = Socket & { [HELD]?: { gate: ConnectionGate; source: string; privileged: boolean } };
+
+/** The close handler of every admitted socket: one function, no closure per connection. */
+function releaseHeld(this: HeldSocket): void {
+  const held = this[HELD];
+  if (!held) return;
+  this[HELD] = undefined;
+  held.gate.release(held.source, held.privileged);
+}
+
 interface GateLog {
   warn(obj: object, msg: string): void;
 }
@@ -25,6 +37,8 @@ export class ConnectionGate {
   private refusedSinceLog = 0;
   private readonly refusedSources = new Set<string>();
   private lastLog = 0;
+  /** security.allowFrom normalised, for the security object it was made from (the config may be reloaded). */
+  private allowed: { from: Config['security'] | null; set: Set<string> } = { from: null, set: new Set() };
 
   constructor(
     private readonly security: () => Config['security'],
@@ -45,10 +59,10 @@ export class ConnectionGate {
     return { ordinary: this.ordinary, bySource: Object.fromEntries(this.held) };
   }
 
-  private admit(socket: Socket): boolean {
+  private admit(socket: HeldSocket): boolean {
     const source = normaliseAddress(socket.remoteAddress ?? '');
     const security = this.security();
-    const privileged = isPrivilegedSource(source, security.allowFrom);
+    const privileged = PRIVILEGED_LOOPBACK.has(source) || this.allowSet(security).has(source);
     const mine = this.held.get(source) ?? 0;
     let refusal: [number, string] | undefined;
     if (privileged) {
@@ -64,13 +78,22 @@ export class ConnectionGate {
     }
     this.held.set(source, mine + 1);
     if (!privileged) this.ordinary++;
-    socket.once('close', () => {
-      const n = (this.held.get(source) ?? 1) - 1;
-      if (n > 0) this.held.set(source, n);
-      else this.held.delete(source);
-      if (!privileged) this.ordinary--;
-    });
+    socket[HELD] = { gate: this, source, privileged };
+    socket.on('close', releaseHeld);
     return true;
+  }
+
+  /** A held connection has closed (releaseHeld). */
+  release(source: string, privileged: boolean): void {
+    const n = (this.held.get(source) ?? 1) - 1;
+    if (n > 0) this.held.set(source, n);
+    else this.held.delete(source);
+    if (!privileged) this.ordinary--;
+  }
+
+  private allowSet(security: Config['security']): Set<string> {
+    if (this.allowed.from !== security) this.allowed = { from: security, set: new Set(security.allowFrom.map(normaliseAddress)) };
+    return this.allowed.set;
   }
 
   /**
@@ -111,9 +134,4 @@ export class ConnectionGate {
     this.refusedSinceLog = 0;
     this.refusedSources.clear();
   }
-}
-
-/** 127.0.0.1, ::1 and the allow-listed addresses (cluster_mgr's). */
-export function isPrivilegedSource(source: string, allowFrom: readonly string[]): boolean {
-  return PRIVILEGED_LOOPBACK.has(source) || allowFrom.some((a) => normaliseAddress(a) === source);
 }

@@ -331,6 +331,12 @@ export class NodeMgrMetrics {
     this.httpDuration.observe({ method, route, status_code: String(statusCode) }, seconds);
   }
 
+  /** observeHttp for one label set, bound once (a hot path records the same labels on every request). */
+  httpObserver(method: string, route: string, statusCode: number): (seconds: number) => void {
+    const child = this.httpDuration.labels({ method, route, status_code: String(statusCode) });
+    return (seconds) => child.observe(seconds);
+  }
+
   /** The exposition text (Prometheus text format 0.0.4). */
   async render(): Promise<string> {
     return this.registry.metrics();
