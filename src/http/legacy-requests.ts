@@ -8,7 +8,7 @@ import { portNumber, sourceLogin, text } from '../jobs/job-params.ts';
 import { commandParams } from '../jobs/node-commands.ts';
 import { dropTableParams, purgeBinlogsParams } from '../jobs/table-jobs.ts';
 import { sendParams } from '../jobs/table-transfer.ts';
-import { coldBackupParams, coldRestoreParams, namesBackupOrTime, storePath } from '../jobs/backup-jobs.ts';
+import { coldBackupParams, coldRestoreParams, namesBackupOrTime, namesPrimary, rebuildNodeParams } from '../jobs/backup-jobs.ts';
 import { NODE_TYPES, updateNodeParams } from '../cluster/update-node-job.ts';
 
 export { NODE_TYPES };
@@ -46,18 +46,9 @@ export const legacyRequests = {
   coldrestore: z
     .object({ ...envelope, ...coldRestoreParams.shape, ...sourceLogin })
     .refine(namesBackupOrTime, { message: 'is required (a backup path), unless restore_time is given', path: ['file'] }),
-  // rebuild_node's params are not yet one schema beside its job: its seed and REST faces differ field by field.
-  rebuild_node: z.object({
-    ...envelope,
-    ...sourceLogin,
-    primary_ip: text(64),
-    primary_port: portNumber,
-    tables: z.array(text(385)).max(1000).optional(),
-    max_table_mb: z.number().positive().optional(),
-    timeout_s: z.number().int().min(1).max(86_400).optional(),
-    file: storePath.optional(),
-    store: text(64).optional(),
-  }),
+  rebuild_node: z
+    .object({ ...envelope, ...rebuildNodeParams.shape, ...sourceLogin })
+    .refine(namesPrimary, { message: 'is required with primary_ip, unless primary (host:port) is given', path: ['primary_port'] }),
 } as const;
 
 export type LegacyJobType = keyof typeof legacyRequests;

@@ -7,7 +7,7 @@ import { backupDirFor, listBackups } from '../backup/catalog.ts';
 import { storeNamed, STORE_NAMES } from '../backup/index.ts';
 import { checkStorePath } from '../backup/store.ts';
 import { engineFor } from '../engines/index.ts';
-import { backupArchive, coldBackupParams, coldRestoreParams, pruneBackupsParams, verifyBackupParams } from '../jobs/backup-jobs.ts';
+import { backupArchive, coldBackupParams, coldRestoreParams, pruneBackupsParams, rebuildNodeParams, verifyBackupParams } from '../jobs/backup-jobs.ts';
 import type { NodeView } from '../supervisor/supervisor.ts';
 import { HttpError } from './errors.ts';
 import { acceptedSchema, errorSchema, portParams, portSchema } from './schemas.ts';
@@ -33,24 +33,11 @@ const bodies = {
     store: storeChoice,
     job_id: jobId,
   }),
-  // rebuild_node's params are not yet one schema beside its job (its seed face differs field by field).
+  // The REST face names the primary as host:port only.
   rebuild: z.strictObject({
-    primary: z
-      .string()
-      .min(3)
-      .max(300)
-      .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/)
-      .meta({ description: 'host:port of a MySQL node of the same cluster and shard' }),
-    tables: z
-      .array(z.string().min(3).max(385).regex(/^[^.]+\.[^.]+$/))
-      .max(1000)
-      .meta({ description: 'db.table to compare; every table up to max_table_mb when absent' })
-      .optional(),
-    max_table_mb: z.number().gt(0).meta({ description: 'tables compared when none are named: those no bigger (default 256)' }).optional(),
-    timeout_s: z.number().int().min(1).max(86400).meta({ description: 'bound on the catch-up wait (default 600)' }).optional(),
+    ...rebuildNodeParams.pick({ tables: true, max_table_mb: true, timeout_s: true, repl_user: true, repl_password: true }).shape,
+    primary: rebuildNodeParams.shape.primary.unwrap(),
     file: backupArchive.optional(),
-    repl_user: z.string().min(1).max(80).meta({ description: "the replica's login on the primary; the node's admin login when absent" }).optional(),
-    repl_password: z.string().max(256).optional(),
     store: storeChoice,
     job_id: jobId,
   }),

@@ -14,7 +14,7 @@ import type { NodeMgrMetrics } from '../metrics/metrics.ts';
 import { coldBackup } from './cold-backup.ts';
 import { coldRestore } from './cold-restore.ts';
 import { pointInTimeRestore } from './point-in-time-restore.ts';
-import { rebuildReplica, type RebuildRequest } from './replica-rebuild.ts';
+import { rebuildReplica } from './replica-rebuild.ts';
 import { sendDestination } from './table-transfer.ts';
 import { isLocalAddress } from './node-sql.ts';
 import type { JobContext } from './job.ts';
@@ -84,14 +84,45 @@ export function namesBackupOrTime(p: { file?: string; restore_time?: string }): 
   return p.file !== undefined || p.restore_time !== undefined;
 }
 
+/** `host:port` (an IPv6 host in brackets). */
+const hostPort = z
+  .string()
+  .min(3)
+  .max(300)
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/)
+  .meta({ description: 'host:port of a MySQL node of the same cluster and shard' });
+
 /**
- * Params of rebuild_node: the REST body (primary) or the seed-style one (s_*, primary_ip/primary_port).
- * Still typed by hand: its two faces check their fields differently (see legacy-requests.ts and v1-backups.ts).
+ * rebuild_node: as coldbackup (the seed's s_* login, the store), the primary to follow — `primary`
+ * (host:port), or the seed-style `primary_ip` and `primary_port` (namesPrimary; each face checks it
+ * on its whole body) — and the bounds of the catch-up and the comparison.
  */
-export interface RebuildNodeParams extends ColdBackupParams, Omit<RebuildRequest, 'primary'> {
-  primary?: string;
-  primary_ip?: string;
-  primary_port?: number;
+export const rebuildNodeParams = coldBackupParams.extend({
+  primary: hostPort.optional(),
+  primary_ip: text(64).optional(),
+  primary_port: portNumber.optional(),
+  tables: z
+    .array(z.string().min(3).max(385).regex(/^[^.]+\.[^.]+$/, 'must be db.table'))
+    .max(1000)
+    .meta({ description: 'db.table to compare; every table up to max_table_mb when absent' })
+    .optional(),
+  max_table_mb: z.number().gt(0).meta({ description: 'tables compared when none are named: those no bigger (default 256)' }).optional(),
+  timeout_s: z.number().int().min(1).max(86_400).meta({ description: 'bound on the catch-up wait (default 600)' }).optional(),
+  file: storePath.optional(),
+  repl_user: z.string().min(1).max(80).meta({ description: "the replica's login on the primary; the node's admin login when absent" }).optional(),
+  repl_password: z.string().max(256).optional(),
+});
+export type RebuildNodeParams = z.infer<typeof rebuildNodeParams>;
+
+/** A rebuild names its primary as host:port, or by primary_ip and primary_port. */
+export function namesPrimary(p: { primary?: string; primary_ip?: string; primary_port?: number }): boolean {
+  return p.primary !== undefined || (p.primary_ip !== undefined && p.primary_port !== undefined);
+}
+
+function primaryOf(p: RebuildNodeParams): string {
+  if (p.primary !== undefined) return p.primary;
+  if (p.primary_ip === undefined || p.primary_port === undefined) throw new Error('rebuild_node needs "primary" (host:port) or primary_ip and primary_port');
+  return `${p.primary_ip.includes(':') ? `[${p.primary_ip}]` : p.primary_ip}:${p.primary_port}`;
 }
 
 export const verifyBackupParams = z.object({
@@ -157,13 +188,11 @@ export function registerBackupJobs(jobs: JobRunner, config: Config, supervisor: 
     return coldRestore(ctx, spec, req.file, store, { supervisor, creds });
   }, { holdsNode: 'restoring' });
 
-  jobs.register('rebuild_node', async (ctx) => {
-    const req = ctx.params as RebuildNodeParams;
+  jobs.register('rebuild_node', async (ctx: JobContext<RebuildNodeParams>) => {
+    const req = ctx.params;
     const spec = jobNode(ctx, supervisor, req.s_ip);
     const creds = req.s_user !== undefined ? { user: req.s_user, password: req.s_pwd ?? '' } : undefined;
-    const primary = req.primary ?? (req.primary_ip !== undefined && req.primary_port !== undefined ? `${req.primary_ip.includes(':') ? `[${req.primary_ip}]` : req.primary_ip}:${req.primary_port}` : undefined);
-    if (!primary) throw new Error('rebuild_node needs "primary" (host:port) or primary_ip and primary_port');
-    return rebuildReplica(ctx, spec, { ...req, primary }, storeNamed(config, req.store), {
+    return rebuildReplica(ctx, spec, { ...req, primary: primaryOf(req) }, storeNamed(config, req.store), {
       config,
       supervisor,
       peerNode: async (host, port, signal) => {
