@@ -1,7 +1,7 @@
 // The embedded backup store: a directory on local disk. Store paths map under its root and are
 // confined there through realpath checks, so a symlink planted in the tree cannot lead out.
 import { randomUUID } from 'node:crypto';
-import { constants as fsConstants, createWriteStream } from 'node:fs';
+import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { addAbortSignal, type Readable } from 'node:stream';
@@ -18,6 +18,7 @@ import {
   type StoreEntry,
   type StoreStat,
 } from './store.ts';
+import { openAmong } from '../host/process-info.ts';
 
 // In-progress writes: hidden, unique, recognisable (and left out of list()).
 const TEMP_NAME = /^\.(.+)\.[0-9a-f-]{36}\.tmp$/;
@@ -74,9 +75,27 @@ export class LocalDirStore implements BackupStore {
     // ever shows a complete file, and a crash leaves at most a hidden temp file.
     const temp = tempNameFor(target);
     const counted = new CountedSource(source);
+    let fh: fs.FileHandle;
     try {
-      await pipeline(counted.stream, createWriteStream(temp, { flags: 'wx', mode: 0o640 }), signal ? { signal } : {});
-      await syncFile(temp);
+      fh = await fs.open(temp, 'wx', 0o640);
+    } catch (err) {
+      throw this.#fsError('write', p, err);
+    }
+    // The descriptor stays open until the temp name is gone (renamed or removed): a temp file that
+    // no process holds open is one no upload is writing, which is what sweepTempFiles relies on.
+    try {
+      const file = fh;
+      await pipeline(
+        counted.stream,
+        async (chunks: AsyncIterable<Uint8Array>) => {
+          for await (const chunk of chunks) {
+            // A write may take part of a chunk (a full disk reports itself on the next one).
+            for (let at = 0; at < chunk.byteLength; ) at += (await file.write(chunk, at)).bytesWritten;
+          }
+        },
+        signal ? { signal } : {},
+      );
+      await fh.sync();
       await fs.rename(temp, target);
     } catch (err) {
       await fs.rm(temp, { force: true });
@@ -86,6 +105,8 @@ export class LocalDirStore implements BackupStore {
         throw new BackupStoreError('failed', `write ${p}: reading the data to write failed after ${counted.bytes} bytes: ${why}`, p, { cause: counted.error });
       }
       throw this.#fsError('write', p, err);
+    } finally {
+      await fh.close();
     }
     await syncDir(path.dirname(target));
     return { bytes: counted.bytes };
@@ -174,6 +195,41 @@ export class LocalDirStore implements BackupStore {
     } catch (err) {
       throw this.#fsError('mkdirs', p, err);
     }
+  }
+
+  /**
+   * Removes the temp files of writes that will never finish (a node-mgr killed mid-upload leaves
+   * `.<name>.<uuid>.tmp`), anywhere in the store: only names of that pattern, only plain files, and
+   * only those no process of this host holds open (a live write keeps its descriptor until the
+   * rename, see write()). A store directory that does not exist yet is left uncreated.
+   */
+  async sweepTempFiles(): Promise<{ removed: string[]; failed: { path: string; error: string }[] }> {
+    const out: { removed: string[]; failed: { path: string; error: string }[] } = { removed: [], failed: [] };
+    if (!(await exists(this.location))) return out;
+    const root = await this.#realRoot();
+    const temps = new Set<string>();
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const e of entries) {
+        const full = path.join(dir, e.name);
+        // Dirent types come from lstat: a symbolic link is neither, and is never followed.
+        if (e.isDirectory()) await walk(full);
+        else if (e.isFile() && TEMP_NAME.test(e.name)) temps.add(full);
+      }
+    };
+    await walk(root);
+    const live = await openAmong(temps);
+    for (const t of temps) {
+      if (live.has(t)) continue;
+      const storePath = `/${path.relative(root, t).split(path.sep).join('/')}`;
+      try {
+        await fs.rm(t, { force: true });
+        out.removed.push(storePath);
+      } catch (err) {
+        out.failed.push({ path: storePath, error: (err as Error).message });
+      }
+    }
+    return out;
   }
 
   /** The root's real path, created on first use. */
@@ -272,16 +328,6 @@ async function exists(p: string): Promise<boolean> {
       throw err;
     },
   );
-}
-
-/** fsync a file through a fresh descriptor (fsync flushes the file, whichever fd wrote it). */
-async function syncFile(file: string): Promise<void> {
-  const fh = await fs.open(file, fsConstants.O_RDONLY);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /** fsync a directory so a rename or a new entry in it survives a crash. */

@@ -359,3 +359,27 @@ export function parsePidFile(text: string, mtimeMs: number): PidFile | null {
   if (!Number.isInteger(pid) || pid <= 0) return null;
   return { pid, lines, mtimeMs };
 }
+
+/**
+ * Which of `paths` (absolute, real paths) some process of this host holds open, from the links in
+ * /proc/<pid>/fd. Processes whose descriptors node-mgr may not read (another account's, when it is
+ * not root) are not seen: a caller deleting what no one holds open must own the directory.
+ */
+export async function openAmong(paths: ReadonlySet<string>): Promise<Set<string>> {
+  const open = new Set<string>();
+  if (paths.size === 0) return open;
+  for (const pid of await listPids()) {
+    let fds: string[];
+    try {
+      fds = await readdir(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    for (const fd of fds) {
+      const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => null);
+      if (target !== null && paths.has(target)) open.add(target);
+    }
+    if (open.size === paths.size) break;
+  }
+  return open;
+}

@@ -12,7 +12,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config, NodeEntry } from '../config/schema.ts';
-import { storeNamed } from '../backup/index.ts';
+import { LocalDirStore, storeNamed } from '../backup/index.ts';
 import { cleanUpAfterBackup, describeCleanUp, readBackupJournals, type BackupJournal } from '../backup/backup-journal.ts';
 import { recoverRestore, type RecoveredRestore } from '../backup/restore-journal.ts';
 import { describePosition } from '../backup/manifest.ts';
@@ -71,6 +71,7 @@ export async function recoverInterruptedBackupJobs(config: Config, store: StateS
   for (const file of unreadable) log.error({ file }, 'a backup journal cannot be read; remove it by hand once its upload and staging dir are checked');
   const backupsCleaned = (async () => {
     for (const j of journals) await cleanUpInterruptedBackup(config, store, j, log);
+    await sweepLocalStoreTemps(config, log);
   })().catch((err: unknown) => log.error({ err: String(err) }, 'cleaning up after interrupted backups failed'));
   return {
     restores,
@@ -78,6 +79,17 @@ export async function recoverInterruptedBackupJobs(config: Config, store: StateS
     finishLogPositions: (supervisor) =>
       Promise.all(restores.filter(needsLogPosition).map((r) => finishLogPosition(store, supervisor, r, log))).then(() => undefined),
   };
+}
+
+/**
+ * The local store's hidden temp files of writes a killed node-mgr never finished (a backup's, an
+ * archived binlog's): no journal names them, and only a temp no process holds open is removed, so
+ * an upload that starts meanwhile is safe (LocalDirStore.sweepTempFiles).
+ */
+async function sweepLocalStoreTemps(config: Config, log: Logger): Promise<void> {
+  const swept = await new LocalDirStore(config.backup.localDir).sweepTempFiles();
+  if (swept.removed.length) log.warn({ removed: swept.removed }, `removed ${swept.removed.length} temp file(s) of unfinished writes from the local backup store`);
+  for (const f of swept.failed) log.error({ path: f.path, err: f.error }, 'a temp file of an unfinished write in the local backup store could not be removed');
 }
 
 function needsLogPosition(r: RecoveredRestore): boolean {
