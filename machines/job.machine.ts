@@ -38,6 +38,12 @@ export interface JobCounts {
   filesDone?: number;
   filesTotal?: number;
   events?: number;
+  /** How far a replica is behind its primary (a rebuild's catch-up); null where the server does not say. */
+  secondsBehind?: number | null;
+  transactionsBehind?: number | null;
+  bytesBehind?: number | null;
+  /** The work's own estimate, for a phase whose bytes are not known (a catch-up measured in transactions). */
+  etaS?: number;
 }
 
 export type JobEvent =

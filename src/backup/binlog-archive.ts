@@ -33,11 +33,32 @@ export const archivedBinlogSchema = z.object({
    * starting a new history under the next number) does not continue this one.
    */
   gtid_end: z.string().optional(),
+  /**
+   * sha256 of the file's first and last ENDS_BYTES (binlogEnds), when recorded: what a restarted
+   * archiver compares, with the size, to tell that the server's file under this name is still the
+   * one archived without reading it whole (docs/decisions.md).
+   */
+  ends_sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
   /** When node-mgr committed it, ISO 8601 UTC. */
   archived_at: z.string(),
 });
 
 export type ArchivedBinlog = z.infer<typeof archivedBinlogSchema>;
+
+/** How many bytes at each end of a binlog `ends_sha256` covers. */
+export const ENDS_BYTES = 64 * 1024;
+
+/**
+ * The byte ranges `ends_sha256` covers in a file of `size` bytes: the head, and the tail after it
+ * (they never overlap; a file of at most 2 × ENDS_BYTES is covered whole).
+ */
+export function binlogEnds(size: number): { head: [number, number]; tail: [number, number] } {
+  const headEnd = Math.min(size, ENDS_BYTES);
+  return { head: [0, headEnd], tail: [Math.max(headEnd, size - ENDS_BYTES), size] };
+}
 
 /** Who produced a binlog sequence: the node's backup owner plus the host it runs on. */
 export interface BinlogSource extends BackupOwner {
@@ -153,6 +174,11 @@ export interface BinlogArchiveView {
   current_file: string | null;
   /** Closed binlogs not archived yet. */
   pending_files: string[];
+  /**
+   * Their bytes: what the archive still has to copy of closed files (lag_bytes adds the current
+   * file's). Goes down while a pass uploads, file by file.
+   */
+  pending_bytes: number;
   /** Seconds since the oldest transaction the archive does not have was written; 0 when it has them all. */
   lag_seconds: number;
   /** Bytes of binlog the archive does not have (pending files, and the current file's transactions). */

@@ -5,11 +5,13 @@
 //   event: hello        the whole picture at connect time: nodes, recent jobs
 //   event: transition   {nodeId, port, from, to, event, at, detail, node}
 //   event: job          a job record (params redacted); progress at most every 500 ms per job
+//   event: archive      {nodeId, port, at, binlog_archive}: a node's binlog archive view when it
+//                       changed (pending files and bytes, lag, state), at most every 500 ms per node
 //   : heartbeat         a comment every 15 s, so proxies and idle timers keep the stream open
 import { withLogTailFor } from './secrets.ts';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ServerResponse } from 'node:http';
-import type { HttpDeps } from './deps.ts';
+import { binlogArchiveOf, type HttpDeps } from './deps.ts';
 import type { NodeView, Transition } from '../supervisor/supervisor.ts';
 import type { JobRecord } from '../state/store.ts';
 import type { NodeUsage } from '../host/node-usage.ts';
@@ -45,7 +47,10 @@ class EventHub {
   private seq = 0;
   private heartbeat: NodeJS.Timeout | null = null;
   private unsubscribeJobs: (() => void) | null = null;
+  private unsubscribeArchive: (() => void) | null = null;
   private readonly jobThrottle = new Map<string, JobThrottle>();
+  /** Per node: when its last archive event went out, the view it carried (without the pass time), and a timer for the newest. */
+  private readonly archiveThrottle = new Map<string, { sentAt: number; sent: string; timer: NodeJS.Timeout | null }>();
   private readonly heartbeatMs: number;
   private readonly jobProgressIntervalMs: number;
   private readonly maxBufferedBytes: number;
@@ -74,7 +79,10 @@ class EventHub {
       server: 'node-mgr',
       at: Date.now(),
       heartbeatMs: this.heartbeatMs,
-      nodes: supervisor.list().map((n) => publicNode(n, usage)),
+      nodes: supervisor.list().map((n) => {
+        const archive = binlogArchiveOf(this.deps, n);
+        return { ...publicNode(n, usage), ...(archive ? { binlog_archive: archive } : {}) };
+      }),
       jobs: jobs.list({ limit: 50 }),
     };
     // `retry` tells EventSource how soon to reconnect; the next hello brings it up to date.
@@ -95,6 +103,7 @@ class EventHub {
   private subscribe(): void {
     this.deps.supervisor.on('transition', this.onTransition);
     this.unsubscribeJobs = this.deps.jobs.onUpdate(this.onJob);
+    this.unsubscribeArchive = this.deps.binlogArchive?.onChange(this.onArchive) ?? null;
     this.heartbeat = setInterval(() => this.write(`: heartbeat ${new Date().toISOString()}\n\n`), this.heartbeatMs);
     this.heartbeat.unref();
   }
@@ -103,6 +112,10 @@ class EventHub {
     this.deps.supervisor.off('transition', this.onTransition);
     this.unsubscribeJobs?.();
     this.unsubscribeJobs = null;
+    this.unsubscribeArchive?.();
+    this.unsubscribeArchive = null;
+    for (const t of this.archiveThrottle.values()) if (t.timer) clearTimeout(t.timer);
+    this.archiveThrottle.clear();
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
     for (const t of this.jobThrottle.values()) if (t.timer) clearTimeout(t.timer);
@@ -132,6 +145,37 @@ class EventHub {
     }, this.jobProgressIntervalMs - (now - t.sentAt));
     t.timer.unref();
   };
+
+  /**
+   * A node's archive view changed: sent when it differs from the last one sent (a pass that found
+   * nothing new changes only its time), at most once per interval; the newest goes out at the end of it.
+   */
+  private readonly onArchive = (nodeId: string): void => {
+    const t = this.archiveThrottle.get(nodeId);
+    if (t?.timer) return;
+    const wait = t ? this.jobProgressIntervalMs - (Date.now() - t.sentAt) : 0;
+    if (wait <= 0) {
+      this.sendArchive(nodeId);
+      return;
+    }
+    t!.timer = setTimeout(() => {
+      t!.timer = null;
+      this.sendArchive(nodeId);
+    }, wait);
+    t!.timer.unref();
+  };
+
+  private sendArchive(nodeId: string): void {
+    const n = this.deps.supervisor.get(nodeId);
+    const archive = n ? binlogArchiveOf(this.deps, n) : null;
+    if (!n || !archive) return;
+    const { last_pass_at: _, ...compared } = archive;
+    const text = JSON.stringify(compared);
+    const t = this.archiveThrottle.get(nodeId);
+    if (t?.sent === text) return;
+    this.archiveThrottle.set(nodeId, { sentAt: Date.now(), sent: text, timer: null });
+    this.write(this.frame('archive', { nodeId, port: n.port, at: Date.now(), binlog_archive: archive }));
+  }
 
   private sendJob(job: JobRecord, now: number): void {
     const finished = job.status !== 'queued' && job.status !== 'running';

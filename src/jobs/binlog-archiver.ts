@@ -16,6 +16,7 @@ import { BinlogScanner, type BinlogSummary } from '../backup/binlog-file.ts';
 import {
   archivedBinlogPath,
   archivedBinlogSchema,
+  binlogEnds,
   binlogIndexPath,
   binlogSeq,
   readBinlogArchive,
@@ -47,6 +48,8 @@ export interface ArchivePassOptions {
   log?: Logger;
   /** Each file committed to the archive, as it is. */
   onArchived?: (entry: ArchivedBinlog) => void;
+  /** The closed files about to be uploaded (not in the archive), with their sizes: what the pass has to copy. */
+  onPending?: (files: { name: string; size: number }[]) => void;
   now?: () => number;
 }
 
@@ -59,6 +62,8 @@ export interface ArchivePassResult {
   current: string;
   /** Closed files still not in the archive (a failure stopped the pass before them). */
   pending: string[];
+  /** Their bytes. */
+  pendingBytes: number;
   /** Bytes of binlog the archive does not have: pending files, and the current file's transactions. */
   lagBytes: number;
   /** When the oldest transaction the archive does not have was written (ms); null when it has everything. */
@@ -112,6 +117,30 @@ async function scanHead(spec: NodeSpec, file: string, limit: number): Promise<Bi
     const scanner = new BinlogScanner(file);
     scanner.push(buf.subarray(0, bytesRead));
     return scanner.finish({ partialOk: true });
+  });
+}
+
+/** sha256 of the parts of `chunk` (at `pos` in the file) that fall in the file's ends, fed in file order. */
+function feedEnds(digest: Digest, ends: ReturnType<typeof binlogEnds>, chunk: Buffer, pos: number): void {
+  for (const [from, to] of [ends.head, ends.tail]) {
+    const a = Math.max(from, pos);
+    const b = Math.min(to, pos + chunk.length);
+    if (a < b) digest.update(chunk.subarray(a - pos, b - pos));
+  }
+}
+
+/** sha256 of a binlog's ends (binlogEnds) and its size, read safely: two reads, whatever the file's size. */
+async function endsDigestOf(spec: NodeSpec, file: string): Promise<{ ends: string; size: number }> {
+  return withBinlogFile(spec, file, async (fh, size) => {
+    const ends = binlogEnds(size);
+    const digest = new Digest();
+    for (const [from, to] of [ends.head, ends.tail]) {
+      if (from >= to) continue;
+      const buf = Buffer.alloc(to - from);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, from);
+      digest.update(buf.subarray(0, bytesRead));
+    }
+    return { ends: digest.hex(), size };
   });
 }
 
@@ -170,11 +199,16 @@ async function archiveOne(spec: NodeSpec, file: string, opts: ArchivePassOptions
   return withBinlogFile(spec, file, async (fh, size) => {
     if (size < 4) throw new BinlogArchiveError(`${file} has ${size} bytes: not a binlog`);
     const digest = new Digest();
+    const endsDigest = new Digest();
+    const ends = binlogEnds(size);
     const scanner = new BinlogScanner(file);
     async function* bytes() {
+      let pos = 0;
       for await (const chunk of fh.createReadStream({ start: 0, end: size - 1, autoClose: false, highWaterMark: 256 * 1024 })) {
         scanner.push(chunk as Buffer);
         digest.update(chunk as Buffer);
+        feedEnds(endsDigest, ends, chunk as Buffer, pos);
+        pos += (chunk as Buffer).length;
         yield chunk as Buffer;
       }
     }
@@ -195,6 +229,7 @@ async function archiveOne(spec: NodeSpec, file: string, opts: ArchivePassOptions
       last_event_time: new Date(summary.lastEventTime! * 1000).toISOString(),
       ...(summary.gtidList !== null ? { gtid_list: summary.gtidList } : {}),
       ...(summary.gtidEnd !== null ? { gtid_end: summary.gtidEnd } : {}),
+      ends_sha256: endsDigest.hex(),
       archived_at: new Date((opts.now ?? Date.now)()).toISOString(),
     };
     // The commit point.
@@ -222,6 +257,11 @@ export async function archiveBinlogs(spec: NodeSpec, opts: ArchivePassOptions): 
     const copyClosed = async (): Promise<string[]> => {
       const have = new Map(index.entries.map((e) => [e.file, e]));
       const pending: string[] = [];
+      opts.onPending?.(
+        server.files
+          .filter((f) => f.name !== server.current && !have.has(f.name) && !(index.retiredThrough !== null && f.seq <= index.retiredThrough))
+          .map((f) => ({ name: f.name, size: f.size })),
+      );
       for (const f of server.files) {
         if (f.name === server.current) continue;
         if (index.retiredThrough !== null && f.seq <= index.retiredThrough) continue;
@@ -236,6 +276,21 @@ export async function archiveBinlogs(spec: NodeSpec, opts: ArchivePassOptions): 
             if (opts.confirmed.has(confirmedKey(entry))) continue;
             // Archived before (by an earlier node-mgr, or in a pass that did not record it): the
             // same bytes are not uploaded again; other bytes under the same name are a conflict.
+            // A closed binlog is only ever appended to and then closed, so the same size and the
+            // same bytes at both ends (the head names the server, its start time and its GTID
+            // list) are the same file: a restart reads 128 KiB of it, not all of it. An entry
+            // without ends_sha256 (an older node-mgr's) is checked whole.
+            if (entry.ends_sha256 !== undefined) {
+              const local = await endsDigestOf(spec, file);
+              if (local.size === entry.size && local.ends === entry.ends_sha256) {
+                opts.confirmed.add(confirmedKey(entry));
+                continue;
+              }
+              throw new BinlogArchiveError(
+                `${f.name} of ${spec.id} (${local.size} bytes) differs from the file archived under that name in ${opts.dir} ` +
+                  `(${entry.size} bytes${local.size === entry.size ? '; the bytes at its start or end differ' : ''}): another server wrote binlogs on this port before; move ${opts.dir} aside to archive this one`,
+              );
+            }
             const local = await digestOf(spec, file, opts.signal);
             if (local.sha256 === entry.sha256 && local.size === entry.size) {
               opts.confirmed.add(confirmedKey(entry));
@@ -276,7 +331,8 @@ export async function archiveBinlogs(spec: NodeSpec, opts: ArchivePassOptions): 
 
     // What the archive lacks: the pending files whole, and the current file from its first transaction.
     const sizes = new Map(server.files.map((f) => [f.name, f.size]));
-    let lagBytes = pending.reduce((sum, f) => sum + (sizes.get(f) ?? 0), 0);
+    const pendingBytes = pending.reduce((sum, f) => sum + (sizes.get(f) ?? 0), 0);
+    let lagBytes = pendingBytes;
     const since: number[] = [];
     if (pending.length > 0) {
       const oldest = await scanHead(spec, path.join(server.dir, pending[0]!), HEAD_BYTES).catch(() => null);
@@ -289,7 +345,7 @@ export async function archiveBinlogs(spec: NodeSpec, opts: ArchivePassOptions): 
       if (t !== null) since.push(t * 1000);
     }
     const lastArchived = index.entries.at(-1) ?? null;
-    return { archived, lastArchived, current: server.current, pending, lagBytes, behindSinceMs: since.length ? Math.min(...since) : null, rotated, error };
+    return { archived, lastArchived, current: server.current, pending, pendingBytes, lagBytes, behindSinceMs: since.length ? Math.min(...since) : null, rotated, error };
   } finally {
     await closeSession(conn);
   }

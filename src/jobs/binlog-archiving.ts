@@ -48,6 +48,10 @@ interface NodeArchiving {
   confirmed: Set<string>;
   /** The last entry the archive holds, read once before the first pass ends. */
   lastArchived: ArchivedBinlog | null;
+  /** Bytes of closed files not archived: set when a pass knows what it has to copy, lowered as each file commits. */
+  pendingBytes: number;
+  /** The files behind pendingBytes, while a pass copies them. */
+  pendingFiles: string[] | null;
 }
 
 /**
@@ -84,8 +88,20 @@ export class BinlogArchiving {
   #closed = false;
   /** Counts every change of what view() shows but the clock (lag_seconds): a reply prepared from the views is current while it has not moved. */
   changes = 0;
+  readonly #listeners = new Set<(nodeId: string) => void>();
 
   constructor(private readonly opts: BinlogArchivingOptions) {}
+
+  /** Calls `fn` with the node's id whenever what view() shows of it changes (the event stream's `archive` events); returns the unsubscribe. */
+  onChange(fn: (nodeId: string) => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  #changed(nodeId: string): void {
+    this.changes++;
+    for (const fn of this.#listeners) fn(nodeId);
+  }
 
   /** Starts the passes (the first one at once). */
   start(): void {
@@ -108,7 +124,20 @@ export class BinlogArchiving {
   #state(id: string): NodeArchiving {
     let s = this.#nodes.get(id);
     if (!s) {
-      s = { running: null, last: null, lastPassAt: null, lastLookAt: null, blind: false, error: null, archivedFiles: 0, archivedBytes: 0, confirmed: new Set(), lastArchived: null };
+      s = {
+        running: null,
+        last: null,
+        lastPassAt: null,
+        lastLookAt: null,
+        blind: false,
+        error: null,
+        archivedFiles: 0,
+        archivedBytes: 0,
+        confirmed: new Set(),
+        lastArchived: null,
+        pendingBytes: 0,
+        pendingFiles: null,
+      };
       this.#nodes.set(id, s);
     }
     return s;
@@ -125,14 +154,14 @@ export class BinlogArchiving {
       if (s.running) continue;
       s.running = this.#pass(spec, s).finally(() => {
         s.running = null;
-        this.changes++;
+        this.#changed(spec.id);
       });
       started.push(s.running);
     }
     for (const id of this.#nodes.keys()) {
       if (!present.has(id) && !this.#nodes.get(id)!.running) {
         this.#nodes.delete(id);
-        this.changes++;
+        this.#changed(id);
       }
     }
     return started;
@@ -145,7 +174,7 @@ export class BinlogArchiving {
     else {
       s.running = this.#pass(spec, s).finally(() => {
         s.running = null;
-        this.changes++;
+        this.#changed(spec.id);
       });
       await s.running;
     }
@@ -153,7 +182,7 @@ export class BinlogArchiving {
   }
 
   async #pass(spec: NodeSpec, s: NodeArchiving): Promise<void> {
-    this.changes++;
+    this.#changed(spec.id);
     const config = this.opts.config.binlogArchive;
     const store = this.#store();
     const startedAt = Date.now();
@@ -165,13 +194,22 @@ export class BinlogArchiving {
         confirmed: s.confirmed,
         signal: this.#abort.signal,
         log: this.opts.log,
+        onPending: (files) => {
+          s.pendingFiles = files.map((f) => f.name);
+          s.pendingBytes = files.reduce((sum, f) => sum + f.size, 0);
+          this.#changed(spec.id);
+        },
         onArchived: (entry) => {
-          this.changes++;
           s.archivedFiles++;
           s.archivedBytes += entry.size;
+          s.pendingBytes = Math.max(0, s.pendingBytes - entry.size);
+          s.pendingFiles = s.pendingFiles?.filter((f) => f !== entry.file) ?? null;
+          s.lastArchived = entry;
           this.opts.onArchived?.(spec.id, entry);
+          this.#changed(spec.id);
         },
       });
+      s.pendingBytes = result.pendingBytes;
       s.last = result;
       s.lastArchived = result.lastArchived;
       s.error = result.error;
@@ -185,8 +223,9 @@ export class BinlogArchiving {
       // The view still shows the newest archived file when the server could not be asked.
       if (s.lastArchived === null) s.lastArchived = (await readBinlogArchive(store, archiveDirOf(spec)).catch(() => null))?.entries.at(-1) ?? null;
     } finally {
+      s.pendingFiles = null;
       s.lastPassAt = Date.now();
-      this.changes++;
+      this.#changed(spec.id);
     }
     if (s.error) {
       this.opts.onError?.(spec.id);
@@ -217,7 +256,8 @@ export class BinlogArchiving {
       archive,
       last_archived: last ? { file: last.file, archived_at: last.archived_at, last_event_time: last.last_event_time, size: last.size } : null,
       current_file: pass?.current ?? null,
-      pending_files: pass?.pending ?? [],
+      pending_files: s?.pendingFiles ?? pass?.pending ?? [],
+      pending_bytes: s?.pendingBytes ?? 0,
       lag_seconds: behind === null ? 0 : Math.max(0, Math.round((now - behind) / 1000)),
       lag_bytes: pass?.lagBytes ?? 0,
       archived_files: s?.archivedFiles ?? 0,

@@ -14,6 +14,12 @@ export interface JobProgressReport {
   filesDone?: number;
   filesTotal?: number;
   events?: number;
+  /** A replica's lag behind its primary (a rebuild's catch-up): Seconds_Behind_Master, GTID distance, binlog bytes. */
+  secondsBehind?: number | null;
+  transactionsBehind?: number | null;
+  bytesBehind?: number | null;
+  /** The handler's own ETA, used where the runner has no byte rate to make one from. */
+  etaS?: number;
 }
 
 /**

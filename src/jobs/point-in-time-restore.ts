@@ -136,7 +136,9 @@ export async function pointInTimeRestore(ctx: JobContext, spec: NodeSpec, req: P
       if (manifest.position.kind !== 'binlog' || manifest.position.file !== plan.start.file || manifest.position.position !== plan.start.position) {
         throw new Error(`the backup's manifest says position ${JSON.stringify(manifest.position)}, its record ${plan.start.file}:${plan.start.position}`);
       }
-      ctx.progress({ phase: 'replaying', bytesDone: 0, filesDone: 0, filesTotal: files.length, events: 0 });
+      // The bytes to replay: the files from the backup's position on (what the engine's reports count).
+      const bytesTotal = Math.max(0, files.reduce((sum, f) => sum + f.size, 0) - manifest.position.position);
+      ctx.progress({ phase: 'replaying', bytesDone: 0, bytesTotal, filesDone: 0, filesTotal: files.length, events: 0 });
       replayed = await replay.replay(spec, dir, {
         files,
         start: manifest.position,

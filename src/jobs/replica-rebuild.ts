@@ -118,7 +118,9 @@ export async function rebuildReplica(ctx: JobContext, spec: NodeSpec, req: Rebui
   let caughtUp;
   try {
     const timeoutMs = (req.timeout_s ?? DEFAULT_CATCH_UP_S) * 1000;
-    caughtUp = await waitCaughtUp(spec, admin, at, repl, timeoutMs, ctx.signal, (p) => ctx.progress({ phase: `catching up to ${p.target}${p.secondsBehind !== null ? ` (${p.secondsBehind} s behind)` : ''}` }));
+    // One phase name for the whole wait (the target is in the result): a phase that changed with
+    // every report would restart the runner's rate, so it could never give an ETA.
+    caughtUp = await waitCaughtUp(spec, admin, at, repl, timeoutMs, ctx.signal, ({ target: _target, ...p }) => ctx.progress({ phase: 'catching up', ...p }));
   } catch (err) {
     throw fail('catching up', err);
   }
@@ -154,6 +156,7 @@ export async function rebuildReplica(ctx: JobContext, spec: NodeSpec, req: Rebui
     gtid_start: backupGtid,
     caught_up_to: caughtUp.gtid,
     catch_up_s: caughtUp.seconds,
+    behind_at_start: { seconds: caughtUp.behindAtStart.secondsBehind, transactions: caughtUp.behindAtStart.transactionsBehind, bytes: caughtUp.behindAtStart.bytesBehind },
     checksums_at: compared.gtid,
     tables: compared.tables,
     ...(skipped.length ? { skipped_tables: skipped } : {}),

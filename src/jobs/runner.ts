@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { createActor, fromPromise, type Actor, type SnapshotFrom } from 'xstate';
 import type { Logger } from 'pino';
-import { jobMachine, type JobState, type JobWorkInput } from '../../machines/job.machine.ts';
+import { jobMachine, type JobCounts, type JobState, type JobWorkInput } from '../../machines/job.machine.ts';
 import {
   StateStoreError,
   paramsHash,
@@ -297,8 +297,17 @@ export class JobRunner {
         log,
         progress: (p) => {
           if (signal.aborted) return;
-          const counts = p.filesDone !== undefined || p.filesTotal !== undefined || p.events !== undefined ? { filesDone: p.filesDone, filesTotal: p.filesTotal, events: p.events } : undefined;
-          parent?.send({ type: 'PROGRESS', phase: p.phase, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, ...(counts ? { counts } : {}) });
+          const counts: JobCounts = {
+            filesDone: p.filesDone,
+            filesTotal: p.filesTotal,
+            events: p.events,
+            secondsBehind: p.secondsBehind,
+            transactionsBehind: p.transactionsBehind,
+            bytesBehind: p.bytesBehind,
+            etaS: p.etaS,
+          };
+          const hasCounts = Object.values(counts).some((v) => v !== undefined);
+          parent?.send({ type: 'PROGRESS', phase: p.phase, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, ...(hasCounts ? { counts } : {}) });
         },
       };
       try {
@@ -364,6 +373,10 @@ export class JobRunner {
     if (ctx.counts?.filesDone !== undefined) progress.files_done = ctx.counts.filesDone;
     if (ctx.counts?.filesTotal !== undefined) progress.files_total = ctx.counts.filesTotal;
     if (ctx.counts?.events !== undefined) progress.events = ctx.counts.events;
+    if (ctx.counts?.secondsBehind !== undefined) progress.seconds_behind = ctx.counts.secondsBehind;
+    if (ctx.counts?.transactionsBehind !== undefined) progress.trx_behind = ctx.counts.transactionsBehind;
+    if (ctx.counts?.bytesBehind !== undefined) progress.bytes_behind = ctx.counts.bytesBehind;
+    if (progress.eta_s === undefined && ctx.counts?.etaS !== undefined) progress.eta_s = Math.max(0, Math.round(ctx.counts.etaS));
     if (phaseChanged || now - job.lastProgressWriteAt >= this.progressWriteIntervalMs) {
       if (job.progressTimer) clearTimeout(job.progressTimer);
       job.progressTimer = null;

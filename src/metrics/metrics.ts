@@ -298,6 +298,7 @@ export class NodeMgrMetrics {
     archiveGauge('nodemgr_binlog_archive_lag_seconds', 'Age of the oldest binlog transaction of the node not in the archive yet (0 when the archive has them all)', (v) => v.lag_seconds);
     archiveGauge('nodemgr_binlog_archive_lag_bytes', 'Bytes of the node\'s binlogs not in the archive yet: closed files pending and the current file\'s transactions', (v) => v.lag_bytes);
     archiveGauge('nodemgr_binlog_archive_pending_files', 'Closed binlog files of the node not archived yet', (v) => v.pending_files.length);
+    archiveGauge('nodemgr_binlog_archive_pending_bytes', 'Bytes of the closed binlog files of the node not archived yet (lowered as a pass uploads them)', (v) => v.pending_bytes);
     archiveGauge('nodemgr_binlog_archive_ok', '1 when the last archiving pass of the node archived every closed binlog, 0 when it failed or has not run', (v) => (v.state === 'ok' ? 1 : 0));
     archiveGauge('nodemgr_binlog_archive_last_archived_timestamp_seconds', 'When the newest archived binlog of the node was committed to the archive (absent before the first)', (v) =>
       v.last_archived ? Date.parse(v.last_archived.archived_at) / 1000 : null,

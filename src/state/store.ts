@@ -97,6 +97,10 @@ export interface JobProgress {
   files_done?: number;
   files_total?: number;
   events?: number;
+  /** A replica's lag while a rebuild catches up: Seconds_Behind_Master, transactions (GTID distance) and primary binlog bytes; null when unknown. */
+  seconds_behind?: number | null;
+  trx_behind?: number | null;
+  bytes_behind?: number | null;
 }
 
 export interface JobRecord {

@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdir, readFile, rename, symlink, unlink, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, rename, symlink, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -196,6 +196,10 @@ for (const kind of ['local', 'hdfs'] as const) {
       await conn.query('FLUSH BINARY LOGS');
       const refused = await waitForNode(mgr.url, port, (n) => n.binlog_archive?.state === 'error' && n.binlog_archive.pending_files.includes(victim));
       assert.match(refused.binlog_archive.detail, /not a plain file of its own/);
+      // Pending bytes: the closed files the archive lacks (the link's target is not read: the server's sizes count).
+      const sizes = new Map(((await conn.query('SHOW BINARY LOGS'))[0] as Array<{ Log_name: string; File_size: number }>).map((b) => [b.Log_name, Number(b.File_size)]));
+      assert.equal(refused.binlog_archive.pending_bytes, refused.binlog_archive.pending_files.reduce((sum: number, f: string) => sum + sizes.get(f)!, 0));
+      assert.ok(refused.binlog_archive.pending_bytes > 0);
       assert.ok(!(await index()).entries.some((e) => e.file === victim));
       for (const f of await store.list(archiveDir)) {
         if (f.type === 'file') assert.ok(!(await storeBytes(`${archiveDir}/${f.name}`)).toString('latin1').includes('root secret'), `${f.name} holds no byte of the secret`);
@@ -220,7 +224,8 @@ for (const kind of ['local', 'hdfs'] as const) {
       await waitArchived();
       const e = (await index()).entries.find((x) => x.file === victim)!;
       assert.equal(e.sha256, sha256(await readFile(path.join(dataDir(), victim))));
-      await waitForNode(mgr.url, port, (n) => n.binlog_archive?.state === 'ok');
+      const caught = await waitForNode(mgr.url, port, (n) => n.binlog_archive?.state === 'ok');
+      assert.equal(caught.binlog_archive.pending_bytes, 0);
     });
 
     it('prune removes the archived binlogs older than the oldest kept backup, and they are not archived again', async () => {
@@ -288,6 +293,54 @@ for (const kind of ['local', 'hdfs'] as const) {
       assert.equal(e.sha256, sha256(local));
       assert.equal(sha256(await storeBytes(`${archiveDir}/${big}`)), e.sha256);
       assert.deepEqual((await store.list(archiveDir)).filter((x) => x.name.includes('_COPYING_')), [], 'the stale upload was replaced and renamed');
+      // The local store's hidden temp file of the cut write is gone too (removed at start).
+      if (localDir) await waitUntil('no temp file of the cut write is left', async () => !(await readdir(localDir)).some((n) => /^\..*\.tmp$/.test(n)), 100);
+    });
+
+    it('after a restart, trusts an archived binlog whose size and both ends are unchanged without reading it whole, and still refuses one whose head changed', async () => {
+      // The biggest closed binlog the archive holds (the cut upload above: ~60 MB).
+      const cur = await current();
+      const entries = (await index()).entries.filter((e) => e.file !== cur && e.ends_sha256 !== undefined);
+      const big = entries.reduce((a, b) => (b.size > a.size ? b : a));
+      assert.ok(big.size > 1024 * 1024, `${big.file} has ${big.size} bytes`);
+      const file = path.join(dataDir(), big.file);
+      const flip = async (at: number) => {
+        const fh = await open(file, 'r+');
+        try {
+          const b = Buffer.alloc(1);
+          await fh.read(b, 0, 1, at);
+          b[0] ^= 0xff;
+          await fh.write(b, 0, 1, at);
+        } finally {
+          await fh.close();
+        }
+      };
+      const restartAndPass = async () => {
+        await mgr.stop('SIGKILL');
+        mgr = await startNodeMgrProcess(path.join(root, 'mgr'), config);
+        const since = Date.now();
+        await waitUntil('a pass ran after the restart', async () => Date.parse((await view()).last_pass_at) > since);
+        return view();
+      };
+      // A byte in the middle: the first pass after a restart does not read there, so it still takes the file as archived.
+      const middle = Math.floor(big.size / 2);
+      await flip(middle);
+      try {
+        const v = await restartAndPass();
+        assert.equal(v.state, 'ok', JSON.stringify(v));
+      } finally {
+        await flip(middle);
+      }
+      // A byte at its start (where the server's id, start time and GTID list are): another file under that name.
+      await flip(100);
+      try {
+        const v = await restartAndPass();
+        assert.equal(v.state, 'error', JSON.stringify(v));
+        assert.match(v.detail, new RegExp(`${big.file.replace('.', '\\.')} of mysql-${port} \\(${big.size} bytes\\) differs from the file archived under that name .*the bytes at its start or end differ`));
+      } finally {
+        await flip(100);
+      }
+      assert.equal((await restartAndPass()).state, 'ok');
     });
   });
 }

@@ -16,6 +16,7 @@ import { api, killProcessGroups, legacy, startNodeMgrProcess, waitForNode, type 
 import { ADMIN, runLegacyJob, runRestJob } from '../support/backup-data.ts';
 import { pitrFingerprint, purgeArchivedBinlogs, waitUntilArchived, writePitrHistory, type PitrHistory } from '../support/binlog-archive.ts';
 import { isAlive } from '../../src/host/process-info.ts';
+import { openEventStream } from '../support/sse.ts';
 
 const iso = (d: Date) => d.toISOString();
 
@@ -182,26 +183,40 @@ describe('restore to a time, local store', () => {
     }
   });
 
-  it('takes restore_time as YYYY-MM-DD HH:MM:SS in the server time zone over REST, and reports files and events as progress', async () => {
+  it('takes restore_time as YYYY-MM-DD HH:MM:SS in the server time zone over REST, and reports files, events and bytes as progress in get_status and the event stream', async () => {
     const c = await import('../support/backup-data.ts').then((m) => m.mysqlConn(port));
     const [[row]] = (await c.query('SELECT DATE_FORMAT(FROM_UNIXTIME(?), "%Y-%m-%d %H:%i:%s") AS t', [Math.floor(history.droppedAt.getTime() / 1000) - 1])) as unknown as [{ t: string }[]];
     await c.end();
+    const es = await openEventStream(`${mgr.url}/v1/events`);
+    await es.waitFor((e) => e.event === 'hello');
     const r = await api(mgr.url, 'POST', `/v1/nodes/${port}/restore`, { restore_time: row!.t });
     assert.equal(r.status, 202, r.text);
     const phases = new Set<string>();
-    let sawCounts = false;
+    const replaying: any[] = [];
     for (;;) {
-      const s = (await legacy(mgr.url, { job_type: 'get_status', job_id: r.body.job_id })).body;
+      const reply = await legacy(mgr.url, { job_type: 'get_status', job_id: r.body.job_id });
+      // The original clients read one reply of at most 2,047 bytes, headers included.
+      assert.ok(Buffer.byteLength(reply.text) < 1800, `get_status is ${Buffer.byteLength(reply.text)} bytes: ${reply.text}`);
+      const s = reply.body;
       if (s.progress?.phase) phases.add(s.progress.phase);
-      if (s.progress?.files_total !== undefined) sawCounts = true;
+      if (s.result === 'busy' && s.progress?.phase === 'replaying') replaying.push(s.progress);
       if (s.result !== 'busy') {
         assert.equal(s.result, 'succeed', JSON.stringify(s));
         break;
       }
       await sleep(20);
     }
-    assert.ok(phases.has('fetching binlogs') || phases.has('replaying'), [...phases].join(', '));
-    assert.ok(sawCounts, 'no files_total in the progress');
+    es.close();
+    assert.ok(phases.has('fetching binlogs') && phases.has('replaying'), [...phases].join(', '));
+    // The replay's figures appear and move: no event applied while its server starts, all of them once it has read to the stop time.
+    assert.ok(replaying.length >= 2, `saw ${replaying.length} replaying reports`);
+    const [first, last] = [replaying[0], replaying.at(-1)];
+    assert.ok(first.files_total >= 3 && first.bytes_total > 0, JSON.stringify(first));
+    assert.equal(first.events, 0, JSON.stringify(first));
+    assert.ok(last.events > first.events && last.bytes_done > first.bytes_done && last.files_done > first.files_done, `${JSON.stringify(first)} → ${JSON.stringify(last)}`);
+    assert.equal(last.files_done, last.files_total);
+    const streamed = es.events.filter((e) => e.event === 'job' && e.data.id === r.body.job_id);
+    assert.ok(streamed.some((e) => e.data.progress?.files_total !== undefined), `job events: ${streamed.map((e) => JSON.stringify(e.data.progress)).join(' ')}`);
     assert.deepEqual(await pitrFingerprint(port), history.beforeDrop);
     const job = await api(mgr.url, 'GET', `/v1/jobs/${r.body.job_id}`);
     assert.equal(job.body.result?.restore_time ?? job.body.output?.restore_time, iso(new Date(Math.floor(history.droppedAt.getTime() / 1000) * 1000 - 1000)).replace('.000Z', 'Z'));

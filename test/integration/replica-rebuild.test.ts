@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../support/nodes.ts';
-import { api, killProcessGroups, legacy, startNodeMgrProcess, waitForJob, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';
+import { api, killProcessGroups, legacy, startNodeMgrProcess, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';
 import { ADMIN, loadMysqlData, mysqlChecksums, mysqlConn, runRestJob } from '../support/backup-data.ts';
 
 describe('rebuilding a replica', () => {
@@ -17,6 +17,13 @@ describe('rebuilding a replica', () => {
   const port = { primary: 0, replica: 0, other: 0, down: 0 };
   const pids: number[] = [];
   const node = (p: number) => waitForNode(mgr.url, p, () => true);
+  const waitForJobEnd = async (id: string) => {
+    for (;;) {
+      const s = (await legacy(mgr.url, { job_type: 'get_status', job_id: id })).body;
+      if (s.result !== 'busy') return s;
+      await sleep(50);
+    }
+  };
 
   async function refusedUntouched(primary: string, pattern: RegExp): Promise<void> {
     const before = await node(port.replica);
@@ -98,6 +105,17 @@ describe('rebuilding a replica', () => {
       timeout_s: 300,
     });
     assert.equal(r.status, 200, r.text);
+    // get_status as the seed clients poll it, all along the job.
+    const seen: any[] = [];
+    const polling = (async () => {
+      for (;;) {
+        const reply = await legacy(mgr.url, { job_type: 'get_status', job_id: r.body.job_id });
+        assert.ok(Buffer.byteLength(reply.text) < 1800, `get_status is ${Buffer.byteLength(reply.text)} bytes: ${reply.text}`);
+        if (reply.body.result !== 'busy') return reply.body;
+        if (reply.body.progress) seen.push(reply.body.progress);
+        await sleep(20);
+      }
+    })();
     // Writes while the rebuild runs: the catch-up has to bring them too.
     const c = await mysqlConn(port.primary);
     for (let i = 0; i < 20; i++) {
@@ -105,9 +123,15 @@ describe('rebuilding a replica', () => {
       await sleep(100);
     }
     await c.end();
-    const job = await waitForJob(mgr.url, r.body.job_id, 300_000);
+    const job = await polling;
     assert.equal(job.result, 'succeed', JSON.stringify(job));
     const out = job.output;
+    // Progress: the restore's bytes, then the catch-up's lag against the primary.
+    assert.ok(seen.some((p) => p.phase === 'downloading' && p.bytes_total > 0), `phases seen: ${[...new Set(seen.map((p) => p.phase))]}`);
+    const catching = seen.filter((p) => p.phase === 'catching up');
+    for (const p of catching) for (const k of ['seconds_behind', 'trx_behind', 'bytes_behind']) assert.ok(k in p, `${k} in ${JSON.stringify(p)}`);
+    // Behind when the wait began: the writes after the backup, in transactions and binlog bytes.
+    assert.ok(out.behind_at_start.transactions > 0 && out.behind_at_start.bytes > 0, JSON.stringify(out.behind_at_start));
     assert.equal(out.primary, `127.0.0.1:${port.primary}`);
     assert.ok(out.tables.length >= 3, JSON.stringify(out.tables));
     assert.ok(out.tables.every((t: { match: boolean }) => t.match));
@@ -139,5 +163,30 @@ describe('rebuilding a replica', () => {
     const r = await api(mgr.url, 'POST', '/', { ver: '0.1', job_type: 'rebuild_node', s_ip: '127.0.0.1', s_port: port.replica, s_user: 'u', s_pwd: 'p', primary_ip: '127.0.0.1' });
     assert.equal(r.status, 400, r.text);
     assert.match(r.body.info, /primary_port/);
+  });
+
+  it('checks a rebuild\'s fields by one schema on both faces: the same bad field is a 400 naming it, seed or REST', async () => {
+    const seed = { ver: '0.1', job_type: 'rebuild_node', s_ip: '127.0.0.1', s_port: port.replica, s_user: 'u', s_pwd: 'p', primary_ip: '127.0.0.1', primary_port: port.primary };
+    const rest = { primary: `127.0.0.1:${port.primary}` };
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ tables: ['no_dot_here'] }, /tables/],
+      [{ max_table_mb: 0 }, /max_table_mb/],
+      [{ timeout_s: 1.5 }, /timeout_s/],
+      [{ repl_user: '' }, /repl_user/],
+    ];
+    for (const [field, names] of bad) {
+      const s = await api(mgr.url, 'POST', '/', { ...seed, ...field });
+      assert.equal(s.status, 400, `seed ${JSON.stringify(field)}: ${s.text}`);
+      assert.match(s.body.info, names);
+      const r = await api(mgr.url, 'POST', `/v1/nodes/${port.replica}/rebuild`, { ...rest, ...field });
+      assert.equal(r.status, 400, `REST ${JSON.stringify(field)}: ${r.text}`);
+      assert.match(r.body.info, names);
+    }
+    // The seed face takes the replication login too, redacted in the stored job like any password.
+    const ok = await api(mgr.url, 'POST', '/', { ...seed, job_id: 'rebuild-repl-login', primary_port: await freePort(), repl_user: 'repl', repl_password: 'repl-secret' });
+    assert.equal(ok.status, 200, ok.text);
+    const stored = await api(mgr.url, 'GET', '/v1/jobs/rebuild-repl-login');
+    assert.equal(stored.body.params.repl_password, '******');
+    assert.equal((await waitForJobEnd(ok.body.job_id)).result, 'error');
   });
 });

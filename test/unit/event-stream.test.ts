@@ -27,6 +27,12 @@ class FakeSupervisor extends EventEmitter {
   get() {
     return this.current;
   }
+  spec() {
+    return {};
+  }
+  is() {
+    return true;
+  }
   move(from: string, to: string, event: string) {
     this.current = view(to);
     const t: Transition = { nodeId: 'mysql-6001', port: 6001, from, to, event, at: Date.now(), detail: null };
@@ -51,6 +57,23 @@ class FakeJobs {
   }
 }
 
+/** The binlog archiving as the hub sees it: a view per node, and change notices. */
+class FakeArchive {
+  listeners = new Set<(id: string) => void>();
+  current: Record<string, unknown> = { enabled: true, state: 'ok', pending_files: [], pending_bytes: 0, lag_bytes: 0, last_pass_at: 't0' };
+  onChange(l: (id: string) => void) {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+  view() {
+    return this.current;
+  }
+  change(over: Record<string, unknown>) {
+    this.current = { ...this.current, ...over };
+    for (const l of this.listeners) l('mysql-6001');
+  }
+}
+
 const job = (status: JobRecord['status'], pct?: number): JobRecord => ({
   id: 'j1', type: 'coldbackup', nodeId: 'mysql-6001', params: {}, paramsHash: 'h', status, phase: pct === undefined ? null : 'copying',
   progress: pct === undefined ? null : { phase: 'copying', pct }, result: null, info: null, createdAt: 1, updatedAt: 1, finishedAt: null,
@@ -61,6 +84,7 @@ describe('GET /v1/events', () => {
   let url: string;
   const supervisor = new FakeSupervisor();
   const jobs = new FakeJobs();
+  const archive = new FakeArchive();
   const metrics = new NodeMgrMetrics({ nodes: () => [], ready: () => false, usage: () => ({ diskUsed: null, diskFree: null, cpuPct: null, memRss: null }), jobCounts: () => ({ running: 0, queued: 0 }), onJobUpdate: () => () => {} });
 
   before(async () => {
@@ -71,6 +95,7 @@ describe('GET /v1/events', () => {
       usage: { get: () => ({ diskUsed: null, diskFree: null, cpuPct: null, memRss: null }) },
       metrics,
       log: pino({ level: 'silent' }),
+      binlogArchive: archive,
     } as unknown as HttpDeps;
     app = Fastify();
     app.decorate('services', deps);
@@ -115,6 +140,30 @@ describe('GET /v1/events', () => {
     assert.ok(sent.length <= 5, `50 progress updates became ${sent.length} events`);
     assert.equal(sent.at(-1)!.data.status, 'succeeded');
     es.close();
+  });
+
+  it('sends a node\'s binlog archive view as it changes (pending bytes going down), not when only its pass time moved', async () => {
+    const es = await openEventStream(url);
+    const hello = await es.waitFor((e) => e.event === 'hello');
+    assert.equal(hello.data.nodes[0].binlog_archive.pending_bytes, 0);
+    archive.change({ state: 'archiving', pending_files: ['binlog.000007', 'binlog.000008'], pending_bytes: 3000 });
+    await es.waitFor((e) => e.event === 'archive' && e.data.binlog_archive.pending_bytes === 3000, 2000);
+    archive.change({ pending_files: ['binlog.000008'], pending_bytes: 1000 });
+    archive.change({ pending_files: [], pending_bytes: 0, state: 'ok' });
+    const done = await es.waitFor((e) => e.event === 'archive' && e.data.binlog_archive.pending_bytes === 0, 2000);
+    assert.equal(done.data.port, 6001);
+    assert.equal(done.data.nodeId, 'mysql-6001');
+    archive.change({ last_pass_at: 't1' });
+    archive.change({ last_pass_at: 't2' });
+    await new Promise((r) => setTimeout(r, 400));
+    const sent = es.events.filter((e) => e.event === 'archive').map((e) => e.data.binlog_archive.pending_bytes);
+    assert.equal(sent[0], 3000);
+    assert.equal(sent.at(-1), 0);
+    assert.ok(sent.length <= 3, `archive events: ${sent.join(', ')}`);
+    assert.equal(es.events.filter((e) => e.event === 'archive' && e.data.binlog_archive.last_pass_at !== 't0').length, 0, 'a pass that changed nothing but its time sent no event');
+    es.close();
+    for (let i = 0; i < 50 && archive.listeners.size > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(archive.listeners.size, 0);
   });
 
   it('sends heartbeat comments while nothing happens', async () => {

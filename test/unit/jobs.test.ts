@@ -397,6 +397,33 @@ describe('job runner: cancel', () => {
 });
 
 describe('job runner: records and get_status', () => {
+  it('shows a catch-up\'s lag in get_status (seconds, transactions, bytes behind) with the handler\'s ETA where no bytes are known, and a new phase drops it', async () => {
+    const dir = tempDir();
+    const { runner } = newRunner(dir);
+    runner.register('rebuild', async (ctx) => {
+      ctx.progress({ phase: 'catching up', secondsBehind: 12, transactionsBehind: 40, bytesBehind: null, etaS: 7.6 });
+      await gate(ctx.id).promise;
+      ctx.progress({ phase: 'catching up', secondsBehind: 3, transactionsBehind: 9, bytesBehind: null, etaS: 2 });
+      await gate(`${ctx.id}-2`).promise;
+      ctx.progress({ phase: 'comparing checksums' });
+      await gate(`${ctx.id}-3`).promise;
+      return {};
+    });
+    runner.submit({ id: 'r1', type: 'rebuild', params: {} });
+    await tick();
+    const first = legacyJobStatus(runner, 'r1');
+    assert.equal(first.job_status, 'catching up');
+    assert.deepEqual(first.progress, { phase: 'catching up', seconds_behind: 12, trx_behind: 40, bytes_behind: null, eta_s: 8 });
+    open('r1');
+    await tick();
+    assert.deepEqual(legacyJobStatus(runner, 'r1').progress, { phase: 'catching up', seconds_behind: 3, trx_behind: 9, bytes_behind: null, eta_s: 2 });
+    open('r1-2');
+    await tick();
+    assert.deepEqual(legacyJobStatus(runner, 'r1').progress, { phase: 'comparing checksums' });
+    open('r1-3');
+    await until(runner, 'r1', finished);
+  });
+
   it('persists phase and progress at most a few times a second, and the newest figures in the end', async () => {
     const dir = tempDir();
     const store = openStore(dir);

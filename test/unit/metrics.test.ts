@@ -152,7 +152,7 @@ describe('binlog archive metrics', () => {
     const nodes = [node({ cluster: 'c1', shard: 's1' }), node({ id: 'mysql-6002', port: 6002 })];
     const { sources } = fakeSources(nodes);
     const view = (over: Record<string, unknown>) => ({
-      enabled: true, state: 'error', detail: 'x', archive: 'local:/a', current_file: 'binlog.000009', pending_files: ['binlog.000007', 'binlog.000008'],
+      enabled: true, state: 'error', detail: 'x', archive: 'local:/a', current_file: 'binlog.000009', pending_files: ['binlog.000007', 'binlog.000008'], pending_bytes: 3000,
       lag_seconds: 42, lag_bytes: 4096, archived_files: 1, archived_bytes: 10, last_pass_at: null,
       last_archived: { file: 'binlog.000006', archived_at: '2026-01-01T00:00:10.000Z', last_event_time: '2026-01-01T00:00:09.000Z', size: 10 }, ...over,
     });
@@ -168,6 +168,7 @@ describe('binlog archive metrics', () => {
     assert.equal(sampleValue(samples, 'nodemgr_binlog_archive_lag_seconds', at), 42);
     assert.equal(sampleValue(samples, 'nodemgr_binlog_archive_lag_bytes', at), 4096);
     assert.equal(sampleValue(samples, 'nodemgr_binlog_archive_pending_files', at), 2);
+    assert.equal(sampleValue(samples, 'nodemgr_binlog_archive_pending_bytes', at), 3000);
     assert.equal(sampleValue(samples, 'nodemgr_binlog_archive_ok', at), 0);
     assert.equal(sampleValue(samples, 'nodemgr_binlog_archive_last_archived_timestamp_seconds', at), Date.parse('2026-01-01T00:00:10Z') / 1000);
     assert.equal(sampleValue(samples, 'nodemgr_binlog_archived_files_total', { node: 'mysql-6001' }), 2);

@@ -159,11 +159,12 @@ export const mariadbBinlogReplay: BinlogReplay = {
       if (i < 0) return 0;
       return Math.min(totalBytes, Math.max(0, prefix[i]! + scanner.state.at - startPos));
     };
-    const report = () =>
+    // files_done counts the files read to their end (or, once the replay ended, to the stop time).
+    const report = (ended = false) =>
       opts.progress({
         bytesDone: doneBytes(),
         bytesTotal: totalBytes,
-        filesDone: Math.max(0, scanner.state.fileIndex),
+        filesDone: ended ? opts.files.length : Math.max(0, scanner.state.fileIndex),
         filesTotal: opts.files.length,
         events: scanner.state.events,
       });
@@ -174,7 +175,7 @@ export const mariadbBinlogReplay: BinlogReplay = {
       await opts.onServer(server.pid!);
       await waitReplayReady(spec, server, opts.creds, opts.signal);
       report();
-      const timer = setInterval(report, 500);
+      const timer = setInterval(() => report(), 500);
       try {
         const binlog = execa(
           spec.binaries.mysqlBinlog,
@@ -246,7 +247,7 @@ export const mariadbBinlogReplay: BinlogReplay = {
       } finally {
         clearInterval(timer);
       }
-      report();
+      report(true);
       await stopReplayServer(spec, server, opts.creds, true);
       ok = true;
     } finally {

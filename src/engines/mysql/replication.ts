@@ -75,6 +75,95 @@ interface SlaveStatus {
   Last_IO_Error: string;
   Last_SQL_Error: string;
   Gtid_IO_Pos: string;
+  /** The primary's binlog coordinates of the last event the SQL thread applied. */
+  Relay_Master_Log_File: string;
+  Exec_Master_Log_Pos: number | string;
+  Gtid_Slave_Pos?: string;
+}
+
+/** Sequence number per domain of a MariaDB GTID list (`d-s-n,…`); the highest where a domain appears twice. */
+function seqByDomain(list: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const g of list.split(',')) {
+    const m = /^\s*(\d+)-\d+-(\d+)\s*$/.exec(g);
+    if (m) out.set(m[1]!, Math.max(out.get(m[1]!) ?? 0, Number(m[2])));
+  }
+  return out;
+}
+
+/**
+ * Transactions a server at GTID position `from` still has to apply to reach `to`: per replication
+ * domain, how far `to`'s sequence number is ahead (MariaDB numbers each domain's transactions in order).
+ */
+export function gtidDistance(from: string, to: string): number {
+  const have = seqByDomain(from);
+  let behind = 0;
+  for (const [domain, seq] of seqByDomain(to)) behind += Math.max(0, seq - (have.get(domain) ?? 0));
+  return behind;
+}
+
+export interface BinlogCoordinate {
+  file: string;
+  position: number;
+}
+
+/**
+ * Bytes of the primary's binlog between two coordinates, from the sizes of its files (SHOW BINARY
+ * LOGS); null when a file is not in the list (purged, or not known yet).
+ */
+export function binlogDistance(files: readonly { name: string; size: number }[], from: BinlogCoordinate, to: BinlogCoordinate): number | null {
+  const a = files.findIndex((f) => f.name === from.file);
+  const b = files.findIndex((f) => f.name === to.file);
+  if (a < 0 || b < 0) return null;
+  if (a > b || (a === b && from.position >= to.position)) return 0;
+  if (a === b) return to.position - from.position;
+  let bytes = Math.max(0, files[a]!.size - from.position) + to.position;
+  for (let i = a + 1; i < b; i++) bytes += files[i]!.size;
+  return bytes;
+}
+
+/** What a catch-up waits for: the primary's GTID position, and where that is in its binlog (null without the privilege to list them). */
+interface CatchUpTarget {
+  gtid: string;
+  binlog: { at: BinlogCoordinate; files: { name: string; size: number }[] } | null;
+}
+
+async function catchUpTarget(primary: Endpoint, login: Login): Promise<CatchUpTarget> {
+  const gtid = (await probePrimary(primary, login)).gtidBinlogPos;
+  let binlog: CatchUpTarget['binlog'] = null;
+  try {
+    const c = await open(primary, login);
+    try {
+      const [master] = ((await c.query('SHOW MASTER STATUS')) as unknown as [{ File: string; Position: number | string }[]])[0];
+      const [list] = (await c.query('SHOW BINARY LOGS')) as unknown as [{ Log_name: string; File_size: number | string }[]];
+      if (master) binlog = { at: { file: master.File, position: Number(master.Position) }, files: list.map((r) => ({ name: r.Log_name, size: Number(r.File_size) })) };
+    } finally {
+      await endConnection(c, 2000);
+    }
+  } catch {
+    // Without BINLOG MONITOR (REPLICATION CLIENT) on the primary the lag is told in transactions and seconds only.
+  }
+  return { gtid, binlog };
+}
+
+/** How far a replica is behind the catch-up's target. */
+export interface ReplicaLag {
+  secondsBehind: number | null;
+  transactionsBehind: number | null;
+  bytesBehind: number | null;
+}
+
+function lagOf(status: SlaveStatus | undefined, slavePos: string | null, target: CatchUpTarget): ReplicaLag {
+  const sbm = status?.Seconds_Behind_Master;
+  let bytesBehind: number | null = null;
+  if (target.binlog && status?.Relay_Master_Log_File) {
+    bytesBehind = binlogDistance(target.binlog.files, { file: status.Relay_Master_Log_File, position: Number(status.Exec_Master_Log_Pos) }, target.binlog.at);
+  }
+  return {
+    secondsBehind: sbm === null || sbm === undefined ? null : Number(sbm),
+    transactionsBehind: slavePos === null ? null : gtidDistance(slavePos, target.gtid),
+    bytesBehind,
+  };
 }
 
 async function slaveStatus(c: mysql.Connection): Promise<SlaveStatus | undefined> {
@@ -92,11 +181,23 @@ export interface CatchUp {
   /** The primary's GTID position the replica reached. */
   gtid: string;
   seconds: number;
+  /** How far behind the replica was when the wait began. */
+  behindAtStart: ReplicaLag;
+}
+
+/** What the catch-up reports as it goes: the lag, and the bytes (or, without them, transactions) made up since the wait began. */
+export interface CatchUpProgress extends ReplicaLag {
+  target: string;
+  bytesDone?: number;
+  bytesTotal?: number;
+  /** From the rate at which the transactions behind went down, when the bytes are not known. */
+  etaS?: number;
 }
 
 /**
  * Waits until the replica has applied everything the primary had written when the wait began
  * (MASTER_GTID_WAIT), a second at a time so that a broken replication fails at once, up to `timeoutMs`.
+ * Each second it reports the lag (SHOW SLAVE STATUS against the primary's position at the start).
  */
 export async function waitCaughtUp(
   spec: NodeSpec,
@@ -105,22 +206,43 @@ export async function waitCaughtUp(
   primaryLogin: Login,
   timeoutMs: number,
   signal: AbortSignal,
-  progress: (p: { secondsBehind: number | null; target: string }) => void,
+  progress: (p: CatchUpProgress) => void,
 ): Promise<CatchUp> {
   const started = Date.now();
-  const target = (await probePrimary(primary, primaryLogin)).gtidBinlogPos;
+  const target = await catchUpTarget(primary, primaryLogin);
   const c = await open(local(spec), admin);
+  let first: { lag: ReplicaLag; at: number } | null = null;
+  let bytesTotal = 0;
+  const report = (lag: ReplicaLag) => {
+    const now = Date.now();
+    first ??= { lag, at: now };
+    const p: CatchUpProgress = { target: target.gtid, ...lag };
+    if (lag.bytesBehind !== null) {
+      // The distance only shrinks toward a fixed target; the largest seen is the whole way.
+      bytesTotal = Math.max(bytesTotal, lag.bytesBehind);
+      p.bytesDone = bytesTotal - lag.bytesBehind;
+      p.bytesTotal = bytesTotal;
+    } else if (lag.transactionsBehind !== null && first.lag.transactionsBehind !== null && now - first.at >= 1000) {
+      const rate = (first.lag.transactionsBehind - lag.transactionsBehind) / ((now - first.at) / 1000);
+      if (rate > 0) p.etaS = lag.transactionsBehind / rate;
+    }
+    progress(p);
+  };
   try {
     for (;;) {
       signal.throwIfAborted();
       const status = await slaveStatus(c);
       const broken = replicationError(status);
       if (broken) throw new Error(broken);
-      progress({ secondsBehind: status?.Seconds_Behind_Master ?? null, target });
+      const slavePos = status?.Gtid_Slave_Pos ?? (await one<{ pos: string }>(c, 'SELECT @@gtid_slave_pos AS pos'))?.pos ?? null;
+      report(lagOf(status, slavePos, target));
       const left = timeoutMs - (Date.now() - started);
-      if (left <= 0) throw new Error(`the replica did not reach the primary's position ${target} within ${Math.round(timeoutMs / 1000)} s (${status?.Seconds_Behind_Master ?? '?'} s behind); replication keeps running`);
-      const r = await one<{ r: number }>(c, 'SELECT MASTER_GTID_WAIT(?, ?) AS r', [target, Math.min(1, left / 1000)]);
-      if (Number(r?.r) === 0) return { gtid: target, seconds: Math.round((Date.now() - started) / 100) / 10 };
+      if (left <= 0) throw new Error(`the replica did not reach the primary's position ${target.gtid} within ${Math.round(timeoutMs / 1000)} s (${status?.Seconds_Behind_Master ?? '?'} s behind); replication keeps running`);
+      const r = await one<{ r: number }>(c, 'SELECT MASTER_GTID_WAIT(?, ?) AS r', [target.gtid, Math.min(1, left / 1000)]);
+      if (Number(r?.r) === 0) {
+        report({ secondsBehind: 0, transactionsBehind: 0, bytesBehind: target.binlog ? 0 : null });
+        return { gtid: target.gtid, seconds: Math.round((Date.now() - started) / 100) / 10, behindAtStart: first!.lag };
+      }
     }
   } finally {
     await endConnection(c, 2000);
