@@ -1,5 +1,6 @@
 // Shared helpers for tests that run real servers: free ports, temp node dirs the runAs user can
 // reach, and NodeSpecs resolved through the real config path.
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -25,7 +26,41 @@ const FORBIDDEN_PORTS = new Set([3306, 5432]);
 const PORT_LOW = 20_000;
 const PORT_HIGH = 32_000;
 
-/** A TCP port free on 127.0.0.1 right now, picked at random below the ephemeral range. */
+/**
+ * Ports handed out by a live test process, one file each: the suite runs two test files at once, and
+ * a port found free is bound only seconds later (after node-mgr starts and the data dir is made), so
+ * without this the other file could be handed the same port meanwhile. A file whose writer has
+ * exited is taken over.
+ */
+const RESERVED_DIR = path.join(os.tmpdir(), 'node-mgr-test-ports');
+
+function reserve(port: number): boolean {
+  mkdirSync(RESERVED_DIR, { recursive: true });
+  const file = path.join(RESERVED_DIR, String(port));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number(readFileSync(file, 'utf8').trim());
+      if (holder > 0 && processRuns(holder)) return false;
+      rmSync(file, { force: true });
+    }
+  }
+  return false;
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A TCP port free on 127.0.0.1 right now, picked at random below the ephemeral range, reserved for this process. */
 export async function freePort(): Promise<number> {
   for (;;) {
     const port = PORT_LOW + Math.floor(Math.random() * (PORT_HIGH - PORT_LOW));
@@ -36,7 +71,7 @@ export async function freePort(): Promise<number> {
       server.once('error', () => resolve(false));
       server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
     });
-    if (free) return port;
+    if (free && reserve(port)) return port;
   }
 }
 
