@@ -207,7 +207,9 @@ describe('restore to a time, local store', () => {
       await sleep(20);
     }
     es.close();
-    assert.ok(phases.has('fetching binlogs') && phases.has('replaying'), [...phases].join(', '));
+    // 'fetching binlogs' is not required: from a local store it can end between two polls (CI saw
+    // planning, downloading, preparing, replaying, … without it). The replay's own reports are.
+    assert.ok(phases.has('replaying'), [...phases].join(', '));
     // The replay's figures appear and move: no event applied while its server starts, all of them once it has read to the stop time.
     assert.ok(replaying.length >= 2, `saw ${replaying.length} replaying reports`);
     const [first, last] = [replaying[0], replaying.at(-1)];
