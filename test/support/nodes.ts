@@ -8,6 +8,7 @@ import path from 'node:path';
 import { parseConfig } from '../../src/config/load.ts';
 import type { NodeEntry, NodeKind } from '../../src/config/schema.ts';
 import type { NodeSpec } from '../../src/engines/node-spec.ts';
+import { endedOrEndingNow } from '../../src/host/process-info.ts';
 import { lookupRunAs } from '../../src/host/run-as.ts';
 import { resolveSpec } from '../../src/engines/node-spec.ts';
 
@@ -44,20 +45,11 @@ function reserve(port: number): boolean {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const holder = Number(readFileSync(file, 'utf8').trim());
-      if (holder > 0 && processRuns(holder)) return false;
+      if (!endedOrEndingNow(holder)) return false;
       rmSync(file, { force: true });
     }
   }
   return false;
-}
-
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** A TCP port free on 127.0.0.1 right now, picked at random below the ephemeral range, reserved for this process. */
