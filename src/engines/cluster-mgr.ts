@@ -10,6 +10,7 @@ import { isExpectedProcess, type StartRecord } from '../host/process-identity.ts
 import { climbStopLadder, isAlive, processGroup, sendSignal } from '../host/process-info.ts';
 import type { Engine, ExitDiagnosis, LaunchPlan } from './engine.ts';
 import { diagnoseFromLogs, StartFailed } from './exit-diagnosis.ts';
+import { httpHealthSession } from './http-health-session.ts';
 import { readNodeLogTail, readNodePidFile } from './node-files.ts';
 import { prepareNodeDirs, serverLogFile, spawnedPidFile } from './node-layout.ts';
 import type { NodeSpec } from './node-spec.ts';
@@ -102,6 +103,8 @@ async function checkHealth(spec: NodeSpec, timeoutMs: number, signal: AbortSigna
   else await tcpAnswers(clientHost(spec), spec.port, timeoutMs);
 }
 
+const NEVER_ABORTED = new AbortController().signal;
+
 /** A script started through its shebang shows up as [interpreter, script, ...args]: the args must match the end. */
 function argvMatches(argv: string[], command: string[]): boolean {
   const args = command.slice(1);
@@ -166,6 +169,28 @@ export const clusterMgrEngine: Engine = {
     } catch (err) {
       throw new Error(`${spec.id}: health check ${spec.healthUrl ?? `tcp ${clientHost(spec)}:${spec.port}`} failed: ${(err as Error).message}`);
     }
+  },
+
+  // An http:// health URL is probed on a kept-alive connection; https:// and a bare TCP port are
+  // probed afresh each time (a session that only wraps probe()).
+  async openMonitor(spec) {
+    const url = spec.healthUrl ? new URL(spec.healthUrl) : null;
+    if (url?.protocol === 'http:') return httpHealthSession(url, `${spec.id}: health check ${spec.healthUrl}`);
+    let ended = false;
+    return {
+      // probe() bounds itself by the policy's timeout, the one monitorHealth passes here.
+      async check() {
+        if (ended) throw new Error(`${spec.id}: the health session is closed`);
+        await clusterMgrEngine.probe(spec, NEVER_ABORTED);
+      },
+      onLost() {},
+      async close() {
+        ended = true;
+      },
+      destroy() {
+        ended = true;
+      },
+    };
   },
 
   async findRunning(spec) {

@@ -68,8 +68,8 @@ export interface Engine {
   /** One health probe; throws with a sentence when the server does not answer. */
   probe(spec: NodeSpec, signal: AbortSignal): Promise<void>;
   /**
-   * Logs in once for health monitoring (bounded by timeoutMs); probes then run on that session.
-   * Absent for kinds without a session protocol (cluster_mgr): they use probe() each time.
+   * Logs in once for health monitoring (bounded by timeoutMs); probes then run on that session
+   * (for cluster_mgr, a kept-alive HTTP connection). Absent: the monitor uses probe() each time.
    */
   openMonitor?(spec: NodeSpec, timeoutMs: number): Promise<MonitorSession>;
   /** The pid of a server already running on this node's data dir, after proving its identity; null if none. */
