@@ -3,6 +3,7 @@
 import type { JobProgress, JobRecord } from '../state/store.ts';
 import { INTERRUPTED_INFO } from '../jobs/job.ts';
 import type { JobRunner } from '../jobs/runner.ts';
+import { cutText, jsonBytes, SEED_BODY_MAX, summarize } from './seed-read.ts';
 
 /** PROTOCOL §2 `get_status` reply. */
 export interface LegacyJobStatus {
@@ -18,14 +19,45 @@ export interface LegacyJobStatus {
   updated?: string;
   /** The job's result value (redacted), when it has one: e.g. the backup file's path. */
   output?: unknown;
+  /** Where the whole record is, when this reply carries a summary of it (`/v1/jobs/<id>`). */
+  detail?: string;
 }
 
 export function noSuchJobStatus(jobId: string): LegacyJobStatus {
   return { job_id: jobId, job_status: 'none', result: 'error', info: 'no such job' };
 }
 
-/** The PROTOCOL §2 `get_status` reply for a job record. */
+/**
+ * The PROTOCOL §2 `get_status` reply for a job record, fitted to the original clients' single read
+ * (PROTOCOL §1): whole when it fits, else with the output summarized (lists become their lengths)
+ * and the texts cut, and `detail` naming `GET /v1/jobs/<id>`, which has the whole record.
+ */
 export function toLegacyStatus(job: JobRecord): LegacyJobStatus {
+  const whole = wholeLegacyStatus(job);
+  if (jsonBytes(whole) <= SEED_BODY_MAX) return whole;
+  const detail = `/v1/jobs/${job.id}`;
+  const fitted: LegacyJobStatus = { ...whole, detail };
+  if ('output' in whole) fitted.output = summarize(whole.output, detail);
+  // An error text can list what the job found (every table whose checksum differs): job_status
+  // and info carry it twice, so each gets a share of what is left.
+  const over = jsonBytes(fitted) - SEED_BODY_MAX;
+  if (over > 0) {
+    const texts = fitted.job_status.length + fitted.info.length;
+    const keep = Math.max(0, texts - over);
+    const share = (s: string) => Math.max(80, Math.floor((keep * s.length) / texts));
+    fitted.job_status = cutText(fitted.job_status, share(fitted.job_status), detail);
+    fitted.info = cutText(fitted.info, share(fitted.info), detail);
+  }
+  if (jsonBytes(fitted) > SEED_BODY_MAX) delete fitted.output;
+  // Texts of many escaped or multi-byte characters: short enough whatever they hold.
+  if (jsonBytes(fitted) > SEED_BODY_MAX) {
+    fitted.job_status = cutText(fitted.job_status, 200, detail);
+    fitted.info = cutText(fitted.info, 200, detail);
+  }
+  return fitted;
+}
+
+function wholeLegacyStatus(job: JobRecord): LegacyJobStatus {
   const base = {
     job_id: job.id,
     job_type: job.type,

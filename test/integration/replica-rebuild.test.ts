@@ -10,6 +10,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../support/nodes.ts';
 import { api, killProcessGroups, legacy, startNodeMgrProcess, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';
 import { ADMIN, loadMysqlData, mysqlChecksums, mysqlConn, runRestJob } from '../support/backup-data.ts';
+import { seedPostPara } from '../support/seed-client.ts';
+
+/** Enough tables that the rebuild's list of compared checksums is longer than the original clients' 2,047-byte read. */
+const ARCHIVE_TABLES = 30;
 
 describe('rebuilding a replica', () => {
   let root: string;
@@ -55,6 +59,12 @@ describe('rebuilding a replica', () => {
       pids.push(created.body.pid);
     }
     await loadMysqlData(port.primary, 20);
+    const a = await mysqlConn(port.primary);
+    for (let i = 0; i < ARCHIVE_TABLES; i++) {
+      await a.query(`CREATE TABLE shop.orders_archive_${i} (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB`);
+      await a.query(`INSERT INTO shop.orders_archive_${i} VALUES (1, 'archived ${i}')`);
+    }
+    await a.end();
     const done = await runRestJob(mgr.url, `/v1/nodes/${port.primary}/backup`, {});
     assert.equal(done.result, 'succeed', JSON.stringify(done));
     // Written after the backup: the replica must get these from the primary's binlog.
@@ -125,7 +135,23 @@ describe('rebuilding a replica', () => {
     await c.end();
     const job = await polling;
     assert.equal(job.result, 'succeed', JSON.stringify(job));
-    const out = job.output;
+
+    // The finished job as the original client reads it: one recv() of at most 2,047 bytes. The
+    // compared tables' list is longer than that; the reply counts them and names the REST record.
+    const client = await seedPostPara(mgr.url, JSON.stringify({ ver: '0.1', job_type: 'get_status', job_id: r.body.job_id }));
+    assert.equal(client.stderr, '', `the client's read was cut: ${client.stderr}`);
+    const read = JSON.parse(client.result);
+    assert.equal(read.result, 'succeed');
+    assert.equal(read.job_status, 'succeed');
+    assert.ok(read.output.tables >= ARCHIVE_TABLES + 3, client.result);
+    assert.equal(read.output.primary, `127.0.0.1:${port.primary}`);
+    assert.equal(read.output.replication.sql_running, 'Yes');
+    assert.equal(read.detail, `/v1/jobs/${r.body.job_id}`);
+
+    // The whole result, every table's checksums, is the REST record's.
+    const record = await api(mgr.url, 'GET', read.detail);
+    assert.equal(record.status, 200, record.text);
+    const out = record.body.result;
     // Progress: the restore's bytes, then the catch-up's lag against the primary.
     assert.ok(seen.some((p) => p.phase === 'downloading' && p.bytes_total > 0), `phases seen: ${[...new Set(seen.map((p) => p.phase))]}`);
     const catching = seen.filter((p) => p.phase === 'catching up');
@@ -133,7 +159,7 @@ describe('rebuilding a replica', () => {
     // Behind when the wait began: the writes after the backup, in transactions and binlog bytes.
     assert.ok(out.behind_at_start.transactions > 0 && out.behind_at_start.bytes > 0, JSON.stringify(out.behind_at_start));
     assert.equal(out.primary, `127.0.0.1:${port.primary}`);
-    assert.ok(out.tables.length >= 3, JSON.stringify(out.tables));
+    assert.ok(out.tables.length >= ARCHIVE_TABLES + 3, JSON.stringify(out.tables));
     assert.ok(out.tables.every((t: { match: boolean }) => t.match));
     assert.ok(out.tables.some((t: { table: string }) => t.table === 'shop.later'));
     assert.equal(out.replication.io_running, 'Yes');

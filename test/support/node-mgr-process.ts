@@ -122,12 +122,21 @@ export async function waitForNode(url: string, port: number, pred: (n: any) => b
   throw new Error(`node ${port} did not reach the expected state within ${timeoutMs} ms; last: ${JSON.stringify(last && { state: last.state, pid: last.pid, lastError: last.lastError })}`);
 }
 
-/** Polls a job with get_status until it is no longer busy. */
+/**
+ * Polls a job with get_status until it is no longer busy. A seed reply too long for the original
+ * clients' read carries a summary and `detail` (PROTOCOL §1): then `output` is the whole result,
+ * from the REST record `detail` names, and `detail` stays to say so.
+ */
 export async function waitForJob(url: string, jobId: string, timeoutMs = 120_000): Promise<any> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const r = await legacy(url, { ver: '0.1', job_type: 'get_status', job_id: jobId });
-    if (r.body.result !== 'busy') return r.body;
+    if (r.body.result !== 'busy') {
+      if (r.body.detail === undefined) return r.body;
+      const whole = await api(url, 'GET', r.body.detail);
+      if (whole.status !== 200) throw new Error(`GET ${r.body.detail}: HTTP ${whole.status} ${whole.text}`);
+      return { ...r.body, output: whole.body.result, info: whole.body.info ?? r.body.info };
+    }
     if (Date.now() > deadline) throw new Error(`job ${jobId} still busy after ${timeoutMs} ms: ${r.text}`);
     await new Promise((res) => setTimeout(res, 100));
   }
