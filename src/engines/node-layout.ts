@@ -38,11 +38,11 @@ export const COLD_BACKUP_STAGING_PREFIX = '.coldbackup-staging-';
 
 /**
  * Whether node-mgr, or a job of it, puts an entry of this name in a database node's dir: the data
- * dir (and a restore's `<data>.old-*` / `<data>.restore-*`), log/, run/, tmp/, my.cnf, the
+ * dir (and a restore's `<data>.old-*` / `<data>.restore-*`), log/, run/, tmp/, files/, my.cnf, the
  * init marker, the restore journal and backup staging dirs. Anything else is someone else's.
  */
 export function isNodeDirEntry(spec: Pick<NodeSpec, 'dir' | 'dataDir'>, name: string): boolean {
-  if (['log', 'run', 'tmp', 'my.cnf', path.basename(initMarkerFile(spec)), JOURNAL_NAME, OWNED_MARKER_NAME].includes(name)) return true;
+  if (['log', 'run', 'tmp', 'files', 'my.cnf', path.basename(initMarkerFile(spec)), JOURNAL_NAME, OWNED_MARKER_NAME].includes(name)) return true;
   if (name.startsWith(COLD_BACKUP_STAGING_PREFIX)) return true;
   if (path.dirname(spec.dataDir) !== spec.dir) return false;
   const data = path.basename(spec.dataDir);

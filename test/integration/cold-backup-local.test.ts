@@ -73,7 +73,7 @@ describe('cold backup to a local directory', () => {
     assert.equal(restored.result, 'succeed', JSON.stringify(restored));
     assert.deepEqual(await mysqlChecksums(port.storage), atBackup);
     assert.equal((await node(port.storage)).state, 'running');
-    assert.deepEqual((await readdir(path.join(root, 'storage'))).sort(), ['.node-mgr-owned', 'data', 'log', 'my.cnf', 'run', 'tmp']);
+    assert.deepEqual((await readdir(path.join(root, 'storage'))).sort(), ['.node-mgr-owned', 'data', 'files', 'log', 'my.cnf', 'run', 'tmp']);
   });
 
   it('a restored MariaDB node has the GTID position of its backup, continues its sequence, and numbers its binlogs past every earlier one', async () => {
@@ -232,7 +232,7 @@ describe('cold backup to a local directory', () => {
     // No half-unpacked, old or failed data dir and no journal stays behind.
     const storageDir = path.join(root, 'storage');
     for (let i = 0; i < 100 && (await readdir(storageDir)).some((n) => n !== 'data' && n.startsWith('data')); i++) await sleep(50);
-    assert.deepEqual((await readdir(storageDir)).sort(), ['.node-mgr-owned', 'data', 'log', 'my.cnf', 'run', 'tmp']);
+    assert.deepEqual((await readdir(storageDir)).sort(), ['.node-mgr-owned', 'data', 'files', 'log', 'my.cnf', 'run', 'tmp']);
 
     // The node works normally afterwards: another restore completes.
     const again = await runLegacyJob(mgr.url, { ...legacyBody(port.storage), job_type: 'coldrestore', file: storageBackup });

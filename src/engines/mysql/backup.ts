@@ -111,7 +111,7 @@ export const mysqlBackup: PhysicalBackup = {
   },
 
   async prepareNodeDirs(spec) {
-    await prepareNodeDirs(spec, [spec.logDir, spec.runDir, mysqlPaths(spec).tmpDir]);
+    await prepareNodeDirs(spec, [spec.logDir, spec.runDir, mysqlPaths(spec).tmpDir, mysqlPaths(spec).filesDir]);
   },
 
   async finishUnpacked(spec, dir, manifest, signal) {

@@ -11,7 +11,7 @@ import { climbStopLadder, cmdline, cmdlineNow, isAlive, pidsOwnedBy, sendSignal 
 import type { Engine, ExitDiagnosis, LaunchPlan } from '../engine.ts';
 import { diagnoseFromLogs } from '../exit-diagnosis.ts';
 import { sqlMonitorSession } from '../monitor-session.ts';
-import { emptyNodeDirAsAccount, readNodeLogTail, readNodePidFile, removeNodeFile, renameRotateNodeLog, writeNodeFile } from '../node-files.ts';
+import { emptyNodeDirAsAccount, openDirBeneath, readNodeLogTail, readNodePidFile, removeNodeFile, renameRotateNodeLog, writeNodeFile } from '../node-files.ts';
 import { assertSocketPathFits, initMarkerFile, prepareNodeDirs, serverLogFile } from '../node-layout.ts';
 import type { NodeSpec } from '../node-spec.ts';
 import { waitForSql } from '../readiness.ts';
@@ -47,6 +47,9 @@ export function renderMyCnf(spec: NodeSpec): string {
   const defaults = new Map<string, [string, string | number | boolean]>();
   const put = (name: string, value: string | number | boolean) => defaults.set(normalise(name), [name, value]);
   put('tmpdir', p.tmpDir);
+  // Unset, a login with FILE writes files anywhere the account may (docs/security.md); the
+  // operator's own config may still set it otherwise, a node entry from the network cannot.
+  put('secure-file-priv', p.filesDir);
   put('skip-name-resolve', true);
   put('innodb_buffer_pool_size', '64M');
   put('log-bin', 'binlog');
@@ -175,7 +178,11 @@ export const mysqlEngine: Engine = {
   },
 
   async writeServerConfig(spec) {
-    const { cnf } = mysqlPaths(spec);
+    const { cnf, filesDir } = mysqlPaths(spec);
+    // The server refuses to start when its secure_file_priv dir is missing (a node made before
+    // node-mgr set it has none): made here, as the account's, without following a planted link.
+    const files = await openDirBeneath(spec.dir, filesDir, spec.runAs, { mode: 0o750, owner: spec.runAs });
+    await files.handle.close();
     // Root's file in the account's dir: written new and renamed into place, never through a link.
     await writeNodeFile(spec, cnf, renderMyCnf(spec), { mode: 0o644 });
   },
@@ -183,7 +190,7 @@ export const mysqlEngine: Engine = {
   async initDataDir(spec, signal) {
     const p = mysqlPaths(spec);
     assertSocketPathFits(p.socket);
-    await prepareNodeDirs(spec, [spec.dataDir, spec.logDir, spec.runDir, p.tmpDir]);
+    await prepareNodeDirs(spec, [spec.dataDir, spec.logDir, spec.runDir, p.tmpDir, p.filesDir]);
     const marker = initMarkerFile(spec);
     if (await exists(marker)) {
       // A previous init died half-way: what is in the data dir is ours and incomplete.
