@@ -2,7 +2,7 @@
 // and with 200 light nodes of kind cluster_mgr (test/support/fake-cluster-mgr.mjs), each against
 // node-mgr with no node at all (the baseline), to show how the cost grows with the node count.
 //
-//   node --import tsx bench/footprint.ts     BENCH_IDLE_SECONDS=60, BENCH_LIGHT_NODES=200
+//   node --import tsx bench/footprint.ts     BENCH_IDLE_SECONDS=60, BENCH_SETTLE_SECONDS=30, BENCH_LIGHT_NODES=200
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -17,8 +17,13 @@ import { cpuPercent, cpuSample, memOf, memSample, type CpuSample, type MemSample
 import { envInt, envSeconds, max, mean, printFooter, quantile, printHeader, ratio, RUN_ID, saveResults, sleep, table, type Cell } from './support/report.ts';
 
 const IDLE_SECONDS = envSeconds('BENCH_IDLE_SECONDS', 60);
-/** Let start-up work (first usage pass, first probes, JIT) finish before measuring. */
-const SETTLE_SECONDS = Math.min(10, Math.max(2, IDLE_SECONDS / 6));
+/**
+ * Let start-up work (first usage pass, first probes, JIT, and the heap shrinking after the
+ * start-up's garbage) finish before measuring: a daemon is idle for days, not for its first minute.
+ */
+const SETTLE_SECONDS = envSeconds('BENCH_SETTLE_SECONDS', Math.min(30, Math.max(2, IDLE_SECONDS / 2)));
+/** The separate window in which GET /healthz is polled (HEALTHZ_EVERY_MS apart). */
+const HEALTHZ_SECONDS = Math.min(15, Math.max(2, IDLE_SECONDS / 4));
 const LIGHT_NODES = envInt('BENCH_LIGHT_NODES', 200);
 const HEALTHZ_EVERY_MS = 250;
 
@@ -29,8 +34,9 @@ interface Idle {
   idleS: number;
   rssMB: { mean: number; max: number; start: number; end: number };
   pssMB: number | null;
-  cpuPct: { self: number; withChildren: number; maxOneSecond: number };
-  /** GET /healthz round trips polled during the window: how responsive the event loop stays. */
+  /** polled: node-mgr itself while GET /healthz is polled, in the window after the idle one. */
+  cpuPct: { self: number; withChildren: number; maxOneSecond: number; polled: number };
+  /** GET /healthz round trips, polled after the idle window: how responsive the event loop stays. */
   healthzMs: { p50: number; p99: number; max: number; samples: number };
   threads: number;
   fds: number;
@@ -39,39 +45,42 @@ interface Idle {
   startToAllRunningS: number;
 }
 
-/** Samples node-mgr every second for IDLE_SECONDS, after SETTLE_SECONDS of settling. */
+/**
+ * Samples node-mgr every second for IDLE_SECONDS with no request at all (idle is idle: the 4
+ * requests a second of a poller cost it more than the rest of its idle work), after
+ * SETTLE_SECONDS of settling; then polls GET /healthz for HEALTHZ_SECONDS, apart, to see the
+ * event-loop stalls an operator's curl would hit.
+ */
 async function measureIdle(label: string, mgr: NodeMgrProcess, nodes: number, startToAllRunningS: number): Promise<Idle> {
   await sleep(SETTLE_SECONDS * 1000);
-  const mems: MemSample[] = [];
+  const mems: MemSample[] = [memSample(mgr.pid)];
   const cpus: CpuSample[] = [cpuSample(mgr.pid)];
   const end = performance.now() + IDLE_SECONDS * 1000;
-  // A light poller (4 requests/s, well under 1 % of a core) sees the event-loop stalls an operator's
-  // curl would hit.
-  const healthz: number[] = [];
-  const poller = (async () => {
-    while (performance.now() < end) {
-      const t = performance.now();
-      try {
-        const r = await fetch(`${mgr.url}/healthz`);
-        await r.arrayBuffer();
-        healthz.push(performance.now() - t);
-      } catch {
-        healthz.push(Infinity);
-      }
-      await sleep(HEALTHZ_EVERY_MS);
-    }
-  })();
-  mems.push(memSample(mgr.pid));
   while (performance.now() < end) {
     await sleep(Math.min(1000, end - performance.now()));
     cpus.push(cpuSample(mgr.pid));
     mems.push(memSample(mgr.pid));
   }
-  await poller;
   const perSecond = cpus.slice(1).map((c, i) => cpuPercent(cpus[i]!, c).withChildren);
   const total = cpuPercent(cpus[0]!, cpus.at(-1)!);
-  const supervised = nodes > 0 ? memOf((await listNodes(mgr.url)).map((n) => n.pid).filter((p): p is number => p !== null)) : null;
   const last = mems.at(-1)!;
+
+  const healthz: number[] = [];
+  const polledFrom = cpuSample(mgr.pid);
+  const pollEnd = performance.now() + HEALTHZ_SECONDS * 1000;
+  while (performance.now() < pollEnd) {
+    const t = performance.now();
+    try {
+      const r = await fetch(`${mgr.url}/healthz`);
+      await r.arrayBuffer();
+      healthz.push(performance.now() - t);
+    } catch {
+      healthz.push(Infinity);
+    }
+    await sleep(HEALTHZ_EVERY_MS);
+  }
+  const polled = cpuPercent(polledFrom, cpuSample(mgr.pid));
+  const supervised = nodes > 0 ? memOf((await listNodes(mgr.url)).map((n) => n.pid).filter((p): p is number => p !== null)) : null;
   return {
     label,
     nodes,
@@ -79,7 +88,7 @@ async function measureIdle(label: string, mgr: NodeMgrProcess, nodes: number, st
     idleS: IDLE_SECONDS,
     rssMB: { mean: mean(mems.map((m) => m.rssMB))!, max: max(mems.map((m) => m.rssMB))!, start: mems[0]!.rssMB, end: last.rssMB },
     pssMB: last.pssMB,
-    cpuPct: { self: total.self, withChildren: total.withChildren, maxOneSecond: max(perSecond) ?? 0 },
+    cpuPct: { self: total.self, withChildren: total.withChildren, maxOneSecond: max(perSecond) ?? 0, polled: polled.self },
     healthzMs: { p50: quantile(healthz, 0.5) ?? NaN, p99: quantile(healthz, 0.99) ?? NaN, max: max(healthz) ?? NaN, samples: healthz.length },
     threads: last.threads,
     fds: last.fds,
@@ -147,12 +156,13 @@ function footprintTable(title: string, ours: Idle, base: Idle): string {
     ['CPU %, node-mgr itself', ours.cpuPct.self, base.cpuPct.self, ratio(ours.cpuPct.self, base.cpuPct.self), perNode(ours.cpuPct.self, base.cpuPct.self)],
     ['CPU %, with its children (du, df…)', ours.cpuPct.withChildren, base.cpuPct.withChildren, ratio(ours.cpuPct.withChildren, base.cpuPct.withChildren), perNode(ours.cpuPct.withChildren, base.cpuPct.withChildren)],
     ['CPU %, busiest 1-s window', ours.cpuPct.maxOneSecond, base.cpuPct.maxOneSecond, null, null],
+    [`CPU %, node-mgr, GET /healthz every ${HEALTHZ_EVERY_MS} ms`, ours.cpuPct.polled, base.cpuPct.polled, ratio(ours.cpuPct.polled, base.cpuPct.polled), perNode(ours.cpuPct.polled, base.cpuPct.polled)],
     ['GET /healthz ms, p50 / p99 / max', hz(ours), hz(base), null, null],
     ['threads / open fds', `${ours.threads} / ${ours.fds}`, `${base.threads} / ${base.fds}`, null, null],
     ['start → all nodes running, s', ours.startToAllRunningS, base.startToAllRunningS, null, null],
   ];
   const notes = [
-    `CPU % is of one core, over ${ours.idleS} s of idle after ${ours.settleS} s of settling; GET /healthz polled every ${HEALTHZ_EVERY_MS} ms meanwhile.`,
+    `CPU % is of one core, over ${ours.idleS} s of idle (no request) after ${ours.settleS} s of settling; then GET /healthz polled every ${HEALTHZ_EVERY_MS} ms for ${HEALTHZ_SECONDS} s.`,
   ];
   if (ours.supervisedMB) notes.push(`the ${ours.nodes} supervised processes themselves: ${ours.supervisedMB.rss.toFixed(0)} MB RSS, ${ours.supervisedMB.pss.toFixed(0)} MB PSS (not node-mgr's).`);
   return table(title, ['ours', 'baseline', 'ratio', 'per node'], rows, notes);
