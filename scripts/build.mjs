@@ -5,6 +5,7 @@
 // dist/src/http/inspector/page.
 import { spawnSync } from 'node:child_process';
 import { cpSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,24 @@ if (checked.status !== 0) process.exit(checked.status ?? 1);
  */
 const EXTERNAL = ['better-sqlite3', '@fastify/swagger-ui'];
 
+/**
+ * pg decides when it is loaded whether it runs in a Cloudflare Worker, by making a fetch Response;
+ * on Node 20 (no `navigator`) that first touch of `Response` loads all of undici, a tenth of a
+ * second at every start, for a fetch node-mgr never makes. The bundle runs on Node only: the check
+ * answers false. The build fails if pg's code no longer has the check, so this is looked at again.
+ */
+const nodeOnlyPg = {
+  name: 'pg-node-only',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]pg[\\/]lib[\\/]stream\.js$/ }, async (args) => {
+      const source = await readFile(args.path, 'utf8');
+      const check = 'function isCloudflareRuntime() {';
+      if (!source.includes(check)) throw new Error(`${args.path}: no \`${check}\` to answer for Node (scripts/build.mjs, pg-node-only)`);
+      return { contents: source.replace(check, `${check}\n  return false;`), loader: 'js' };
+    });
+  },
+};
+
 const esbuild = await import('esbuild');
 rmSync(path.join(root, 'dist'), { recursive: true, force: true });
 await esbuild.build({
@@ -42,6 +61,7 @@ await esbuild.build({
   legalComments: 'none',
   // The CommonJS dependencies call require() for Node's modules; an ES module has none of its own.
   banner: { js: "import { createRequire as __nodeMgrCreateRequire } from 'node:module'; const require = __nodeMgrCreateRequire(import.meta.url);" },
+  plugins: [nodeOnlyPg],
   logLevel: 'warning',
 });
 cpSync(path.join(root, 'src/http/inspector/page'), path.join(root, 'dist/src/http/inspector/page'), { recursive: true });

@@ -18,11 +18,14 @@ import { instrumentHttp, metricsRoutes } from './metrics.ts';
 import { inspectorRoutes } from './inspector/routes.ts';
 import type { HttpDeps } from './deps.ts';
 import { installAuth } from './auth.ts';
+import { lazySchemas, type LazySchemas } from './lazy-schemas.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** The seed polls answered before fastify's routing (tests read its count). */
     seedFastPath: SeedFastPath;
+    /** The routes' schema compilers, which compile at each route's first request (tests compile them all). */
+    schemas: LazySchemas;
   }
 }
 
@@ -40,7 +43,10 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     requestTimeout: 0,
   };
   let closing = false;
+  const schemas = lazySchemas();
   const app = Fastify({
+    // Each route's validators and serializers are compiled at its first request, not at start (lazy-schemas.ts).
+    schemaController: { compilersFactory: schemas.compilersFactory },
     ...(tls ? { https: { ...readTlsFiles(tls), ...serverOptions } } : { http: serverOptions }),
     // Fastify's per-request info lines would drown the log; refusals and failures are logged at warn.
     loggerInstance: deps.log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
@@ -61,6 +67,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   // connection; loopback and allow-listed callers are never crowded out (connection-gate.ts).
   new ConnectionGate(() => deps.config.security, { plainHttp: !tls, log: app.log }).install(app.server);
   app.decorate('services', deps);
+  app.decorate('schemas', schemas);
   // get_node / get_status / get_info polls are answered before fastify; the rest reaches it (seed-fast-path.ts).
   const seedFastPath = new SeedFastPath({
     deps,
