@@ -28,7 +28,7 @@ const EXTERNAL = ['better-sqlite3', '@fastify/swagger-ui'];
 /**
  * pg decides when it is loaded whether it runs in a Cloudflare Worker, by making a fetch Response;
  * on Node 20 (no `navigator`) that first touch of `Response` loads all of undici, a tenth of a
- * second at every start, for a fetch node-mgr never makes. The bundle runs on Node only: the check
+ * second at every start, for a fetch only discovery from cluster_mgr makes. The bundle runs on Node only: the check
  * answers false. The build fails if pg's code no longer has the check, so this is looked at again.
  */
 const nodeOnlyPg = {

@@ -28,7 +28,7 @@ export async function resolveEndpoint(opts: EndpointOptions): Promise<Endpoint> 
   if (opts.url && !file) return { url: opts.url.replace(/\/+$/, ''), token, source: '--url' };
   // Loaded only when needed: the config schema (zod) costs a noticeable part of a short command.
   const { loadConfig, parseConfig } = await import('../config/load.ts');
-  const config = file ? loadConfig(file) : parseConfig({});
+  const config = file ? await loadConfig(file) : parseConfig({});
   const tls = config.listen.tls;
   const host = config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host === '::' ? '::1' : config.listen.host;
   const url = (opts.url ?? `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${config.listen.port}`).replace(/\/+$/, '');

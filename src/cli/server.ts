@@ -26,7 +26,7 @@ export interface ServeOptions extends LogOptions {
 export async function serve(opts: ServeOptions): Promise<number> {
   const signals = catchProcessSignals();
   const log = await createLogger(opts);
-  const config = opts.config ? loadConfig(opts.config) : parseConfig({});
+  const config = opts.config ? await loadConfig(opts.config) : parseConfig({});
   if (opts.stopNodesOnExit) config.stopNodesOnExit = true;
   const inspectUrl = opts.inspectUrl ?? DEFAULT_STATELY_URL;
   const stately = opts.inspect || opts.inspectUrl ? await connectStatelyInspector(inspectUrl) : null;
@@ -43,13 +43,13 @@ export async function serve(opts: ServeOptions): Promise<number> {
  * changes nothing: the error is logged and node-mgr goes on with what it has.
  */
 function reloadOnHangup(signals: ProcessSignals, mgr: NodeMgr, file: string | undefined, stopNodesOnExit: boolean): void {
-  signals.onHangup(() => {
+  signals.onHangup(async () => {
     if (!file) {
       mgr.log.warn('SIGHUP: node-mgr was started without --config; there is nothing to reload');
       return;
     }
     try {
-      const next = loadConfig(file);
+      const next = await loadConfig(file);
       if (stopNodesOnExit) next.stopNodesOnExit = true;
       mgr.reload(next);
     } catch (err) {
@@ -76,7 +76,7 @@ export async function reload(opts: { config?: string }): Promise<number> {
     console.error('node-mgr reload: --config FILE is required (the file the running node-mgr was started with)');
     return 2;
   }
-  const config = loadConfig(opts.config);
+  const config = await loadConfig(opts.config);
   const pid = await stateDirHolder(config.stateDir);
   if (pid === null) {
     console.error(`node-mgr reload: no node-mgr is running on the state dir ${config.stateDir}; start it with \`node-mgr serve --config ${opts.config}\``);

@@ -1,6 +1,8 @@
 // Kunlun's metadata database as a discovery source (PROTOCOL §11, orig v1.0). Table and column
 // names are Kunlun's own (`meta_db_nodes`, `shard_nodes` → `shards`, `db_clusters`, `comp_nodes`).
-import mysql, { type RowDataPacket } from 'mysql2/promise';
+import type mysql from 'mysql2/promise';
+import type { RowDataPacket } from 'mysql2/promise';
+import { mysqlDriver } from '../engines/mysql/driver.ts';
 import type { DiscoveredNode, DiscoveredRole } from './discovery.ts';
 
 /** Same shape as the config's `discovery.metadataDb`. */
@@ -71,7 +73,7 @@ export async function queryLocalNodes(
 
   let conn: mysql.Connection;
   try {
-    conn = await mysql.createConnection({
+    conn = await (await mysqlDriver()).createConnection({
       host: db.host,
       port: db.port,
       user: db.user,

@@ -1,7 +1,6 @@
 // Reads and validates the config file: every bad key gets its own line in the error.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import YAML from 'yaml';
 import { z } from 'zod';
 import { configSchema, type Config, type NodeEntry, type Policy } from './schema.ts';
 import type { KindedError } from '../error-kind.ts';
@@ -48,18 +47,21 @@ export function parseConfig(raw: unknown, baseDir = process.cwd(), source = 'con
   return config;
 }
 
-export function loadConfig(file: string): Config {
+/** Reads a JSON or YAML config file (the YAML parser is loaded only for a YAML file). */
+export async function loadConfig(file: string): Promise<Config> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
   }
+  const yaml = /\.ya?ml$/i.test(file);
+  const parse: (text: string) => unknown = yaml ? (await import('yaml')).parse : JSON.parse;
   let raw: unknown;
   try {
-    raw = /\.ya?ml$/i.test(file) ? YAML.parse(text) : JSON.parse(text);
+    raw = parse(text);
   } catch (err) {
-    throw new ConfigError(`config file ${file} is not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
+    throw new ConfigError(`config file ${file} is not valid ${yaml ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
   }
   return parseConfig(raw, path.dirname(path.resolve(file)), file);
 }

@@ -1,6 +1,7 @@
 // SQL sessions the table jobs open on a storage node, with the caller's credentials, and the
 // errors they raise turned into sentences that name the node.
-import mysql from 'mysql2/promise';
+import type mysql from 'mysql2/promise';
+import { mysqlDriver } from '../engines/mysql/driver.ts';
 import type { NodeSpec } from '../engines/node-spec.ts';
 import { clientHost, isLoopback, localAddresses } from '../host/address.ts';
 import { endConnection } from '../engines/sql-close.ts';
@@ -45,7 +46,7 @@ export async function openSession(node: NodeSpec | SqlTarget, creds: Credentials
   const target = 'runAs' in node ? nodeTarget(node) : node;
   let conn: Session;
   try {
-    conn = await mysql.createConnection({
+    conn = await (await mysqlDriver()).createConnection({
       host: target.host,
       port: target.port,
       user: creds.user,

@@ -3,8 +3,8 @@
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { escape as sqlLiteral } from 'mysql2';
-import mysql from 'mysql2/promise';
+import type mysql from 'mysql2/promise';
+import { mysqlDriver } from './driver.ts';
 import { clientHost } from '../../host/address.ts';
 import { isExpectedProcess } from '../../host/process-identity.ts';
 import { climbStopLadder, cmdline, cmdlineNow, isAlive, pidsOwnedBy, sendSignal } from '../../host/process-info.ts';
@@ -90,7 +90,10 @@ const LOCAL_HOSTS = ['localhost', '127.0.0.1', '::1'];
  * created at '%' with every privilege, and the host-name root account that install-db adds
  * (unusable under skip-name-resolve) is dropped. Identifiers are quoted as string literals.
  */
-export function initSql(spec: NodeSpec): string {
+export async function initSql(spec: NodeSpec): Promise<string> {
+  const { escape: sqlLiteral } = await mysqlDriver();
+  /** 'user'@'host' with both parts quoted as string literals. */
+  const sqlAccount = (user: string, host: string) => `${sqlLiteral(user)}@${sqlLiteral(host)}`;
   const pw = sqlLiteral(spec.password);
   const rootLocal = LOCAL_HOSTS.map((h) => `${sqlAccount('root', h)} IDENTIFIED BY ${pw}`);
   const admin = sqlAccount(spec.user, '%');
@@ -105,18 +108,13 @@ export function initSql(spec: NodeSpec): string {
   return statements.map((s) => `${s};\n`).join('');
 }
 
-/** 'user'@'host' with both parts quoted as string literals. */
-function sqlAccount(user: string, host: string): string {
-  return `${sqlLiteral(user)}@${sqlLiteral(host)}`;
-}
-
 interface Credentials {
   user: string;
   password: string;
 }
 
 async function connect(spec: NodeSpec, creds: Credentials, timeoutMs: number): Promise<mysql.Connection> {
-  return mysql.createConnection({
+  return (await mysqlDriver()).createConnection({
     host: clientHost(spec),
     port: spec.port,
     user: creds.user,
@@ -208,7 +206,7 @@ export const mysqlEngine: Engine = {
     await mysqlEngine.writeServerConfig(spec);
     // The SQL carries the admin password: readable by the server's user only, deleted right after.
     const sqlFile = path.join(spec.runDir, `init-${process.pid}-${Date.now()}.sql`);
-    await writeNodeFile(spec, sqlFile, initSql(spec), { mode: 0o600, owner: spec.runAs });
+    await writeNodeFile(spec, sqlFile, await initSql(spec), { mode: 0o600, owner: spec.runAs });
     try {
       const { file, args } = mysqlFlavour(spec).install(spec, p.cnf, sqlFile);
       try {

@@ -2,7 +2,8 @@
 // a restored node is pointed at it (GTID, MASTER_USE_GTID=slave_pos), how long it takes to catch
 // up, and whether both sides then hold the same tables (CHECKSUM TABLE at one GTID position).
 import { setTimeout as sleep } from 'node:timers/promises';
-import mysql from 'mysql2/promise';
+import type mysql from 'mysql2/promise';
+import { mysqlDriver } from './driver.ts';
 import { clientHost } from '../../host/address.ts';
 import type { NodeSpec } from '../node-spec.ts';
 import { endConnection } from '../sql-close.ts';
@@ -20,7 +21,7 @@ export interface Endpoint {
 const SYSTEM_SCHEMAS = ['mysql', 'information_schema', 'performance_schema', 'sys'];
 
 async function open(at: Endpoint, login: Login): Promise<mysql.Connection> {
-  return mysql.createConnection({ host: at.host, port: at.port, user: login.user, password: login.password, connectTimeout: 10_000 });
+  return (await mysqlDriver()).createConnection({ host: at.host, port: at.port, user: login.user, password: login.password, connectTimeout: 10_000 });
 }
 
 const local = (spec: NodeSpec): Endpoint => ({ host: clientHost(spec), port: spec.port });

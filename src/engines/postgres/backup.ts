@@ -10,7 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import pg from 'pg';
+import type pg from 'pg';
+import { pgDriver } from './driver.ts';
 import { readTar } from '../../backup/archive.ts';
 import type { BackupPosition } from '../../backup/manifest.ts';
 import { clientHost } from '../../host/address.ts';
@@ -35,7 +36,7 @@ export const postgresBackup: PhysicalBackup = {
   dataDirMode: 0o700,
 
   async take(spec, { creds, signal }): Promise<PhysicalBackupRun> {
-    const session = new pg.Client({
+    const session = new (await pgDriver()).Client({
       host: clientHost(spec),
       port: spec.port,
       user: creds.user,

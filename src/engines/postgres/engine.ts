@@ -3,7 +3,8 @@
 import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
+import type pg from 'pg';
+import { pgDriver } from './driver.ts';
 import { clientHost, isLoopback } from '../../host/address.ts';
 import { isExpectedProcess } from '../../host/process-identity.ts';
 import { climbStopLadder, cmdlineNow, isAlive, pidsOwnedBy, processState, sendSignal } from '../../host/process-info.ts';
@@ -133,7 +134,7 @@ function adminLogin(spec: NodeSpec, timeoutMs: number): pg.ClientConfig {
 }
 
 async function selectOne(spec: NodeSpec, timeoutMs: number): Promise<void> {
-  const client = new pg.Client({ ...adminLogin(spec, timeoutMs), query_timeout: timeoutMs });
+  const client = new (await pgDriver()).Client({ ...adminLogin(spec, timeoutMs), query_timeout: timeoutMs });
   // A connection that breaks after connect() emits 'error'; without a listener it would crash node-mgr.
   client.on('error', () => undefined);
   try {
@@ -236,7 +237,7 @@ export const postgresEngine: Engine = {
 
   async openMonitor(spec, timeoutMs) {
     const label = `${spec.id}: SELECT 1 on ${clientHost(spec)}:${spec.port}`;
-    const client = new pg.Client({ ...adminLogin(spec, timeoutMs), application_name: 'node-mgr health' });
+    const client = new (await pgDriver()).Client({ ...adminLogin(spec, timeoutMs), application_name: 'node-mgr health' });
     const closed: Array<() => void> = [];
     // A backend that dies between probes is reported as 'error' on the client; unheard, it would crash node-mgr.
     client.on('error', () => closed.forEach((l) => l()));
