@@ -1,6 +1,6 @@
 // Runs node-mgr as a real separate process (so tests can kill -9 it) and talks to its API.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,13 @@ export const BIN = path.join(ROOT, 'bin/node-mgr-dev.js');
  */
 export function nodeMgrEntry(): string {
   return process.env.NODE_MGR_BIN ? path.resolve(ROOT, process.env.NODE_MGR_BIN) : BIN;
+}
+
+/** The Node flags of the entry's `#!/usr/bin/env -S node …` line: started as an operator's shell or systemd would. */
+export function shebangFlags(entry: string): string[] {
+  const first = readFileSync(entry, 'utf8').split('\n', 1)[0]!;
+  const m = /^#!\S*env -S node((?: --\S+)*)\s*$/.exec(first);
+  return m ? m[1]!.split(' ').filter(Boolean) : [];
 }
 
 export interface NodeMgrProcess {
@@ -35,7 +42,8 @@ export async function startNodeMgrProcess(dir: string, config: Record<string, un
   writeFileSync(file, JSON.stringify(config, null, 2));
   // NODE_MGR_CPU_PROF=<dir>: each node-mgr writes a V8 CPU profile there when it exits cleanly (benches).
   const profile = process.env.NODE_MGR_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.NODE_MGR_CPU_PROF)}`] : [];
-  const child = spawn(process.execPath, [...profile, nodeMgrEntry(), 'start', '--config', file, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  const entry = nodeMgrEntry();
+  const child = spawn(process.execPath, [...shebangFlags(entry), ...profile, entry, 'start', '--config', file, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   const lines: string[] = [];
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
