@@ -178,6 +178,7 @@ export const clusterMgrEngine: Engine = {
     if (url?.protocol === 'http:') return httpHealthSession(url, `${spec.id}: health check ${spec.healthUrl}`);
     let ended = false;
     return {
+      renewable: false,
       // probe() bounds itself by the policy's timeout, the one monitorHealth passes here.
       async check() {
         if (ended) throw new Error(`${spec.id}: the health session is closed`);

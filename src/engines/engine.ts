@@ -44,6 +44,11 @@ export interface MonitorSession {
   close(): Promise<void>;
   /** Drops the socket at once (a server that stopped answering). */
   destroy(): void;
+  /**
+   * False when a fresh session proves nothing more than this one (an HTTP connection: there is no
+   * login path to prove), so it is never replaced by a periodic renewal. Absent means true.
+   */
+  readonly renewable?: boolean;
 }
 
 export interface Engine {

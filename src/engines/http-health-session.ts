@@ -159,6 +159,8 @@ export function httpHealthSession(url: URL, label: string): MonitorSession {
   };
 
   return {
+    // Reconnecting at intervals would prove nothing: there is no login on an HTTP connection.
+    renewable: false,
     check(timeoutMs) {
       if (ended) return Promise.reject(new Error(`${label} failed: the health session is closed`));
       return new Promise<void>((resolve, reject) => {

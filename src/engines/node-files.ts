@@ -386,7 +386,22 @@ export async function openNodeLogForAppend(node: NodeDirs, file: string, owner: 
  * Copies are new files renamed into place; a link in the log's place is not rotated.
  * Lines written between the copy and the truncate are lost: the price of not reopening.
  */
+/**
+ * Whether a plain stat sees `file` larger than maxBytes: the walk that guards against planted links
+ * (withParentDir) is needed only for a file to rotate, and housekeeping asks every node every
+ * minute. A link can only make this look small or missing, and then nothing is done; a file that
+ * looks large still goes through the guarded walk.
+ */
+async function looksLargerThan(file: string, maxBytes: number): Promise<boolean> {
+  try {
+    return (await stat(file)).size > maxBytes;
+  } catch {
+    return false;
+  }
+}
+
 export async function copyTruncateNodeLog(node: NodeDirs, file: string, maxBytes: number, keep: number): Promise<boolean> {
+  if (!(await looksLargerThan(file, maxBytes))) return false;
   try {
     return await withParentDir(node, file, async (dir, name) => {
       const src = await openPlainFile(dir, name, O_RDWR);
@@ -433,6 +448,7 @@ async function shiftOldCopies(dir: OpenDir, name: string, keep: number): Promise
  * LOGS): name becomes name.1 and the server makes a new one. Returns true when it rotated.
  */
 export async function renameRotateNodeLog(node: NodeDirs, file: string, maxBytes: number, keep: number): Promise<boolean> {
+  if (!(await looksLargerThan(file, maxBytes))) return false;
   try {
     return await withParentDir(node, file, async (dir, name) => {
       const src = await openPlainFile(dir, name, O_RDONLY);

@@ -72,7 +72,7 @@ export function monitorHealth(spec: NodeSpec, engine: Engine, reports: HealthRep
         clearTimeout(timer);
       }
     }
-    if (session && Date.now() - openedAt >= renewAfterMs) {
+    if (session && session.renewable !== false && Date.now() - openedAt >= renewAfterMs) {
       // The new session first, then the goodbye on the old one: never a moment without a session.
       const old = session;
       session = null;

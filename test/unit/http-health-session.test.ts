@@ -180,7 +180,7 @@ describe('http health session', () => {
 });
 
 describe('health monitoring of a cluster_mgr node with an http:// health URL', () => {
-  it('probes on one connection through the engine and the monitor', async () => {
+  it('probes on one connection through the engine and the monitor, never renewed (no login to prove)', async () => {
     const srv = await nodeServer();
     const spec = await makeSpec('cluster_mgr', { healthUrl: srv.url, command: ['/bin/true'], policy: { probe: { intervalMs: 10, timeoutMs: 5000 } } });
     let ok = 0;
@@ -190,7 +190,7 @@ describe('health monitoring of a cluster_mgr node with an http:// health URL', (
       failed: (e) => failures.push(e),
       sessionLost: () => failures.push('session lost'),
       debug: () => {},
-    });
+    }, 1);
     try {
       const deadline = Date.now() + 30_000;
       while (ok < 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
