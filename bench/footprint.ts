@@ -2,7 +2,7 @@
 // and with 200 light nodes of kind cluster_mgr (test/support/fake-cluster-mgr.mjs), each against
 // node-mgr with no node at all (the baseline), to show how the cost grows with the node count.
 //
-//   node --import tsx bench/footprint.ts     BENCH_IDLE_SECONDS=60, BENCH_SETTLE_SECONDS=30, BENCH_LIGHT_NODES=200
+//   node --import tsx bench/footprint.ts     BENCH_IDLE_SECONDS=60, BENCH_SETTLE_SECONDS=65, BENCH_LIGHT_NODES=200
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -18,10 +18,11 @@ import { envInt, envSeconds, max, mean, printFooter, quantile, printHeader, rati
 
 const IDLE_SECONDS = envSeconds('BENCH_IDLE_SECONDS', 60);
 /**
- * Let start-up work (first usage pass, first probes, JIT, and the heap shrinking after the
- * start-up's garbage) finish before measuring: a daemon is idle for days, not for its first minute.
+ * Let start-up work finish before measuring (first usage pass, first probes, JIT, the heap
+ * shrinking after the start-up's garbage, and each node's one-off `stable` mark 60 s after it
+ * began serving, stableAfterMs): a daemon is idle for weeks, not for its first minute.
  */
-const SETTLE_SECONDS = envSeconds('BENCH_SETTLE_SECONDS', Math.min(30, Math.max(2, IDLE_SECONDS / 2)));
+const SETTLE_SECONDS = envSeconds('BENCH_SETTLE_SECONDS', 65);
 /** The separate window in which GET /healthz is polled (HEALTHZ_EVERY_MS apart). */
 const HEALTHZ_SECONDS = Math.min(15, Math.max(2, IDLE_SECONDS / 4));
 const LIGHT_NODES = envInt('BENCH_LIGHT_NODES', 200);
