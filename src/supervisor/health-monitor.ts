@@ -3,6 +3,7 @@
 // the earliest sign that the server may have died.
 import type { Engine, MonitorSession } from '../engines/engine.ts';
 import type { NodeSpec } from '../engines/node-spec.ts';
+import { onProbeTick } from './probe-clock.ts';
 
 export interface HealthReports {
   ok(): void;
@@ -21,7 +22,8 @@ export interface HealthReports {
 export const SESSION_RENEW_MS = 60_000;
 
 /**
- * Probes every spec.policy.probe.intervalMs, one result per interval exactly as before: a probe
+ * Probes every spec.policy.probe.intervalMs (on the clock shared by the nodes of that interval,
+ * ./probe-clock.ts), one result per interval exactly as before: a probe
  * without an open session logs in again, and that login is part of the probe. The session is
  * opened at once too, so that its loss can signal an exit before the first probe. Returns the
  * stop function, which says goodbye to the server.
@@ -99,7 +101,7 @@ export function monitorHealth(spec: NodeSpec, engine: Engine, reports: HealthRep
   if (open) ensureSession().catch((err: unknown) => reports.debug(`monitoring session not opened yet: ${(err as Error).message}`));
 
   let inFlight = false;
-  const timer = setInterval(async () => {
+  const stopTicks = onProbeTick(intervalMs, async () => {
     if (inFlight) return;
     inFlight = true;
     try {
@@ -110,11 +112,11 @@ export function monitorHealth(spec: NodeSpec, engine: Engine, reports: HealthRep
     } finally {
       inFlight = false;
     }
-  }, intervalMs);
+  });
 
   return () => {
     stopped = true;
-    clearInterval(timer);
+    stopTicks();
     const s = session;
     session = null;
     if (s) void s.close();
