@@ -1,4 +1,5 @@
-// One timer per probe interval for all the nodes probed at that interval, instead of one per node.
+// One timer per interval for all the nodes probed at that interval (health probes, and the /proc
+// poll of adopted servers), instead of one per node.
 // Each wake-up of an idle process costs more than the probe it runs (cold caches, two context
 // switches): 200 nodes probed on their own timers cost about 250–450 µs of CPU per probe, the same
 // probes started together about 50–70 µs (bench/footprint.ts, issue 16). The probes still run

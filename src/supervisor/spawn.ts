@@ -7,6 +7,7 @@ import { endedOrEndingNow } from '../host/process-info.ts';
 import { serverEnv } from '../engines/run-as-node.ts';
 import { serverLogFile, spawnedPidFile } from '../engines/node-layout.ts';
 import { copyTruncateNodeLog, openDirBeneath, openNodeLogForAppend, rootOf, writeNodeFile } from '../engines/node-files.ts';
+import { onProbeTick } from './probe-clock.ts';
 
 export interface ServerExit {
   code: number | null;
@@ -72,36 +73,46 @@ export interface AdoptedWatch {
 /** After a hint, /proc is read again after these many ms before going back to the slow poll. */
 const FOLLOW_UP_MS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
-/** Watches a server that is not our child (adopted after a node-mgr restart) by polling /proc. */
+/**
+ * Watches a server that is not our child (adopted after a node-mgr restart) by polling /proc. The
+ * slow poll runs on the clock shared by every adopted server (./probe-clock.ts): after a node-mgr
+ * restart every server is adopted, and 200 of them on timers of their own woke the process 100
+ * times a second.
+ */
 export function watchAdopted(pid: number, intervalMs = 500): AdoptedWatch {
-  let timer: NodeJS.Timeout | undefined;
+  let followUpTimer: NodeJS.Timeout | undefined;
+  let stopTicks = (): void => {};
   let cancelled = false;
   let followUp = FOLLOW_UP_MS.length;
   let resolveExit!: (v: { code: null; signal: null }) => void;
   const exit = new Promise<{ code: null; signal: null }>((resolve) => (resolveExit = resolve));
+  const cancel = (): void => {
+    cancelled = true;
+    stopTicks();
+    clearTimeout(followUpTimer);
+  };
   // One synchronous read: a hint (the monitoring session closed) is acted on in the same tick.
-  const check = () => {
+  const look = (): void => {
     if (cancelled) return;
     if (endedOrEndingNow(pid)) {
-      cancelled = true;
+      cancel();
       resolveExit({ code: null, signal: null });
-      return;
     }
-    clearTimeout(timer);
-    timer = setTimeout(check, followUp < FOLLOW_UP_MS.length ? FOLLOW_UP_MS[followUp++] : intervalMs);
   };
-  check();
+  const lookAgainSoon = (): void => {
+    look();
+    if (!cancelled && followUp < FOLLOW_UP_MS.length) followUpTimer = setTimeout(lookAgainSoon, FOLLOW_UP_MS[followUp++]);
+  };
+  look();
+  if (!cancelled) stopTicks = onProbeTick(intervalMs, look);
   return {
     exit,
-    cancel() {
-      cancelled = true;
-      clearTimeout(timer);
-    },
+    cancel,
     checkNow() {
       if (cancelled) return;
       followUp = 0;
-      clearTimeout(timer);
-      check();
+      clearTimeout(followUpTimer);
+      lookAgainSoon();
     },
   };
 }

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { onProbeTick, runningProbeClocks } from '../../src/supervisor/probe-clock.ts';
+import { watchAdopted } from '../../src/supervisor/spawn.ts';
 
 describe('probe clock', () => {
   it('ticks the members of one interval in the same wake-up, once per interval each', async () => {
@@ -63,5 +64,19 @@ describe('probe clock', () => {
     stop1();
     stop2();
     assert.equal(n % 2, 0, 'both ran at every tick');
+  });
+
+  it('polls every adopted server from one clock, and a cancelled or ended watch leaves it', async () => {
+    const before = runningProbeClocks();
+    // This test process stands in for adopted servers that keep running.
+    const watches = Array.from({ length: 5 }, () => watchAdopted(process.pid, 12_345));
+    assert.equal(runningProbeClocks(), before + 1, 'five adopted servers, one timer');
+    watches[0]!.checkNow();
+    for (const w of watches) w.cancel();
+    assert.equal(runningProbeClocks(), before);
+    // A pid that is gone resolves at once and starts no clock at all.
+    const gone = watchAdopted(2 ** 22 + 12_345, 12_345);
+    await gone.exit;
+    assert.equal(runningProbeClocks(), before);
   });
 });
