@@ -9,9 +9,19 @@ export interface SqlReadiness {
   selectOne(timeoutMs: number): Promise<void>;
   /** True when the error means the server refused our credentials: waiting will not help. */
   isAuthFailure(err: unknown): boolean;
+  /**
+   * A sign the server gives locally, cheap to read, that it accepts connections now (postgres'
+   * postmaster.pid status line). When given, SELECT 1 waits for it: a postmaster forks a backend
+   * for each connection it turns away while starting, a cost the starting server pays.
+   */
+  accepting?(): boolean;
 }
 
 const FAST_POLL_FOR_MS = 2000;
+/** How often the engine's sign is read while the server starts: a read costs microseconds. */
+const SIGN_POLL_MS = 5;
+/** Without the sign, SELECT 1 is tried anyway this often: a sign that never comes costs a delay, never a failed start. */
+const SELECT_WITHOUT_SIGN_MS = 500;
 
 /**
  * Polls until the server answers SQL. Fails fast when the pid dies (zombies count as dead), when
@@ -21,6 +31,7 @@ export async function waitForSql(spec: NodeSpec, pid: number, signal: AbortSigna
   const started = Date.now();
   const deadline = started + spec.policy.probe.startTimeoutMs;
   let lastError = 'no answer yet';
+  let triedAt = started;
   for (;;) {
     if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
     // One synchronous read of /proc per attempt: the async one is four thread-pool round trips,
@@ -32,6 +43,13 @@ export async function waitForSql(spec: NodeSpec, pid: number, signal: AbortSigna
     if (left <= 0) {
       throw new StartFailed(`${spec.id}: server pid ${pid} did not accept SQL within ${spec.policy.probe.startTimeoutMs} ms (last: ${lastError})`, 'timeout');
     }
+    const fast = Date.now() - started < FAST_POLL_FOR_MS;
+    if (sql.accepting && !sql.accepting() && Date.now() - triedAt < SELECT_WITHOUT_SIGN_MS) {
+      lastError = 'the server does not accept connections yet';
+      await sleep(fast ? SIGN_POLL_MS : 50);
+      continue;
+    }
+    triedAt = Date.now();
     try {
       await sql.selectOne(Math.min(spec.policy.probe.timeoutMs, left));
       return;
@@ -44,6 +62,6 @@ export async function waitForSql(spec: NodeSpec, pid: number, signal: AbortSigna
     }
     // Most servers answer within a few hundred ms: poll closely then (a refused connect costs
     // microseconds), and every 50 ms once the server is taking its time (crash recovery).
-    await sleep(Date.now() - started < FAST_POLL_FOR_MS ? 10 : 50);
+    await sleep(fast ? 10 : 50);
   }
 }

@@ -2,7 +2,8 @@
 // ports and run as the runAs user, and a tiny node program as the cluster_mgr kind.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import os from 'node:os';
@@ -14,6 +15,7 @@ import type { Engine } from '../../src/engines/engine.ts';
 import type { NodeSpec } from '../../src/engines/node-spec.ts';
 import { readLogTail, StartFailed } from '../../src/engines/exit-diagnosis.ts';
 import { engineFor } from '../../src/engines/index.ts';
+import { postmasterAccepting } from '../../src/engines/postgres/engine.ts';
 import { isAlive, portHolder, sendSignal } from '../../src/host/process-info.ts';
 import { lookupRunAs } from '../../src/host/run-as.ts';
 import { serverLogFile } from '../../src/engines/node-layout.ts';
@@ -178,6 +180,51 @@ databaseLifecycle('PostgreSQL computing node', 'postgres', {
       await client.end().catch(() => undefined);
     }
   },
+});
+
+describe('PostgreSQL readiness sign (postmaster.pid status line)', () => {
+  /** postmaster.pid as PostgreSQL 15 writes it: pid, data dir, start time, port, socket dir, listen address, shmem key, status. */
+  const pidFile = (spec: NodeSpec, pid: number, status: string) =>
+    [pid, spec.dataDir, 1764840000, spec.port, spec.runDir, '127.0.0.1', '  5432001     32768', status, ''].join('\n');
+
+  it('says a postmaster accepts connections only when postmaster.pid names it and says ready or standby', async () => {
+    const spec = await makeSpec('postgres');
+    await mkdir(spec.dataDir, { recursive: true });
+    const file = path.join(spec.dataDir, 'postmaster.pid');
+    assert.equal(postmasterAccepting(spec, 4242), false, 'no file');
+    await writeFile(file, pidFile(spec, 4242, 'starting'));
+    assert.equal(postmasterAccepting(spec, 4242), false, 'starting');
+    await writeFile(file, pidFile(spec, 4242, 'ready   '));
+    assert.equal(postmasterAccepting(spec, 4242), true, 'ready');
+    assert.equal(postmasterAccepting(spec, 4243), false, 'ready, but another postmaster (the killed one left its file)');
+    await writeFile(file, pidFile(spec, 4242, 'standby '));
+    assert.equal(postmasterAccepting(spec, 4242), true, 'standby');
+    await writeFile(file, pidFile(spec, 4242, 'stopping'));
+    assert.equal(postmasterAccepting(spec, 4242), false, 'stopping');
+    // The data dir is the servers' account's: a link or a FIFO put there is not read (nor waited on).
+    const elsewhere = path.join(path.dirname(spec.dataDir), 'elsewhere.pid');
+    await writeFile(elsewhere, pidFile(spec, 4242, 'ready   '));
+    await rm(file);
+    await symlink(elsewhere, file);
+    assert.equal(postmasterAccepting(spec, 4242), false, 'a link');
+    await rm(file);
+    execFileSync('mkfifo', [file]);
+    assert.equal(postmasterAccepting(spec, 4242), false, 'a FIFO');
+  });
+
+  it('is given by a real postmaster once it accepts connections', async () => {
+    const engine = engineFor('postgres');
+    const spec = await makeSpec('postgres', { user: 'nm_admin', password: PASSWORD });
+    await engine.initDataDir(spec);
+    const server = await start(engine, spec);
+    try {
+      await engine.waitReady(spec, server.pid, AbortSignal.timeout(30_000));
+      assert.equal(postmasterAccepting(spec, server.pid), true);
+    } finally {
+      await engine.stop(spec, server.pid);
+    }
+    assert.equal(postmasterAccepting(spec, server.pid), false, 'a stopped server removes its postmaster.pid');
+  });
 });
 
 describe('MariaDB account setup', () => {

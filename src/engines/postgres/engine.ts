@@ -1,5 +1,6 @@
 // PostgreSQL computing nodes: initdb and the postmaster run as runAs (both refuse root), the
 // postmaster in the foreground (no pg_ctl, which daemonises) as node-mgr's direct child.
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -156,6 +157,31 @@ function isAuthFailure(err: unknown): boolean {
   return code === '28P01' || code === '28000';
 }
 
+/**
+ * Whether postmaster.pid names `pid` and says it accepts connections: line 8 is the postmaster's
+ * status (starting, ready, standby, stopping), which pg_ctl waits on too. One small synchronous
+ * read, made often during a start: it opens no link and reads nothing but a plain file (the data
+ * dir is the servers' account's), and a false answer only delays the SELECT that proves readiness.
+ */
+export function postmasterAccepting(spec: NodeSpec, pid: number): boolean {
+  let fd: number;
+  try {
+    fd = openSync(postgresPaths(spec).postmasterPid, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return false;
+  }
+  try {
+    if (!fstatSync(fd).isFile()) return false;
+    const buf = Buffer.alloc(1024);
+    const lines = buf.toString('latin1', 0, readSync(fd, buf, 0, buf.length, 0)).split('\n');
+    return Number(lines[0]) === pid && /^(ready|standby)\b/.test(lines[7] ?? '');
+  } catch {
+    return false;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export const postgresEngine: Engine = {
   kind: 'postgres',
 
@@ -223,7 +249,7 @@ export const postgresEngine: Engine = {
   },
 
   async waitReady(spec, pid, signal) {
-    await waitForSql(spec, pid, signal, { selectOne: (t) => selectOne(spec, t), isAuthFailure: isAuthFailure });
+    await waitForSql(spec, pid, signal, { selectOne: (t) => selectOne(spec, t), isAuthFailure: isAuthFailure, accepting: () => postmasterAccepting(spec, pid) });
   },
 
   async probe(spec, signal) {
