@@ -9,8 +9,8 @@
 // renamed into place, owners and modes are set on the open descriptor, and a file that is not a
 // plain file of its own (a symlink, a hard link, a fifo) is never read or written through. The
 // directories above a node dir must be ones the account cannot change, or node-mgr refuses the node.
-import { constants } from 'node:fs';
-import { lstat, mkdir, open, readdir, realpath, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { constants, lstatSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -67,16 +67,19 @@ export async function assertAncestorsSafe(target: string, runAs: RunAs): Promise
   const groups = await groupsOf(runAs);
   const given = path.resolve(target);
   const chains = [given];
-  const real = await realpathOfExisting(given);
+  const real = realpathOfExisting(given);
   if (real !== given) chains.push(real);
+  // Synchronous stats: a handful of directories whose inodes the kernel has cached, checked before
+  // every file node-mgr opens below a node dir (several per restart). Each one awaited on the
+  // thread pool was a round trip that a loaded machine stretches to a millisecond or more.
   for (const chain of chains) {
     let child = chain;
     for (let dir = path.dirname(chain); ; child = dir, dir = path.dirname(dir)) {
-      const st = await stat(dir).catch(() => null);
+      const st = statOrNull(dir, statSync);
       if (st) {
         const writable = st.uid === runAs.uid || (groups.has(st.gid) && (st.mode & 0o020) !== 0) || (st.mode & 0o002) !== 0;
         if (writable) {
-          const c = await lstat(child).catch(() => null);
+          const c = statOrNull(child, lstatSync);
           const stickyGuarded = (st.mode & 0o1000) !== 0 && st.uid !== runAs.uid && c !== null && c.uid !== runAs.uid;
           if (!stickyGuarded) {
             const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
@@ -93,12 +96,21 @@ export async function assertAncestorsSafe(target: string, runAs: RunAs): Promise
   }
 }
 
+/** Any failure (missing, not a dir, a loop) is null, as for the awaited stat it replaced. */
+function statOrNull(p: string, how: typeof statSync | typeof lstatSync): Stats | null {
+  try {
+    return how(p) ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** The real path of the deepest existing ancestor, with the missing rest appended. */
-async function realpathOfExisting(p: string): Promise<string> {
+function realpathOfExisting(p: string): string {
   const rest: string[] = [];
   for (let cur = p; ; cur = path.dirname(cur)) {
     try {
-      return path.join(await realpath(cur), ...rest.reverse());
+      return path.join(realpathSync.native(cur), ...rest.reverse());
     } catch {
       if (cur === path.dirname(cur)) return p;
       rest.push(path.basename(cur));

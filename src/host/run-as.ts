@@ -1,8 +1,8 @@
 // The OS account the database processes run as: looked up in /etc/passwd, its groups from
 // /etc/group, and whether it can reach a path (node-mgr runs as root, for whom access() always
 // succeeds, so the mode bits are checked by hand).
-import { readFileSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 
 /** The OS identity database processes run as. */
@@ -37,16 +37,32 @@ export function parseRunAs(name: string, passwdText: string, source = '/etc/pass
   );
 }
 
+let groupFile: { version: string; text: string } | null = null;
+
+/**
+ * /etc/group's text, read again only when its inode, size or mtime changed: every file node-mgr
+ * opens below a node dir asks for the account's groups (assertAncestorsSafe), several times per
+ * restart, and a change to the file (usermod, groupadd: a new file renamed into place) still
+ * counts from the next call. Null when there is no such file.
+ */
+function groupFileText(): string | null {
+  try {
+    const st = statSync('/etc/group');
+    const version = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    if (groupFile?.version !== version) groupFile = { version, text: readFileSync('/etc/group', 'utf8') };
+    return groupFile.text;
+  } catch {
+    return null;
+  }
+}
+
 /** Supplementary and primary groups of a user, from /etc/group. */
 export async function groupsOf(runAs: RunAs): Promise<Set<number>> {
   const groups = new Set([runAs.gid]);
-  try {
-    for (const line of (await readFile('/etc/group', 'utf8')).split('\n')) {
-      const f = line.split(':');
-      if (f.length >= 4 && f[3].split(',').includes(runAs.name)) groups.add(Number(f[2]));
-    }
-  } catch {
-    // No /etc/group: the primary group is all we know.
+  // No /etc/group: the primary group is all we know.
+  for (const line of (groupFileText() ?? '').split('\n')) {
+    const f = line.split(':');
+    if (f.length >= 4 && f[3].split(',').includes(runAs.name)) groups.add(Number(f[2]));
   }
   return groups;
 }
