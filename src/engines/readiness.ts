@@ -31,7 +31,7 @@ export async function waitForSql(spec: NodeSpec, pid: number, signal: AbortSigna
   const started = Date.now();
   const deadline = started + spec.policy.probe.startTimeoutMs;
   let lastError = 'no answer yet';
-  let triedAt = started;
+  let triedAt: number | null = null;
   for (;;) {
     if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
     // One synchronous read of /proc per attempt: the async one is four thread-pool round trips,
@@ -44,8 +44,9 @@ export async function waitForSql(spec: NodeSpec, pid: number, signal: AbortSigna
       throw new StartFailed(`${spec.id}: server pid ${pid} did not accept SQL within ${spec.policy.probe.startTimeoutMs} ms (last: ${lastError})`, 'timeout');
     }
     const fast = Date.now() - started < FAST_POLL_FOR_MS;
-    if (sql.accepting && !sql.accepting() && Date.now() - triedAt < SELECT_WITHOUT_SIGN_MS) {
-      lastError = 'the server does not accept connections yet';
+    if (sql.accepting && !sql.accepting() && Date.now() - (triedAt ?? started) < SELECT_WITHOUT_SIGN_MS) {
+      // A SELECT's own error, once there is one, says more than the missing sign.
+      if (triedAt === null) lastError = 'the server does not say yet that it accepts connections';
       await sleep(fast ? SIGN_POLL_MS : 50);
       continue;
     }
