@@ -36,6 +36,11 @@ const ADOPTED_POLL_WITH_SESSION_MS = 2000;
 /** The node machine with its effects bound to one node's engine. */
 export function nodeMachineFor(rt: NodeRuntime) {
   const { spec, engine, log } = rt;
+  // The diagnosis of an exit no one asked for, begun when the exit is seen: its logs are read on
+  // the thread pool while the leftover scan runs, rather than after it and the move to `crashed`
+  // (a restart waits for the diagnosis). Set only by the process actor that saw the exit, taken
+  // by the diagnose actor of the `crashed` state that follows it.
+  let earlyDiagnosis: Promise<Diagnosis> | null = null;
   return nodeMachine.provide({
     actors: {
       adopt: fromPromise<AdoptResult, { nodeId: string }>(async () => {
@@ -85,6 +90,9 @@ export function nodeMachineFor(rt: NodeRuntime) {
         // A STOP or KILL that arrives while the spawn is still under way is applied once the pid is known.
         let pending: ProcessCommand | null = null;
         let adoptedWatch: AdoptedWatch | null = null;
+        // A stop's exit goes to stopped (or restoring, dropping…), never to `crashed`.
+        let stopAsked = false;
+        earlyDiagnosis = null;
         const obey = (command: ProcessCommand, target: number) => {
           if (command.type === 'STOP') {
             engine.stop(spec, target).then(
@@ -103,6 +111,12 @@ export function nodeMachineFor(rt: NodeRuntime) {
           exit.then(async (status) => {
             if (stopWatching.signal.aborted) return;
             const at = Date.now();
+            if (!stopAsked) {
+              const diagnosis = engine.diagnoseExit(spec, status);
+              // Its failure is the diagnose actor's to report, when it takes the promise.
+              diagnosis.catch(() => undefined);
+              earlyDiagnosis = diagnosis;
+            }
             // The node is not down while anything of it still runs (a stray backend, a helper).
             try {
               const reaped = reapLeftovers(pid!, spec.dataDir, spec.runAs.uid);
@@ -142,6 +156,7 @@ export function nodeMachineFor(rt: NodeRuntime) {
           );
         }
         receive((command) => {
+          if (command.type === 'STOP') stopAsked = true;
           if (pid !== null) obey(command, pid);
           else if (command.type !== 'CHECK_EXIT') pending = command;
         });
@@ -171,7 +186,9 @@ export function nodeMachineFor(rt: NodeRuntime) {
 
       diagnose: fromPromise<Diagnosis, { nodeId: string; code: number | null; signal: string | null; killReason: string | null }>(
         async ({ input }) => {
-          const d = await engine.diagnoseExit(spec, { code: input.code, signal: input.signal });
+          const early = earlyDiagnosis;
+          earlyDiagnosis = null;
+          const d = await (early ?? engine.diagnoseExit(spec, { code: input.code, signal: input.signal }));
           if (input.killReason === 'health_probe_failed') {
             return { ...d, cause: 'health_probe_failed', detail: `killed by node-mgr after ${spec.policy.probe.failureThreshold} failed health probes` };
           }
