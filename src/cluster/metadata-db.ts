@@ -2,7 +2,7 @@
 // names are Kunlun's own (`meta_db_nodes`, `shard_nodes` → `shards`, `db_clusters`, `comp_nodes`).
 import type mysql from 'mysql2/promise';
 import type { RowDataPacket } from 'mysql2/promise';
-import { mysqlDriver } from '../engines/mysql/driver.ts';
+import { connectMysql } from '../engines/mysql/driver.ts';
 import type { DiscoveredNode, DiscoveredRole } from './discovery.ts';
 
 /** Same shape as the config's `discovery.metadataDb`. */
@@ -73,7 +73,7 @@ export async function queryLocalNodes(
 
   let conn: mysql.Connection;
   try {
-    conn = await (await mysqlDriver()).createConnection({
+    conn = await connectMysql({
       host: db.host,
       port: db.port,
       user: db.user,

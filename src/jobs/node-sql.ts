@@ -1,7 +1,7 @@
 // SQL sessions the table jobs open on a storage node, with the caller's credentials, and the
 // errors they raise turned into sentences that name the node.
 import type mysql from 'mysql2/promise';
-import { mysqlDriver } from '../engines/mysql/driver.ts';
+import { connectMysql } from '../engines/mysql/driver.ts';
 import type { NodeSpec } from '../engines/node-spec.ts';
 import { clientHost, isLoopback, localAddresses } from '../host/address.ts';
 import { endConnection } from '../engines/sql-close.ts';
@@ -46,7 +46,7 @@ export async function openSession(node: NodeSpec | SqlTarget, creds: Credentials
   const target = 'runAs' in node ? nodeTarget(node) : node;
   let conn: Session;
   try {
-    conn = await (await mysqlDriver()).createConnection({
+    conn = await connectMysql({
       host: target.host,
       port: target.port,
       user: creds.user,

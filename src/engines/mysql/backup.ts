@@ -9,7 +9,7 @@ import { lstat, open, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path';
 import { execa } from 'execa';
 import type mysql from 'mysql2/promise';
-import { mysqlDriver } from './driver.ts';
+import { connectMysql } from './driver.ts';
 import type { BackupPosition } from '../../backup/manifest.ts';
 import { clientHost } from '../../host/address.ts';
 import { prepareNodeDirs } from '../node-layout.ts';
@@ -198,7 +198,7 @@ export async function restoreBinlogPosition(
   const gtid = opts.position.gtid?.trim() ?? '';
   if (gtid !== '' && !GTID_LIST.test(gtid)) throw new Error(`the backup's GTID ${JSON.stringify(gtid)} is not a list of domain-server-sequence`);
 
-  const conn = await (await mysqlDriver()).createConnection({ host: clientHost(spec), port: spec.port, user: opts.creds.user, password: opts.creds.password, connectTimeout: 10_000 });
+  const conn = await connectMysql({ host: clientHost(spec), port: spec.port, user: opts.creds.user, password: opts.creds.password, connectTimeout: 10_000 });
   const shown = async () => ((await conn.query('SHOW BINARY LOGS')) as unknown as [{ Log_name: string }[]])[0].map((r) => r.Log_name);
   const current = async () => ((await conn.query('SHOW MASTER STATUS')) as unknown as [{ File?: string }[]])[0][0]?.File;
   let placed: string | undefined;

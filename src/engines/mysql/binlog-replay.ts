@@ -12,7 +12,7 @@ import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import type mysql from 'mysql2/promise';
-import { mysqlDriver } from './driver.ts';
+import { connectMysql } from './driver.ts';
 import type { NodeSpec } from '../node-spec.ts';
 import type { BinlogReplay, ReplayOptions, ReplayOutcome } from '../physical-backup.ts';
 import { clientHost } from '../../host/address.ts';
@@ -81,7 +81,7 @@ async function startReplayServer(spec: NodeSpec, dataDir: string, signal: AbortS
 }
 
 async function connectReplay(spec: NodeSpec, creds: { user: string; password: string }): Promise<mysql.Connection> {
-  return (await mysqlDriver()).createConnection({ socketPath: replayServerPaths(spec).socket, user: creds.user, password: creds.password, connectTimeout: 5000 });
+  return connectMysql({ socketPath: replayServerPaths(spec).socket, user: creds.user, password: creds.password, connectTimeout: 5000 });
 }
 
 /** Waits until the private server answers SQL, or says why it never will. */
@@ -131,7 +131,7 @@ export const mariadbBinlogReplay: BinlogReplay = {
   async serverTime(spec, creds, local) {
     let conn: mysql.Connection;
     try {
-      conn = await (await mysqlDriver()).createConnection({ host: clientHost(spec), port: spec.port, user: creds.user, password: creds.password, connectTimeout: 5000 });
+      conn = await connectMysql({ host: clientHost(spec), port: spec.port, user: creds.user, password: creds.password, connectTimeout: 5000 });
     } catch {
       return null;
     }

@@ -4,7 +4,7 @@ import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type mysql from 'mysql2/promise';
-import { mysqlDriver } from './driver.ts';
+import { connectMysql, mysqlDriver } from './driver.ts';
 import { clientHost } from '../../host/address.ts';
 import { isExpectedProcess } from '../../host/process-identity.ts';
 import { climbStopLadder, cmdline, cmdlineNow, isAlive, pidsOwnedBy, sendSignal } from '../../host/process-info.ts';
@@ -114,18 +114,7 @@ interface Credentials {
 }
 
 async function connect(spec: NodeSpec, creds: Credentials, timeoutMs: number): Promise<mysql.Connection> {
-  return (await mysqlDriver()).createConnection({
-    host: clientHost(spec),
-    port: spec.port,
-    user: creds.user,
-    password: creds.password,
-    connectTimeout: timeoutMs,
-    // mysql2 sizes each connection's prepared-statement cache by this (16,000 by default: four
-    // arrays of that length, 0.5 MB, filled at connect); node-mgr never prepares a statement, and a
-    // readiness wait opens a connection every 10 ms: the default cost 2.5 ms of CPU per attempt and
-    // most of node-mgr's garbage collection during a restart.
-    maxPreparedStatements: 1,
-  });
+  return connectMysql({ host: clientHost(spec), port: spec.port, user: creds.user, password: creds.password, connectTimeout: timeoutMs });
 }
 
 /** SELECT 1 on a fresh connection, ended with COM_QUIT; the connection never outlives the call. */

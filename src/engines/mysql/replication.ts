@@ -3,7 +3,7 @@
 // up, and whether both sides then hold the same tables (CHECKSUM TABLE at one GTID position).
 import { setTimeout as sleep } from 'node:timers/promises';
 import type mysql from 'mysql2/promise';
-import { mysqlDriver } from './driver.ts';
+import { connectMysql } from './driver.ts';
 import { clientHost } from '../../host/address.ts';
 import type { NodeSpec } from '../node-spec.ts';
 import { endConnection } from '../sql-close.ts';
@@ -21,7 +21,7 @@ export interface Endpoint {
 const SYSTEM_SCHEMAS = ['mysql', 'information_schema', 'performance_schema', 'sys'];
 
 async function open(at: Endpoint, login: Login): Promise<mysql.Connection> {
-  return (await mysqlDriver()).createConnection({ host: at.host, port: at.port, user: login.user, password: login.password, connectTimeout: 10_000 });
+  return connectMysql({ host: at.host, port: at.port, user: login.user, password: login.password, connectTimeout: 10_000 });
 }
 
 const local = (spec: NodeSpec): Endpoint => ({ host: clientHost(spec), port: spec.port });
