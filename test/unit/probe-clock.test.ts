@@ -66,6 +66,30 @@ describe('probe clock', () => {
     assert.equal(n % 2, 0, 'both ran at every tick');
   });
 
+  it('spreads the members of a long interval over slots: 20 nodes at 500 ms, two per wake-up, each once per interval', async () => {
+    let inWake = false;
+    let wake = 0;
+    const perWake = new Map<number, number>();
+    const perMember = new Array<number>(20).fill(0);
+    const stops = perMember.map((_, i) =>
+      onProbeTick(500, () => {
+        if (!inWake) {
+          inWake = true;
+          wake++;
+          queueMicrotask(() => (inWake = false));
+        }
+        perWake.set(wake, (perWake.get(wake) ?? 0) + 1);
+        perMember[i]!++;
+      }),
+    );
+    const deadline = Date.now() + 30_000;
+    while (perMember.some((n) => n < 2) && Date.now() < deadline) await sleep(10);
+    for (const stop of stops) stop();
+    assert.ok(perMember.every((n) => n >= 2), `ticks per member: ${perMember.join(' ')}`);
+    assert.ok(Math.max(...perMember) - Math.min(...perMember) <= 1, `ticks per member: ${perMember.join(' ')}`);
+    assert.ok([...perWake.values()].every((n) => n === 2), `members per wake-up: ${[...perWake.values()].join(' ')}`);
+  });
+
   it('polls every adopted server from one clock, and a cancelled or ended watch leaves it', async () => {
     const before = runningProbeClocks();
     // This test process stands in for adopted servers that keep running.
