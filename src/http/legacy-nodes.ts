@@ -4,6 +4,7 @@ import type { NodeView } from '../supervisor/supervisor.ts';
 import { humanSize } from '../host/format.ts';
 import { NODE_TYPES } from './legacy-requests.ts';
 import { binlogArchiveOf, type HttpDeps } from './deps.ts';
+import { SEED_BODY_MAX } from './seed-read.ts';
 
 const ROLE_TO_TYPE: Record<string, (typeof NODE_TYPES)[number] | undefined> = {
   meta: 'meta_node',
@@ -12,8 +13,8 @@ const ROLE_TO_TYPE: Record<string, (typeof NODE_TYPES)[number] | undefined> = {
 };
 
 /** PROTOCOL §2: members keyed `<type>N`, original fields first; `uptime_s` as of `now`. */
-export function getNodeReply(deps: HttpDeps, nodeType?: (typeof NODE_TYPES)[number], nodes = deps.supervisor.list(), now = Date.now()): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+export function getNodeReply(deps: HttpDeps, nodeType?: (typeof NODE_TYPES)[number], nodes = deps.supervisor.list(), now = Date.now()): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {};
   const types = nodeType ? [nodeType] : NODE_TYPES;
   for (const t of types) {
     nodes
@@ -22,6 +23,32 @@ export function getNodeReply(deps: HttpDeps, nodeType?: (typeof NODE_TYPES)[numb
       .forEach((n, i) => {
         out[`${t}${i}`] = legacyNode(n, deps, now);
       });
+  }
+  return out;
+}
+
+/** The fields of a get_node member the original node_mgr sent (PROTOCOL §2); the rest are node-mgr's. */
+export const ORIGINAL_MEMBER_FIELDS: readonly string[] = ['ip', 'port', 'user', 'pwd', 'path', 'disk_used', 'disk_free', 'cluster', 'shard'];
+
+/**
+ * The get_node text to send, fitted to the original clients' single read (PROTOCOL §1): whole when
+ * it fits, else every member with its original fields only (about 10 nodes then fit; GET /v1/nodes
+ * has the rest). Longer even so, it is sent as it is, as the original server sent it: every key
+ * of the reply is a member, so there is no room for a note.
+ */
+export function getNodeText(reply: Record<string, Record<string, unknown>>): { text: string; trimmed: boolean } {
+  const whole = JSON.stringify(reply);
+  if (Buffer.byteLength(whole) <= SEED_BODY_MAX) return { text: whole, trimmed: false };
+  return { text: JSON.stringify(originalFieldsOnly(reply)), trimmed: true };
+}
+
+/** Every member of a get_node reply with only the fields the original node_mgr sent, in their order. */
+export function originalFieldsOnly(reply: Record<string, Record<string, unknown>>): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const [key, member] of Object.entries(reply)) {
+    const kept: Record<string, unknown> = {};
+    for (const field of ORIGINAL_MEMBER_FIELDS) if (field in member) kept[field] = member[field];
+    out[key] = kept;
   }
   return out;
 }

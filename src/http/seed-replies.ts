@@ -9,7 +9,7 @@
 import type { JobRecord } from '../state/store.ts';
 import type { NodeView } from '../supervisor/supervisor.ts';
 import type { HttpDeps } from './deps.ts';
-import { getNodeReply, legacyInfo } from './legacy-nodes.ts';
+import { getNodeReply, getNodeText, legacyInfo } from './legacy-nodes.ts';
 import type { NODE_TYPES } from './legacy-requests.ts';
 import { noSuchJobStatus, toLegacyStatus } from './legacy-status.ts';
 
@@ -46,8 +46,12 @@ export class SeedReplies {
     const held = this.nodeReplies.get(key);
     if (held && this.current(held, now)) return held.text;
     const nodes = this.deps.supervisor.list();
-    const until = Math.min(nextUptimeChange(nodes, now), this.deps.binlogArchive?.nextLagChange(now) ?? Infinity);
-    const prepared = this.prepare(JSON.stringify(getNodeReply(this.deps, nodeType, nodes, now)), now, until);
+    // Fitted to the original clients' read once here, not per request. A trimmed text has no
+    // uptime_s or lag_seconds, and the whole text only grows with the clock (longer uptimes and
+    // lags), so a trimmed text holds until something counted changes.
+    const { text, trimmed } = getNodeText(getNodeReply(this.deps, nodeType, nodes, now));
+    const until = trimmed ? Infinity : Math.min(nextUptimeChange(nodes, now), this.deps.binlogArchive?.nextLagChange(now) ?? Infinity);
+    const prepared = this.prepare(text, now, until);
     this.nodeReplies.set(key, prepared);
     return prepared.text;
   }

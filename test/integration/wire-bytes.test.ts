@@ -11,7 +11,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 import { freePort, removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../support/nodes.ts';
-import { startNodeMgrProcess, type NodeMgrProcess } from '../support/node-mgr-process.ts';
+import { api, createNode, killProcessGroups, startNodeMgrProcess, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';
+import { fakeClusterMgrEntry } from '../support/fake-cluster-mgr-nodes.ts';
 import { rawRequest } from '../support/raw-http.ts';
 import { buildSeedClient, seedPostFile, seedPostPara, seedPostRaw } from '../support/seed-client.ts';
 
@@ -203,12 +204,16 @@ describe('node-mgr replies as the original clients read them', () => {
     assert.match(errorShape(r.errorBody).info, /larger than|too large/);
   });
 
-  it('a get_node longer than the clients\' single read reaches them cut; node_type asks for less', async () => {
+  it('a get_node too long whole for the clients\' single read reaches them with the original fields; one node_type keeps every field', async () => {
     const all = await seedPostPara(url, '{"ver":"0.1","job_type":"get_node"}');
-    assert.match(all.stderr, /reply cut/);
-    assert.throws(() => JSON.parse(all.result));
-    const storage = JSON.parse((await seedPostPara(url, '{"ver":"0.1","job_type":"get_node","node_type":"meta_node"}')).result);
-    assert.deepEqual(Object.keys(storage), ['meta_node0']);
+    assert.equal(all.stderr, '');
+    const reply = JSON.parse(all.result);
+    assert.equal(Object.keys(reply).length, nodePorts.length);
+    assert.deepEqual(Object.values(reply).map((m: any) => m.shard ?? '-').sort(), ['-', '-', 'shard0', 'shard1', 'shard2', 'shard3', 'shard4', 'shard5']);
+    assert.ok(Object.values(reply).every((m: any) => m.state === undefined && m.pid === undefined), all.result);
+    const meta = JSON.parse((await seedPostPara(url, '{"ver":"0.1","job_type":"get_node","node_type":"meta_node"}')).result);
+    assert.deepEqual(Object.keys(meta), ['meta_node0']);
+    assert.equal(meta.meta_node0.state, 'stopped');
   });
 
   it('curl reads every reply, success and refusal, over HTTP/1.1 and HTTP/1.0', async () => {
@@ -244,5 +249,85 @@ describe('node-mgr replies as the original clients read them', () => {
       if (ok) assert.equal(r.non2xx, 0, json);
       else assert.ok(r['4xx'] > 0 && r['2xx'] === 0, json);
     }
+  });
+});
+
+/** The fields of a get_node member the original node_mgr sent (PROTOCOL §2), in its order. */
+const ORIGINAL_FIELDS = ['ip', 'port', 'user', 'pwd', 'path', 'disk_used', 'disk_free', 'cluster', 'shard'];
+
+describe('a get_node of many running nodes as the original clients read it', () => {
+  let root: string;
+  let mgr: NodeMgrProcess;
+  let port: number;
+  let url: string;
+  const storage: number[] = [];
+  const meta: number[] = [];
+  const pids: number[] = [];
+
+  before(async () => {
+    root = path.dirname(await tempNodeDir());
+    port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    for (let i = 0; i < 9; i++) storage.push(await freePort());
+    for (let i = 0; i < 4; i++) meta.push(await freePort());
+    mgr = await startNodeMgrProcess(path.join(root, 'mgr'), {
+      listen: { host: '127.0.0.1', port },
+      stateDir: path.join(root, 'state'),
+      runAs: TEST_RUN_AS,
+      nodes: [
+        // Light processes that run: members with a pid, a since, an uptime and usage figures
+        // (about 330 bytes each whole), where ten MariaDB servers would be heavy for a test.
+        ...storage.map((p, i) => ({ ...fakeClusterMgrEntry(root, p), role: 'storage', cluster: 'clust1', shard: `shard${i}`, user: 'pgx', password: 'pgx_pwd' })),
+        // Configured and never created: `stopped`, small members.
+        ...meta.map((p, i) => ({ kind: 'mysql', role: 'meta', port: p, dir: path.join(root, `meta${i}`), cluster: 'meta', user: 'pgx', password: 'pgx_pwd' })),
+      ],
+    });
+    for (const p of storage) pids.push(await createNode(mgr.url, p));
+    for (const p of storage) await waitForNode(mgr.url, p, (n) => n.state === 'running');
+    await buildSeedClient();
+  });
+
+  after(async () => {
+    await mgr?.stop('SIGKILL');
+    await killProcessGroups(pids);
+    await removeTempDirs();
+  });
+
+  it('reads a reply too long whole in one piece: every node, with the fields the original server sent', async (t) => {
+    const r = await seedPostPara(url, '{"ver":"0.1","job_type":"get_node","node_type":"storage_node"}');
+    t.diagnostic(`${Buffer.byteLength(r.result)} body bytes`);
+    assert.equal(r.stderr, '', `the client's read was cut: ${r.stderr}`);
+    const reply = JSON.parse(r.result);
+    assert.deepEqual(Object.keys(reply), storage.map((_, i) => `storage_node${i}`));
+    assert.deepEqual(Object.values(reply).map((m: any) => m.port), [...storage].sort((a, b) => a - b));
+    for (const member of Object.values(reply) as any[]) {
+      assert.deepEqual(Object.keys(member), ORIGINAL_FIELDS);
+      assert.equal(member.user, 'pgx');
+      assert.equal(member.pwd, '******');
+      assert.match(member.shard, /^shard\d$/);
+    }
+    // GET /v1/nodes keeps every field.
+    const listed = (await api(mgr.url, 'GET', '/v1/nodes')).body as Array<{ port: number; state: string; pid: number | null }>;
+    for (const p of storage) assert.ok(listed.some((n) => n.port === p && n.state === 'running' && n.pid !== null), `node ${p} in /v1/nodes`);
+  });
+
+  it('keeps every field of a reply that fits whole', async () => {
+    const r = await seedPostPara(url, '{"ver":"0.1","job_type":"get_node","node_type":"meta_node"}');
+    assert.equal(r.stderr, '');
+    const reply = JSON.parse(r.result);
+    assert.deepEqual(Object.keys(reply), meta.map((_, i) => `meta_node${i}`));
+    assert.equal(reply.meta_node0.kind, 'mysql');
+    assert.equal(reply.meta_node0.state, 'stopped');
+  });
+
+  it('sends a reply too long even so as the original server did: the client\'s read is cut, curl gets every node', async () => {
+    const json = '{"ver":"0.1","job_type":"get_node"}';
+    const r = await seedPostPara(url, json);
+    assert.match(r.stderr, /reply cut/);
+    const { stdout } = await run('curl', ['-sS', '--http1.0', '-d', json, `${url}/`]);
+    const reply = JSON.parse(stdout);
+    assert.equal(Object.keys(reply).length, storage.length + meta.length);
+    for (const member of Object.values(reply) as any[]) assert.deepEqual(Object.keys(member).filter((k) => !ORIGINAL_FIELDS.includes(k)), []);
+    assert.ok(r.result.length > 0 && stdout.startsWith(r.result), 'the client got the start of the same bytes');
   });
 });

@@ -3,6 +3,8 @@
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { SeedReplies, nextUptimeChange } from '../../src/http/seed-replies.ts';
+import { getNodeText, ORIGINAL_MEMBER_FIELDS } from '../../src/http/legacy-nodes.ts';
+import { SEED_BODY_MAX } from '../../src/http/seed-read.ts';
 import type { HttpDeps } from '../../src/http/deps.ts';
 import type { NodeView } from '../../src/supervisor/supervisor.ts';
 import type { JobRecord } from '../../src/state/store.ts';
@@ -177,5 +179,100 @@ describe('prepared seed replies', () => {
   it('finds the next uptime change of the running nodes only', () => {
     assert.equal(nextUptimeChange([node({ state: 'stopped' })], T0), Infinity);
     assert.equal(nextUptimeChange([node({}), node({ since: new Date(T0 - 100).toISOString() })], T0), T0 + 200);
+  });
+});
+
+/** `count` storage nodes as a host would have them: data dirs of a usual length, running, one exit each. */
+function storageNodes(count: number): NodeView[] {
+  return Array.from({ length: count }, (_, i) =>
+    node({
+      id: `mysql-${6001 + i}`,
+      port: 6001 + i,
+      user: 'pgx',
+      dir: `/var/lib/node-mgr/nodes/mysql-${6001 + i}`,
+      dataDir: `/var/lib/node-mgr/nodes/mysql-${6001 + i}/data`,
+      cluster: 'clust1',
+      shard: `shard${i}`,
+      pid: 30_000 + i,
+      restarts: 1,
+      lastExit: { code: null, signal: 'SIGKILL', cause: 'killed', detail: 'killed by a signal (SIGKILL)' } as NodeView['lastExit'],
+    }),
+  );
+}
+
+const bytes = (text: string) => Buffer.byteLength(text);
+
+describe('the seed get_node reply fitted to the original clients\' single read (PROTOCOL §1)', () => {
+  beforeEach(() => mock.timers.enable({ apis: ['Date'], now: T0 }));
+  afterEach(() => mock.timers.reset());
+
+  it('sends every field while the reply fits', () => {
+    const { deps, state } = fakeDeps();
+    state.nodes = storageNodes(2);
+    const text = new SeedReplies(deps).getNode();
+    assert.ok(bytes(text) <= SEED_BODY_MAX, `${bytes(text)} bytes`);
+    const reply = JSON.parse(text);
+    assert.deepEqual(Object.keys(reply), ['storage_node0', 'storage_node1']);
+    assert.equal(reply.storage_node1.kind, 'mysql');
+    assert.equal(reply.storage_node1.state, 'running');
+    assert.equal(reply.storage_node1.last_exit.signal, 'SIGKILL');
+    assert.equal(reply.storage_node1.binlog_archive.state, 'ok');
+  });
+
+  it('sends the original fields only, in their order, when the whole reply would not fit', () => {
+    const { deps, state } = fakeDeps();
+    // About 200 bytes a member with these 40-byte paths: 8 fit, which whole would take 3.7 KB.
+    state.nodes = storageNodes(8);
+    const text = new SeedReplies(deps).getNode();
+    assert.ok(bytes(text) <= SEED_BODY_MAX, `${bytes(text)} bytes`);
+    const reply = JSON.parse(text);
+    assert.equal(Object.keys(reply).length, 8, 'every node is there');
+    for (const member of Object.values(reply)) assert.deepEqual(Object.keys(member as object), ORIGINAL_MEMBER_FIELDS);
+    assert.deepEqual(reply.storage_node7, { ip: '127.0.0.1', port: 6008, user: 'pgx', pwd: '******', path: '/var/lib/node-mgr/nodes/mysql-6008/data', disk_used: '1.0K', disk_free: '2.0K', cluster: 'clust1', shard: 'shard7' });
+  });
+
+  it('decides per node_type: one kind can fit whole while all of them do not', () => {
+    const { deps, state } = fakeDeps();
+    state.nodes = [...storageNodes(10), node({ id: 'postgres-5401', kind: 'postgres', role: 'computer', port: 5401, cluster: 'clust1' })];
+    const replies = new SeedReplies(deps);
+    assert.equal(JSON.parse(replies.getNode()).computer_node0.kind, undefined);
+    assert.equal(JSON.parse(replies.getNode('computer_node')).computer_node0.kind, 'postgres');
+  });
+
+  it('sends the original fields even when they do not fit either, adding nothing', () => {
+    const { deps, state } = fakeDeps();
+    state.nodes = storageNodes(30);
+    const text = new SeedReplies(deps).getNode();
+    assert.ok(bytes(text) > SEED_BODY_MAX, `${bytes(text)} bytes`);
+    const reply = JSON.parse(text);
+    assert.deepEqual(Object.keys(reply), Array.from({ length: 30 }, (_, i) => `storage_node${i}`));
+    for (const member of Object.values(reply)) assert.deepEqual(Object.keys(member as object), ORIGINAL_MEMBER_FIELDS);
+  });
+
+  it('keeps a trimmed text past the uptime and lag seconds, which it does not show, and decides again at a change', () => {
+    const { deps, state, reads } = fakeDeps();
+    state.nodes = storageNodes(10);
+    state.lagBehind = T0 - 5_200;
+    const replies = new SeedReplies(deps);
+    const trimmed = replies.getNode();
+    mock.timers.tick(60_000);
+    assert.equal(replies.getNode(), trimmed);
+    assert.equal(reads.list, 1, 'built once');
+    // Fewer nodes: the whole reply fits again, every field back.
+    state.nodes = storageNodes(2);
+    deps.supervisor.changes++;
+    assert.equal(JSON.parse(replies.getNode()).storage_node0.uptime_s, 70);
+    assert.equal(reads.list, 2);
+  });
+
+  it('fits at exactly the body budget, trims one byte past it', () => {
+    const member = (path: string) => ({ ip: '127.0.0.1', port: 6001, path, state: 'running' });
+    const base = bytes(JSON.stringify({ storage_node0: member('') }));
+    const fits = getNodeText({ storage_node0: member('x'.repeat(SEED_BODY_MAX - base)) });
+    assert.equal(bytes(fits.text), SEED_BODY_MAX);
+    assert.equal(fits.trimmed, false);
+    const over = getNodeText({ storage_node0: member('x'.repeat(SEED_BODY_MAX - base + 1)) });
+    assert.equal(over.trimmed, true);
+    assert.deepEqual(Object.keys(JSON.parse(over.text).storage_node0), ['ip', 'port', 'path']);
   });
 });
