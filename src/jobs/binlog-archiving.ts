@@ -256,8 +256,10 @@ export class BinlogArchiving {
       archive,
       last_archived: last ? { file: last.file, archived_at: last.archived_at, last_event_time: last.last_event_time, size: last.size } : null,
       current_file: pass?.current ?? null,
+      // Files and bytes from the same source: the pass under way, else the last finished one (a
+      // pass that threw had counted its own files into pendingBytes, not the last one's).
       pending_files: s?.pendingFiles ?? pass?.pending ?? [],
-      pending_bytes: s?.pendingBytes ?? 0,
+      pending_bytes: s?.pendingFiles ? s.pendingBytes : (pass?.pendingBytes ?? s?.pendingBytes ?? 0),
       lag_seconds: behind === null ? 0 : Math.max(0, Math.round((now - behind) / 1000)),
       lag_bytes: pass?.lagBytes ?? 0,
       archived_files: s?.archivedFiles ?? 0,
