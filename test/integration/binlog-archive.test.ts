@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { open, readdir, readFile, rename, symlink, unlink, writeFile } from 'node:fs/promises';
+import { lstat, open, readdir, readFile, rename, symlink, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -183,7 +183,7 @@ for (const kind of ['local', 'hdfs'] as const) {
       await reload({ rotateEverySeconds: 0 });
     });
 
-    it('never reads a binlog swapped for a symbolic link, and the purge keeps it because it is not archived', async () => {
+    it('never reads a binlog swapped for a symbolic link, and the purge keeps it because it is not archived', async (t) => {
       // A root-only file the servers' account would like node-mgr to copy into the store.
       const secret = path.join(root, 'secret');
       const secretText = `root secret ${Math.random()}\n`.repeat(20);
@@ -193,6 +193,13 @@ for (const kind of ['local', 'hdfs'] as const) {
       // The server keeps writing the open file; its name now leads to the secret.
       await rename(path.join(dataDir(), victim), path.join(dataDir(), `${victim}.real`));
       await symlink(secret, path.join(dataDir(), victim));
+      // A failure below must not leave the link for the tests after this one.
+      t.after(async () => {
+        if ((await lstat(path.join(dataDir(), victim)).catch(() => null))?.isSymbolicLink()) {
+          await unlink(path.join(dataDir(), victim));
+          await rename(path.join(dataDir(), `${victim}.real`), path.join(dataDir(), victim));
+        }
+      });
       await conn.query('FLUSH BINARY LOGS');
       await write(1, 'after the swap');
       await conn.query('FLUSH BINARY LOGS');
