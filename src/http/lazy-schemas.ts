@@ -26,13 +26,7 @@ export function lazySchemas(): LazySchemas {
   const buildValidator: ValidatorFactory = (externalSchemas, options) => {
     const compile = AjvCompiler()(externalSchemas, options);
     return (route) => {
-      let compiled: Validate | undefined;
-      const ensure = () => {
-        pending.delete(ensure);
-        compiled ??= compiling(route, () => compile(route));
-        return compiled;
-      };
-      pending.add(ensure);
+      const ensure = onFirstUse(pending, route, () => compile(route));
       // fastify reads `errors` off the function it called, after each call.
       const validate = ((data: unknown, dataCxt?: unknown) => {
         const fn = ensure();
@@ -49,13 +43,7 @@ export function lazySchemas(): LazySchemas {
   const buildSerializer: SerializerFactory = (externalSchemas, options) => {
     const compile = SerializerSelector()(externalSchemas, options);
     return (route) => {
-      let compiled: Serialize | undefined;
-      const ensure = () => {
-        pending.delete(ensure);
-        compiled ??= compiling(route, () => compile(route));
-        return compiled;
-      };
-      pending.add(ensure);
+      const ensure = onFirstUse<Serialize>(pending, route, () => compile(route));
       return (doc) => ensure()(doc);
     };
   };
@@ -67,8 +55,22 @@ export function lazySchemas(): LazySchemas {
   };
 }
 
+type Route = { method?: string; url?: string; httpPart?: string; httpStatus?: string };
+
+/** The compiled schema, compiled at the first call; listed in `pending` until then (compileAll). */
+function onFirstUse<T>(pending: Set<() => void>, route: Route, compile: () => T): () => T {
+  let compiled: T | undefined;
+  const ensure = (): T => {
+    pending.delete(ensure);
+    compiled ??= compiling(route, compile);
+    return compiled;
+  };
+  pending.add(ensure);
+  return ensure;
+}
+
 /** A schema that does not compile is named by its route, as fastify names it at start. */
-function compiling<T>(route: { method?: string; url?: string; httpPart?: string; httpStatus?: string }, compile: () => T): T {
+function compiling<T>(route: Route, compile: () => T): T {
   try {
     return compile();
   } catch (err) {
