@@ -10,7 +10,7 @@ import { isExpectedProcess, type StartRecord } from '../host/process-identity.ts
 import { climbStopLadder, isAlive, processGroup, sendSignal } from '../host/process-info.ts';
 import type { Engine, ExitDiagnosis, LaunchPlan } from './engine.ts';
 import { diagnoseFromLogs, StartFailed } from './exit-diagnosis.ts';
-import { httpHealthSession } from './http-health-session.ts';
+import { getStatusOnce, httpHealthSession } from './http-health-session.ts';
 import { readNodeLogTail, readNodePidFile } from './node-files.ts';
 import { prepareNodeDirs, serverLogFile, spawnedPidFile } from './node-layout.ts';
 import type { NodeSpec } from './node-spec.ts';
@@ -29,8 +29,8 @@ function pidFiles(spec: NodeSpec): string[] {
 
 /**
  * Any HTTP answer below 500 means the program is up (cluster_mgr answers 4xx to a bare GET). A
- * plain http:// URL gets one GET on a connection of its own, and only its status line is read:
- * fetch cost node-mgr about 1.4 ms of CPU per probe (a pool per origin whose keep-alive had lapsed
+ * plain http:// URL gets one GET on a connection of its own (./http-health-session.ts, whose
+ * kept-alive session the periodic probes use): fetch cost node-mgr about 1.4 ms of CPU per probe (a pool per origin whose keep-alive had lapsed
  * by the next probe, a Request, web streams, abort signals), which with 200 nodes probed every
  * 5 s was most of node-mgr's idle CPU; this costs about a third of it. https:// goes through
  * node's https client, the certificate checked as fetch did.
@@ -64,22 +64,9 @@ function healthAnswers(spec: NodeSpec, url: string, timeoutMs: number, signal: A
       release = () => req.destroy();
       return;
     }
-    const socket = net.connect({ host: target.hostname.replace(/^\[|\]$/g, ''), port: Number(target.port || 80) });
-    release = () => socket.destroy();
-    let head = '';
-    socket.setEncoding('latin1');
-    // write, not end: a server may take a half-closed connection for a client gone away.
-    socket.once('connect', () => socket.write(`GET ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\nConnection: close\r\n\r\n`));
-    socket.on('data', (chunk: string) => {
-      head += chunk;
-      const eol = head.indexOf('\r\n');
-      if (eol < 0 && head.length < 1024) return;
-      const status = /^HTTP\/\d(?:\.\d)? (\d{3})\b/.exec(head.slice(0, eol < 0 ? head.length : eol));
-      if (status) judge(Number(status[1]));
-      else finish(new Error('the answer is not HTTP'));
-    });
-    socket.once('end', () => finish(new Error('the connection closed without an answer')));
-    socket.once('error', (err) => finish(err));
+    const get = getStatusOnce(target);
+    release = get.release;
+    get.status.then(judge, (err: Error) => finish(err));
   });
 }
 

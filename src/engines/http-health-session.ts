@@ -107,9 +107,9 @@ function exchange(socket: net.Socket, request: string): Promise<Answer> {
     const onEnd = (): void => {
       if (!received) return finish(new StaleConnection('the connection closed without an answer'));
       // A status line and then the end (an answer delimited by the close): the status still counts.
-      const status = head ? null : /^HTTP\/\d(?:\.\d)? (\d{3})\b/.exec(received);
-      if (head || !status) return finish(new Error('the connection closed in the middle of the answer'));
-      finish(null, { status: Number(status[1]), reusable: false });
+      const partial = head ? null : parseHead(received);
+      if (!partial) return finish(new Error('the connection closed in the middle of the answer'));
+      finish(null, { status: partial.status, reusable: false });
     };
     const onError = (err: Error): void => finish(received ? err : new StaleConnection(err.message));
     socket.on('data', onData);
@@ -119,21 +119,49 @@ function exchange(socket: net.Socket, request: string): Promise<Answer> {
   });
 }
 
+function connectTo(url: URL): net.Socket {
+  const socket = net.connect({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80) });
+  socket.setEncoding('latin1');
+  return socket;
+}
+
+function getRequest(url: URL, close: boolean): string {
+  return `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n${close ? 'Connection: close\r\n' : ''}\r\n`;
+}
+
+/**
+ * One GET of `url` (http://) on a connection of its own, closed after the answer: the answer's
+ * status. release() drops the connection at once (a timeout, an abort).
+ */
+export function getStatusOnce(url: URL): { status: Promise<number>; release(): void } {
+  const socket = connectTo(url);
+  // An error after the answer (or after release) has no one to tell.
+  socket.on('error', () => {});
+  const status = exchange(socket, getRequest(url, true)).then(
+    (answer) => {
+      socket.destroy();
+      return answer.status;
+    },
+    (err: Error) => {
+      socket.destroy();
+      throw err instanceof StaleConnection ? new Error(err.message) : err;
+    },
+  );
+  return { status, release: () => socket.destroy() };
+}
+
 /**
  * A health session on `url` (http://): check() sends a GET and judges the status (any answer
  * below 500 means the program is up, as for the one-shot probe). The server closing the idle
  * connection is not a loss: only the program's exit ends it, and that is watched elsewhere.
  */
 export function httpHealthSession(url: URL, label: string): MonitorSession {
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  const port = Number(url.port || 80);
-  const request = `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`;
+  const request = getRequest(url, false);
   let socket: net.Socket | null = null;
   let ended = false;
 
   const connect = (): net.Socket => {
-    const s = net.connect({ host, port });
-    s.setEncoding('latin1');
+    const s = connectTo(url);
     s.setNoDelay(true);
     // An idle connection's error or close only means the next probe connects again.
     const forget = (): void => {
