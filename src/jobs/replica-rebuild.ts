@@ -81,6 +81,7 @@ export async function rebuildReplica(ctx: JobContext, spec: NodeSpec, req: Rebui
   let primaryFacts;
   let backupFile: string;
   let backupGtid: string;
+  let backupAt: { file: string; position: number };
   try {
     at = parseHostPort(req.primary);
     const primary = await resolvePrimary(spec, at, deps, ctx.signal);
@@ -93,10 +94,11 @@ export async function rebuildReplica(ctx: JobContext, spec: NodeSpec, req: Rebui
     const usable = (await listBackups(store, dir)).filter((b) => b.verify?.result === 'ok' && b.verify.position?.kind === 'binlog' && b.verify.engine?.kind === 'mysql');
     const chosen = req.file !== undefined ? usable.find((b) => b.path === req.file) : usable[0];
     if (!chosen) throw new Error(req.file !== undefined ? `${req.file} is not a usable backup of ${dir}` : `${dir} holds no MariaDB backup whose last check passed`);
-    const pos = chosen.verify!.position as { kind: 'binlog'; gtid?: string };
+    const pos = chosen.verify!.position as { kind: 'binlog'; file: string; position: number; gtid?: string };
     if (!pos.gtid) throw new Error(`${chosen.path} records no GTID position to replicate from`);
     backupFile = chosen.path;
     backupGtid = pos.gtid;
+    backupAt = { file: pos.file, position: pos.position };
   } catch (err) {
     if (err instanceof StepError) throw err;
     throw refuse((err as Error).message);
@@ -120,7 +122,7 @@ export async function rebuildReplica(ctx: JobContext, spec: NodeSpec, req: Rebui
     const timeoutMs = (req.timeout_s ?? DEFAULT_CATCH_UP_S) * 1000;
     // One phase name for the whole wait (the target is in the result): a phase that changed with
     // every report would restart the runner's rate, so it could never give an ETA.
-    caughtUp = await waitCaughtUp(spec, admin, at, repl, timeoutMs, ctx.signal, ({ target: _target, ...p }) => ctx.progress({ phase: 'catching up', ...p }));
+    caughtUp = await waitCaughtUp(spec, admin, at, repl, { gtid: backupGtid, at: backupAt }, timeoutMs, ctx.signal, ({ target: _target, ...p }) => ctx.progress({ phase: 'catching up', ...p }));
   } catch (err) {
     throw fail('catching up', err);
   }

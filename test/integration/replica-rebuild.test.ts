@@ -7,10 +7,11 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../support/nodes.ts';
+import { freePort, makeSpec, removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../support/nodes.ts';
 import { api, killProcessGroups, legacy, startNodeMgrProcess, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';
 import { ADMIN, loadMysqlData, mysqlChecksums, mysqlConn, runRestJob } from '../support/backup-data.ts';
 import { seedPostPara } from '../support/seed-client.ts';
+import { waitCaughtUp, type CatchUpProgress } from '../../src/engines/mysql/replication.ts';
 
 /** Enough tables that the rebuild's list of compared checksums is longer than the original clients' 2,047-byte read. */
 const ARCHIVE_TABLES = 30;
@@ -182,6 +183,59 @@ describe('rebuilding a replica', () => {
       await q.end();
     }
     assert.deepEqual(await mysqlChecksums(port.replica), await mysqlChecksums(port.primary));
+    assert.equal((await node(port.replica)).state, 'running');
+  });
+
+  it('tells how far behind the replica was at the start even when its SQL thread had applied nothing yet (no coordinate of its own)', async () => {
+    // CI once read behind_at_start.bytes null: the first SHOW SLAVE STATUS came before the SQL thread
+    // had applied an event, so it named no binlog file. Made certain here: the IO thread runs, the SQL
+    // thread starts only after the wait's first report.
+    const spec = await makeSpec('mysql', { port: port.replica });
+    const r = await mysqlConn(port.replica);
+    const p = await mysqlConn(port.primary);
+    try {
+      const [[pos]] = (await p.query('SELECT @@gtid_binlog_pos AS pos')) as unknown as [{ pos: string }[]];
+      await r.query('SELECT MASTER_GTID_WAIT(?, 60)', [pos!.pos]);
+      await r.query('STOP SLAVE');
+      const [[start]] = (await p.query('SHOW MASTER STATUS')) as unknown as [{ File: string; Position: number }[]];
+      for (let i = 0; i < 10; i++) await p.query('INSERT INTO shop.later VALUES (?, ?)', [7000 + i, 'while stopped']);
+      const [[slave]] = (await r.query('SELECT @@gtid_slave_pos AS pos')) as unknown as [{ pos: string }[]];
+      await r.query('RESET SLAVE ALL');
+      await r.query('SET GLOBAL gtid_slave_pos = ?', [slave!.pos]);
+      await r.query('CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos', ['127.0.0.1', port.primary, ADMIN.user, ADMIN.password]);
+      await r.query('START SLAVE IO_THREAD');
+      const reports: CatchUpProgress[] = [];
+      let sqlStarted: Promise<unknown> | null = null;
+      const primary = { host: '127.0.0.1', port: port.primary };
+      const from = { gtid: slave!.pos, at: { file: start!.File, position: Number(start!.Position) } };
+      const done = await waitCaughtUp(spec, ADMIN, primary, ADMIN, from, 60_000, new AbortController().signal, (rep) => {
+        reports.push(rep);
+        sqlStarted ??= r.query('START SLAVE SQL_THREAD');
+      });
+      await sqlStarted;
+      assert.equal(done.behindAtStart.transactionsBehind, 10, JSON.stringify(done));
+      assert.ok((done.behindAtStart.bytesBehind ?? 0) > 0, `bytes behind at the start: ${JSON.stringify(done.behindAtStart)}`);
+      assert.equal(reports[0]!.bytesTotal, done.behindAtStart.bytesBehind);
+      // A start coordinate the primary does not place at that GTID is not used: the bytes are unknown until the SQL thread names its own.
+      await r.query('STOP SLAVE');
+      await p.query('INSERT INTO shop.later VALUES (7100, ?)', ['while stopped']);
+      const [[again]] = (await r.query('SELECT @@gtid_slave_pos AS pos')) as unknown as [{ pos: string }[]];
+      await r.query('RESET SLAVE ALL');
+      await r.query('SET GLOBAL gtid_slave_pos = ?', [again!.pos]);
+      await r.query('CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos', ['127.0.0.1', port.primary, ADMIN.user, ADMIN.password]);
+      await r.query('START SLAVE IO_THREAD');
+      let second: Promise<unknown> | null = null;
+      const wrong = await waitCaughtUp(spec, ADMIN, primary, ADMIN, { gtid: again!.pos, at: from.at }, 60_000, new AbortController().signal, () => {
+        second ??= r.query('START SLAVE SQL_THREAD');
+      });
+      await second;
+      assert.equal(wrong.behindAtStart.transactionsBehind, 1);
+      assert.equal(wrong.behindAtStart.bytesBehind, null, JSON.stringify(wrong.behindAtStart));
+    } finally {
+      await r.query('START SLAVE').catch(() => {});
+      await r.end();
+      await p.end();
+    }
     assert.equal((await node(port.replica)).state, 'running');
   });
 

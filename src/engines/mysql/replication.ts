@@ -123,13 +123,26 @@ export function binlogDistance(files: readonly { name: string; size: number }[],
   return bytes;
 }
 
-/** What a catch-up waits for: the primary's GTID position, and where that is in its binlog (null without the privilege to list them). */
-interface CatchUpTarget {
+/** Where a replica starts following: its GTID position, and (when known) that position's coordinate in the primary's binlog. */
+export interface CatchUpStart {
   gtid: string;
-  binlog: { at: BinlogCoordinate; files: { name: string; size: number }[] } | null;
+  at?: BinlogCoordinate;
 }
 
-async function catchUpTarget(primary: Endpoint, login: Login): Promise<CatchUpTarget> {
+/**
+ * What a catch-up waits for: the primary's GTID position, and where that is in its binlog (null
+ * without the privilege to list them); `start` is where the replica began in the same binlog, kept
+ * only when the primary confirms that coordinate is the replica's start GTID.
+ */
+interface CatchUpTarget {
+  gtid: string;
+  binlog: { at: BinlogCoordinate; files: { name: string; size: number }[]; start: BinlogCoordinate | null } | null;
+}
+
+/** A GTID list as a comparable text: its `d-s-n` entries sorted. */
+const gtidSet = (list: string) => list.split(',').map((g) => g.trim()).filter(Boolean).sort().join(',');
+
+async function catchUpTarget(primary: Endpoint, login: Login, from: CatchUpStart): Promise<CatchUpTarget> {
   const gtid = (await probePrimary(primary, login)).gtidBinlogPos;
   let binlog: CatchUpTarget['binlog'] = null;
   try {
@@ -137,7 +150,14 @@ async function catchUpTarget(primary: Endpoint, login: Login): Promise<CatchUpTa
     try {
       const [master] = ((await c.query('SHOW MASTER STATUS')) as unknown as [{ File: string; Position: number | string }[]])[0];
       const [list] = (await c.query('SHOW BINARY LOGS')) as unknown as [{ Log_name: string; File_size: number | string }[]];
-      if (master) binlog = { at: { file: master.File, position: Number(master.Position) }, files: list.map((r) => ({ name: r.Log_name, size: Number(r.File_size) })) };
+      // A backup's coordinate is in the binlog of the server it was taken from; the primary's
+      // BINLOG_GTID_POS says whether that is this binlog at the replica's start GTID.
+      let start: BinlogCoordinate | null = null;
+      if (from.at) {
+        const there = await one<{ g: string | null }>(c, 'SELECT BINLOG_GTID_POS(?, ?) AS g', [from.at.file, from.at.position]).catch(() => undefined);
+        if (there?.g != null && gtidSet(there.g) === gtidSet(from.gtid)) start = from.at;
+      }
+      if (master) binlog = { at: { file: master.File, position: Number(master.Position) }, files: list.map((r) => ({ name: r.Log_name, size: Number(r.File_size) })), start };
     } finally {
       await endConnection(c, 2000);
     }
@@ -157,9 +177,9 @@ export interface ReplicaLag {
 function lagOf(status: SlaveStatus | undefined, slavePos: string | null, target: CatchUpTarget): ReplicaLag {
   const sbm = status?.Seconds_Behind_Master;
   let bytesBehind: number | null = null;
-  if (target.binlog && status?.Relay_Master_Log_File) {
-    bytesBehind = binlogDistance(target.binlog.files, { file: status.Relay_Master_Log_File, position: Number(status.Exec_Master_Log_Pos) }, target.binlog.at);
-  }
+  // Until the SQL thread has applied an event it names no coordinate (an empty file): it is still at the start.
+  const applied = status?.Relay_Master_Log_File ? { file: status.Relay_Master_Log_File, position: Number(status.Exec_Master_Log_Pos) } : (target.binlog?.start ?? null);
+  if (target.binlog && applied) bytesBehind = binlogDistance(target.binlog.files, applied, target.binlog.at);
   return {
     secondsBehind: sbm === null || sbm === undefined ? null : Number(sbm),
     transactionsBehind: slavePos === null ? null : gtidDistance(slavePos, target.gtid),
@@ -205,12 +225,13 @@ export async function waitCaughtUp(
   admin: Login,
   primary: Endpoint,
   primaryLogin: Login,
+  from: CatchUpStart,
   timeoutMs: number,
   signal: AbortSignal,
   progress: (p: CatchUpProgress) => void,
 ): Promise<CatchUp> {
   const started = Date.now();
-  const target = await catchUpTarget(primary, primaryLogin);
+  const target = await catchUpTarget(primary, primaryLogin, from);
   const c = await open(local(spec), admin);
   let first: { lag: ReplicaLag; at: number } | null = null;
   let bytesTotal = 0;
