@@ -37,6 +37,8 @@ interface Idle {
   pssMB: number | null;
   /** polled: node-mgr itself while GET /healthz is polled, in the window after the idle one. */
   cpuPct: { self: number; withChildren: number; maxOneSecond: number; polled: number };
+  /** `du` runs of node-mgr's usage passes in the idle window, and the data dirs they walked (its /metrics). */
+  diskWalks: { runs: number; dirs: number } | null;
   /** GET /healthz round trips, polled after the idle window: how responsive the event loop stays. */
   healthzMs: { p50: number; p99: number; max: number; samples: number };
   threads: number;
@@ -52,8 +54,22 @@ interface Idle {
  * SETTLE_SECONDS of settling; then polls GET /healthz for HEALTHZ_SECONDS, apart, to see the
  * event-loop stalls an operator's curl would hit.
  */
+/** node-mgr's du counters from its /metrics; null when they cannot be read (an older node-mgr). */
+async function diskWalks(url: string): Promise<{ runs: number; dirs: number } | null> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    const w = { runs: value('nodemgr_disk_usage_walks_total'), dirs: value('nodemgr_disk_usage_walked_dirs_total') };
+    return Number.isFinite(w.runs) && Number.isFinite(w.dirs) ? w : null;
+  } catch {
+    return null;
+  }
+}
+
 async function measureIdle(label: string, mgr: NodeMgrProcess, nodes: number, startToAllRunningS: number): Promise<Idle> {
   await sleep(SETTLE_SECONDS * 1000);
+  // Read before the window's first sample and after its last: the scrapes are not in the figures.
+  const walks0 = await diskWalks(mgr.url);
   const mems: MemSample[] = [memSample(mgr.pid)];
   const cpus: CpuSample[] = [cpuSample(mgr.pid)];
   const end = performance.now() + IDLE_SECONDS * 1000;
@@ -65,6 +81,7 @@ async function measureIdle(label: string, mgr: NodeMgrProcess, nodes: number, st
   const perSecond = cpus.slice(1).map((c, i) => cpuPercent(cpus[i]!, c).withChildren);
   const total = cpuPercent(cpus[0]!, cpus.at(-1)!);
   const last = mems.at(-1)!;
+  const walks1 = await diskWalks(mgr.url);
 
   const healthz: number[] = [];
   const polledFrom = cpuSample(mgr.pid);
@@ -90,6 +107,7 @@ async function measureIdle(label: string, mgr: NodeMgrProcess, nodes: number, st
     rssMB: { mean: mean(mems.map((m) => m.rssMB))!, max: max(mems.map((m) => m.rssMB))!, start: mems[0]!.rssMB, end: last.rssMB },
     pssMB: last.pssMB,
     cpuPct: { self: total.self, withChildren: total.withChildren, maxOneSecond: max(perSecond) ?? 0, polled: polled.self },
+    diskWalks: walks0 && walks1 && { runs: walks1.runs - walks0.runs, dirs: walks1.dirs - walks0.dirs },
     healthzMs: { p50: quantile(healthz, 0.5) ?? NaN, p99: quantile(healthz, 0.99) ?? NaN, max: max(healthz) ?? NaN, samples: healthz.length },
     threads: last.threads,
     fds: last.fds,
@@ -146,6 +164,7 @@ async function reapLight(entries: BenchEntry[]): Promise<void> {
   }
 }
 
+const walks = (x: Idle) => (x.diskWalks ? `${x.diskWalks.runs} / ${x.diskWalks.dirs}` : '?');
 const hz = (x: Idle) => `${x.healthzMs.p50.toFixed(1)} / ${x.healthzMs.p99.toFixed(0)} / ${x.healthzMs.max.toFixed(0)}`;
 
 function footprintTable(title: string, ours: Idle, base: Idle): string {
@@ -156,6 +175,7 @@ function footprintTable(title: string, ours: Idle, base: Idle): string {
     ['PSS MB (shared pages split)', ours.pssMB, base.pssMB, ratio(ours.pssMB, base.pssMB), ours.pssMB !== null && base.pssMB !== null ? perNode(ours.pssMB, base.pssMB) : null],
     ['CPU %, node-mgr itself', ours.cpuPct.self, base.cpuPct.self, ratio(ours.cpuPct.self, base.cpuPct.self), perNode(ours.cpuPct.self, base.cpuPct.self)],
     ['CPU %, with its children (du, df…)', ours.cpuPct.withChildren, base.cpuPct.withChildren, ratio(ours.cpuPct.withChildren, base.cpuPct.withChildren), perNode(ours.cpuPct.withChildren, base.cpuPct.withChildren)],
+    ['du runs / data dirs walked in the window', walks(ours), walks(base), null, null],
     ['CPU %, busiest 1-s window', ours.cpuPct.maxOneSecond, base.cpuPct.maxOneSecond, null, null],
     [`CPU %, node-mgr, GET /healthz every ${HEALTHZ_EVERY_MS} ms`, ours.cpuPct.polled, base.cpuPct.polled, ratio(ours.cpuPct.polled, base.cpuPct.polled), perNode(ours.cpuPct.polled, base.cpuPct.polled)],
     ['GET /healthz ms, p50 / p99 / max', hz(ours), hz(base), null, null],

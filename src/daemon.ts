@@ -111,6 +111,7 @@ async function startOnLockedState(config: Config, opts: StartOptions, log: Logge
     nodes: () => supervisor.list(),
     ready: (id) => supervisor.isReady(id),
     usage: (id) => usage.get(id),
+    diskWalks: () => usage.duStats,
     jobCounts: () => jobs.counts(),
     onJobUpdate: (listener) => jobs.onUpdate(listener),
     canBackUp: (n) => Boolean(engineFor(n.kind).backup),

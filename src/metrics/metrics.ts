@@ -50,6 +50,8 @@ export interface MetricsSources {
   /** The node serves and its last health probe passed (Supervisor.isReady). */
   ready(id: string): boolean;
   usage(id: string): NodeUsageSample;
+  /** `du` runs of the usage passes and the data dirs they walked, since start. */
+  diskWalks?(): { runs: number; dirs: number };
   jobCounts(): { running: number; queued: number };
   /** Subscribes to every job update; returns the unsubscribe function. */
   onJobUpdate(listener: (job: JobRecord) => void): () => void;
@@ -230,7 +232,20 @@ export class NodeMgrMetrics {
       });
     usageGauge('nodemgr_node_cpu_percent', 'CPU use of the server process, percent of one core (sampled every 10 s)', (u) => u.cpuPct);
     usageGauge('nodemgr_node_memory_rss_bytes', 'Resident memory of the server process (sampled every 10 s)', (u) => u.memRss);
-    usageGauge('nodemgr_node_disk_used_bytes', 'Size of the node data directory (sampled every 10 s)', (u) => u.diskUsed);
+    usageGauge('nodemgr_node_disk_used_bytes', 'Size of the node data directory (du, when it may have changed: see docs/metrics.md)', (u) => u.diskUsed);
+    const walkCounter = (name: string, help: string, pick: (w: { runs: number; dirs: number }) => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const w = sources.diskWalks?.();
+          this.reset();
+          if (w) this.inc(pick(w));
+        },
+      });
+    walkCounter('nodemgr_disk_usage_walks_total', 'du runs of the usage passes (one run walks every data dir that is due)', (w) => w.runs);
+    walkCounter('nodemgr_disk_usage_walked_dirs_total', 'Data dirs walked by du', (w) => w.dirs);
 
     new Gauge({
       name: 'nodemgr_jobs',

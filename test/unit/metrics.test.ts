@@ -25,6 +25,7 @@ function fakeSources(nodes: NodeView[]) {
     ready: (id) => id === 'mysql-6001',
     usage: (id) => (id === 'mysql-6001' ? { diskUsed: 1000, diskFree: 5000, cpuPct: 12.5, memRss: 2048 } : { diskUsed: null, diskFree: null, cpuPct: null, memRss: null }),
     jobCounts: () => ({ running: 1, queued: 2 }),
+    diskWalks: () => ({ runs: 3, dirs: 7 }),
     onJobUpdate: (l) => {
       listeners.add(l);
       return () => listeners.delete(l);
@@ -80,6 +81,8 @@ describe('NodeMgrMetrics', () => {
     assert.equal(sampleValue(samples, 'nodemgr_node_memory_rss_bytes', { node: 'mysql-6001' }), 2048);
     assert.equal(sampleValue(samples, 'nodemgr_node_cpu_percent', { node: 'postgres-5401' }), undefined, 'no sample, no series');
     assert.equal(sampleValue(samples, 'nodemgr_jobs', { status: 'queued' }), 2);
+    assert.equal(sampleValue(samples, 'nodemgr_disk_usage_walks_total'), 3);
+    assert.equal(sampleValue(samples, 'nodemgr_disk_usage_walked_dirs_total'), 7);
     assert.equal(sampleValue(samples, 'nodemgr_job_duration_seconds_count', { type: 'mysql_cmd', result: 'succeeded' }), 1);
     assert.equal(sampleValue(samples, 'nodemgr_job_duration_seconds_sum', { type: 'mysql_cmd', result: 'succeeded' }), 3, 'from start, not from queueing');
     assert.equal(sampleValue(samples, 'nodemgr_backup_size_bytes_sum', { kind: 'cold', result: 'succeeded' }), 5e8);
@@ -119,7 +122,7 @@ describe('NodeMgrMetrics', () => {
     assert.equal(sampleValue(samples, 'nodemgr_node_info', { node: 'postgres-5401', kind: 'postgres', cluster: 'clust1', shard: '' }), 1);
     assert.equal(sampleValue(samples, 'nodemgr_node_last_backup_success_timestamp_seconds', { node: 'postgres-5401' }), 1_700_000_500);
     assert.equal(sampleValue(samples, 'nodemgr_node_last_backup_success_timestamp_seconds', { node: 'mysql-6001' }), 0, 'never backed up');
-    assert.ok(samples.every((x) => !x.name.endsWith('_total') || ['nodemgr_node_restarts_total', 'nodemgr_process_cpu_seconds_total', 'nodemgr_process_cpu_user_seconds_total', 'nodemgr_process_cpu_system_seconds_total'].includes(x.name)), 'only counters end in _total');
+    assert.ok(samples.every((x) => !x.name.endsWith('_total') || ['nodemgr_node_restarts_total', 'nodemgr_disk_usage_walks_total', 'nodemgr_disk_usage_walked_dirs_total', 'nodemgr_process_cpu_seconds_total', 'nodemgr_process_cpu_user_seconds_total', 'nodemgr_process_cpu_system_seconds_total'].includes(x.name)), 'only counters end in _total');
     f.emit(job({ id: 'b3', type: 'coldbackup', nodeId: 'mysql-6001', status: 'running', updatedAt: 1_700_000_900_000 }));
     f.emit(job({ id: 'b3', type: 'coldbackup', nodeId: 'mysql-6001', status: 'succeeded', finishedAt: 1_700_001_000_000 }));
     f.emit(job({ id: 'b4', type: 'coldbackup', nodeId: 'postgres-5401', status: 'failed', finishedAt: 1_700_002_000_000 }));
