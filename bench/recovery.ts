@@ -267,6 +267,8 @@ async function adoptRound(mgrDir: string, config: Record<string, unknown>, count
   const round = { servingMs, servingCpuS, allRunningMs: Math.max(...times), firstAdoptMs: Math.min(...times), adopted: adoptions.length };
   if (adoptions.length !== count) {
     const others = logRecords(mgr).filter((r) => r.msg === 'node transition' && r.from === 'adopting' && r.to !== 'running');
+    // This node-mgr is not the caller's `mgr` yet: its clean-up would not stop it.
+    await mgr.stop('SIGTERM');
     throw new Error(`only ${adoptions.length} of ${count} nodes were adopted: ${others.map((r) => `${r.node} → ${r.to}`).join(', ')}`);
   }
   return { mgr, round };
