@@ -10,6 +10,7 @@ import mysql from 'mysql2/promise';
 import { freePort, tempNodeDir, removeTempDirs, TEST_RUN_AS } from '../support/nodes.ts';
 import { api, killProcessGroups, startNodeMgrProcess, waitForJob, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';
 import { filenameEncode } from '../../src/jobs/sql-names.ts';
+import { verifyAgainst } from '../../src/jobs/node-sql.ts';
 
 const TOKEN = 'table-jobs-test-token';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -156,6 +157,33 @@ describe('table jobs on real MariaDB through node-mgr', () => {
     assert.equal(existsSync(path.join(root, 's2/data/shop/orders_copy.cfg')), false);
     assert.equal(existsSync(path.join(root, 's1/data/shop/orders.cfg')), false);
     assert.deepEqual(readdirSync(path.join(root, 's2/tmp')).filter((f) => f.startsWith('table-transfer-')), []);
+  });
+
+  it('verifies the imported table with one scan (CHECKSUM TABLE) and counts its rows only when the checksums differ', async () => {
+    // The destination's pages are cold after IMPORT: a COUNT(*) beside the checksum read the whole
+    // table from disk a second time. The destination server's general log shows what was run on it.
+    const d = await sql(port.s2);
+    await d.query("SET GLOBAL log_output = 'TABLE'");
+    await d.query('TRUNCATE TABLE mysql.general_log');
+    await d.query('SET GLOBAL general_log = 1');
+    try {
+      const id = await send(mgrA.url, { ...source('orders'), ...dest('orders_scan') });
+      const job = await waitForJob(mgrA.url, id);
+      assert.equal(job.result, 'succeed', JSON.stringify(job));
+      assert.equal(job.output.rows, String(ROWS));
+    } finally {
+      await d.query('SET GLOBAL general_log = 0');
+    }
+    const [logged] = await d.query("SELECT CONVERT(argument USING utf8mb4) AS q FROM mysql.general_log WHERE command_type = 'Query' AND argument LIKE '%orders_scan%'");
+    const queries = (logged as { q: string }[]).map((r) => r.q);
+    assert.ok(queries.some((q) => /^CHECKSUM TABLE .*orders_scan/.test(q)), queries.join('\n'));
+    assert.deepEqual(queries.filter((q) => /COUNT\(\*\)/i.test(q)), [], 'the destination was counted as well as checksummed');
+    // A difference is told with the destination's own row count.
+    await assert.rejects(
+      verifyAgainst(d, '`shop`.`orders_scan`', { rows: '5', checksum: '12345' }),
+      new RegExp(`the imported table has ${ROWS} rows with checksum \\d+; the source had 5 rows with checksum 12345`),
+    );
+    assert.deepEqual(await verifyAgainst(d, '`shop`.`orders_scan`', { rows: String(ROWS), checksum: await checksum(port.s1, 'shop.orders') }), { rows: String(ROWS), checksum: await checksum(port.s1, 'shop.orders') });
   });
 
   it('sends into an existing empty table of the same definition', async () => {
