@@ -265,7 +265,9 @@ describe('a get_node of many running nodes as the original clients read it', () 
   const pids: number[] = [];
 
   before(async () => {
-    root = path.dirname(await tempNodeDir());
+    // Under /tmp whatever TMPDIR says: the members carry their paths, and the node count below is
+    // sized so that their original fields fit the clients' read with paths of this length.
+    root = path.dirname(await tempNodeDir('node', '/tmp'));
     port = await freePort();
     url = `http://127.0.0.1:${port}`;
     for (let i = 0; i < 9; i++) storage.push(await freePort());

@@ -70,11 +70,12 @@ export async function freePort(): Promise<number> {
 const tempRoots: string[] = [];
 
 /**
- * A path for a node dir (not created) inside a fresh temp dir. mkdtemp makes the temp dir 0700
- * root, which the runAs user could not traverse: it is opened to 0755.
+ * A path for a node dir (not created) inside a fresh temp dir (under `base`, default the system's
+ * temp dir). mkdtemp makes the temp dir 0700 root, which the runAs user could not traverse: it is
+ * opened to 0755.
  */
-export async function tempNodeDir(label = 'node'): Promise<string> {
-  const root = await mkdtemp(path.join(os.tmpdir(), 'nm-'));
+export async function tempNodeDir(label = 'node', base = os.tmpdir()): Promise<string> {
+  const root = await mkdtemp(path.join(base, 'nm-'));
   await chmod(root, 0o755);
   tempRoots.push(root);
   return path.join(root, label);
