@@ -6,6 +6,7 @@
 // node the backup's GTID position), replication from the primary with MASTER_USE_GTID=slave_pos,
 // a bounded wait until it has caught up, and CHECKSUM TABLE compared on both sides at one GTID.
 import { listBackups, backupDirFor } from '../backup/catalog.ts';
+import type { BackupPosition } from '../backup/manifest.ts';
 import type { BackupStore } from '../backup/store.ts';
 import type { Config } from '../config/schema.ts';
 import type { NodeSpec } from '../engines/node-spec.ts';
@@ -94,7 +95,7 @@ export async function rebuildReplica(ctx: JobContext, spec: NodeSpec, req: Rebui
     const usable = (await listBackups(store, dir)).filter((b) => b.verify?.result === 'ok' && b.verify.position?.kind === 'binlog' && b.verify.engine?.kind === 'mysql');
     const chosen = req.file !== undefined ? usable.find((b) => b.path === req.file) : usable[0];
     if (!chosen) throw new Error(req.file !== undefined ? `${req.file} is not a usable backup of ${dir}` : `${dir} holds no MariaDB backup whose last check passed`);
-    const pos = chosen.verify!.position as { kind: 'binlog'; file: string; position: number; gtid?: string };
+    const pos = chosen.verify!.position as Extract<BackupPosition, { kind: 'binlog' }>;
     if (!pos.gtid) throw new Error(`${chosen.path} records no GTID position to replicate from`);
     backupFile = chosen.path;
     backupGtid = pos.gtid;
