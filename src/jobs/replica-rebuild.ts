@@ -10,7 +10,7 @@ import type { BackupPosition } from '../backup/manifest.ts';
 import type { BackupStore } from '../backup/store.ts';
 import type { Config } from '../config/schema.ts';
 import type { NodeSpec } from '../engines/node-spec.ts';
-import { compareChecksums, followPrimary, probePrimary, replicationState, tablesUnder, waitCaughtUp, type Endpoint, type Login } from '../engines/mysql/replication.ts';
+import { compareChecksums, followPrimary, probePrimary, replicationState, tablesUnder, waitCaughtUp, type CatchUpStart, type Endpoint, type Login } from '../engines/mysql/replication.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import { StepError } from './cold-backup.ts';
 import { coldRestore } from './cold-restore.ts';
@@ -81,8 +81,8 @@ export async function rebuildReplica(ctx: JobContext, spec: NodeSpec, req: Rebui
   let at: Endpoint;
   let primaryFacts;
   let backupFile: string;
-  let backupGtid: string;
-  let backupAt: { file: string; position: number };
+  /** The backup's GTID position and its coordinate in the binlog of the server it was taken from. */
+  let start: CatchUpStart;
   try {
     at = parseHostPort(req.primary);
     const primary = await resolvePrimary(spec, at, deps, ctx.signal);
@@ -98,8 +98,7 @@ export async function rebuildReplica(ctx: JobContext, spec: NodeSpec, req: Rebui
     const pos = chosen.verify!.position as Extract<BackupPosition, { kind: 'binlog' }>;
     if (!pos.gtid) throw new Error(`${chosen.path} records no GTID position to replicate from`);
     backupFile = chosen.path;
-    backupGtid = pos.gtid;
-    backupAt = { file: pos.file, position: pos.position };
+    start = { gtid: pos.gtid, at: { file: pos.file, position: pos.position } };
   } catch (err) {
     if (err instanceof StepError) throw err;
     throw refuse((err as Error).message);
@@ -114,7 +113,7 @@ export async function rebuildReplica(ctx: JobContext, spec: NodeSpec, req: Rebui
     new StepError(step, `rebuild of ${spec.id} from ${req.primary} failed while ${step}: ${(err as Error).message}; the node has the data of ${backupFile}`, { cause: err });
   try {
     ctx.progress({ phase: 'starting replication' });
-    await followPrimary(spec, admin, at, repl, backupGtid);
+    await followPrimary(spec, admin, at, repl, start.gtid);
   } catch (err) {
     throw fail('starting replication', err);
   }
@@ -123,7 +122,7 @@ export async function rebuildReplica(ctx: JobContext, spec: NodeSpec, req: Rebui
     const timeoutMs = (req.timeout_s ?? DEFAULT_CATCH_UP_S) * 1000;
     // One phase name for the whole wait (the target is in the result): a phase that changed with
     // every report would restart the runner's rate, so it could never give an ETA.
-    caughtUp = await waitCaughtUp(spec, admin, at, repl, { gtid: backupGtid, at: backupAt }, timeoutMs, ctx.signal, ({ target: _target, ...p }) => ctx.progress({ phase: 'catching up', ...p }));
+    caughtUp = await waitCaughtUp(spec, admin, at, repl, start, timeoutMs, ctx.signal, ({ target: _target, ...p }) => ctx.progress({ phase: 'catching up', ...p }));
   } catch (err) {
     throw fail('catching up', err);
   }
@@ -156,7 +155,7 @@ export async function rebuildReplica(ctx: JobContext, spec: NodeSpec, req: Rebui
     primary: `${at.host}:${at.port}`,
     primary_server_id: primaryFacts.serverId,
     backup: backupFile,
-    gtid_start: backupGtid,
+    gtid_start: start.gtid,
     caught_up_to: caughtUp.gtid,
     catch_up_s: caughtUp.seconds,
     behind_at_start: { seconds: caughtUp.behindAtStart.secondsBehind, transactions: caughtUp.behindAtStart.transactionsBehind, bytes: caughtUp.behindAtStart.bytesBehind },

@@ -123,10 +123,13 @@ export function binlogDistance(files: readonly { name: string; size: number }[],
   return bytes;
 }
 
-/** Where a replica starts following: its GTID position, and (when known) that position's coordinate in the primary's binlog. */
+/**
+ * Where a replica starts following: its GTID position, and the coordinate a backup recorded for it,
+ * in the binlog of the server the backup was taken from (the primary's, or another's).
+ */
 export interface CatchUpStart {
   gtid: string;
-  at?: BinlogCoordinate;
+  at: BinlogCoordinate;
 }
 
 /**
@@ -150,14 +153,13 @@ async function catchUpTarget(primary: Endpoint, login: Login, from: CatchUpStart
     try {
       const [master] = ((await c.query('SHOW MASTER STATUS')) as unknown as [{ File: string; Position: number | string }[]])[0];
       const [list] = (await c.query('SHOW BINARY LOGS')) as unknown as [{ Log_name: string; File_size: number | string }[]];
-      // A backup's coordinate is in the binlog of the server it was taken from; the primary's
-      // BINLOG_GTID_POS says whether that is this binlog at the replica's start GTID.
-      let start: BinlogCoordinate | null = null;
-      if (from.at) {
+      if (master) {
+        // The start's coordinate counts only if the primary's BINLOG_GTID_POS puts the start GTID
+        // there: a backup of another server of the shard has a coordinate in that server's binlog.
         const there = await one<{ g: string | null }>(c, 'SELECT BINLOG_GTID_POS(?, ?) AS g', [from.at.file, from.at.position]).catch(() => undefined);
-        if (there?.g != null && gtidSet(there.g) === gtidSet(from.gtid)) start = from.at;
+        const start = there?.g != null && gtidSet(there.g) === gtidSet(from.gtid) ? from.at : null;
+        binlog = { at: { file: master.File, position: Number(master.Position) }, files: list.map((r) => ({ name: r.Log_name, size: Number(r.File_size) })), start };
       }
-      if (master) binlog = { at: { file: master.File, position: Number(master.Position) }, files: list.map((r) => ({ name: r.Log_name, size: Number(r.File_size) })), start };
     } finally {
       await endConnection(c, 2000);
     }
