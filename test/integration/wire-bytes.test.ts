@@ -14,6 +14,7 @@ import { freePort, removeTempDirs, tempNodeDir, TEST_RUN_AS } from '../support/n
 import { api, createNode, killProcessGroups, startNodeMgrProcess, waitForNode, type NodeMgrProcess } from '../support/node-mgr-process.ts';
 import { fakeClusterMgrEntry } from '../support/fake-cluster-mgr-nodes.ts';
 import { rawRequest } from '../support/raw-http.ts';
+import { ORIGINAL_MEMBER_FIELDS } from '../../src/http/legacy-nodes.ts';
 import { buildSeedClient, seedPostFile, seedPostPara, seedPostRaw } from '../support/seed-client.ts';
 
 const run = promisify(execFile);
@@ -252,9 +253,6 @@ describe('node-mgr replies as the original clients read them', () => {
   });
 });
 
-/** The fields of a get_node member the original node_mgr sent (PROTOCOL §2), in its order. */
-const ORIGINAL_FIELDS = ['ip', 'port', 'user', 'pwd', 'path', 'disk_used', 'disk_free', 'cluster', 'shard'];
-
 describe('a get_node of many running nodes as the original clients read it', () => {
   let root: string;
   let mgr: NodeMgrProcess;
@@ -303,7 +301,7 @@ describe('a get_node of many running nodes as the original clients read it', () 
     assert.deepEqual(Object.keys(reply), storage.map((_, i) => `storage_node${i}`));
     assert.deepEqual(Object.values(reply).map((m: any) => m.port), [...storage].sort((a, b) => a - b));
     for (const member of Object.values(reply) as any[]) {
-      assert.deepEqual(Object.keys(member), ORIGINAL_FIELDS);
+      assert.deepEqual(Object.keys(member), ORIGINAL_MEMBER_FIELDS);
       assert.equal(member.user, 'pgx');
       assert.equal(member.pwd, '******');
       assert.match(member.shard, /^shard\d$/);
@@ -329,7 +327,7 @@ describe('a get_node of many running nodes as the original clients read it', () 
     const { stdout } = await run('curl', ['-sS', '--http1.0', '-d', json, `${url}/`]);
     const reply = JSON.parse(stdout);
     assert.equal(Object.keys(reply).length, storage.length + meta.length);
-    for (const member of Object.values(reply) as any[]) assert.deepEqual(Object.keys(member).filter((k) => !ORIGINAL_FIELDS.includes(k)), []);
+    for (const member of Object.values(reply) as any[]) assert.deepEqual(Object.keys(member).filter((k) => !ORIGINAL_MEMBER_FIELDS.includes(k)), []);
     assert.ok(r.result.length > 0 && stdout.startsWith(r.result), 'the client got the start of the same bytes');
   });
 });

@@ -202,14 +202,19 @@ function storageNodes(count: number): NodeView[] {
 
 const bytes = (text: string) => Buffer.byteLength(text);
 
+/** The seed get_node text for `count` running storage nodes. */
+function getNodeOf(count: number): string {
+  const { deps, state } = fakeDeps();
+  state.nodes = storageNodes(count);
+  return new SeedReplies(deps).getNode();
+}
+
 describe('the seed get_node reply fitted to the original clients\' single read (PROTOCOL §1)', () => {
   beforeEach(() => mock.timers.enable({ apis: ['Date'], now: T0 }));
   afterEach(() => mock.timers.reset());
 
   it('sends every field while the reply fits', () => {
-    const { deps, state } = fakeDeps();
-    state.nodes = storageNodes(2);
-    const text = new SeedReplies(deps).getNode();
+    const text = getNodeOf(2);
     assert.ok(bytes(text) <= SEED_BODY_MAX, `${bytes(text)} bytes`);
     const reply = JSON.parse(text);
     assert.deepEqual(Object.keys(reply), ['storage_node0', 'storage_node1']);
@@ -220,10 +225,8 @@ describe('the seed get_node reply fitted to the original clients\' single read (
   });
 
   it('sends the original fields only, in their order, when the whole reply would not fit', () => {
-    const { deps, state } = fakeDeps();
     // About 200 bytes a member with these 40-byte paths: 8 fit, which whole would take 3.7 KB.
-    state.nodes = storageNodes(8);
-    const text = new SeedReplies(deps).getNode();
+    const text = getNodeOf(8);
     assert.ok(bytes(text) <= SEED_BODY_MAX, `${bytes(text)} bytes`);
     const reply = JSON.parse(text);
     assert.equal(Object.keys(reply).length, 8, 'every node is there');
@@ -240,9 +243,7 @@ describe('the seed get_node reply fitted to the original clients\' single read (
   });
 
   it('sends the original fields even when they do not fit either, adding nothing', () => {
-    const { deps, state } = fakeDeps();
-    state.nodes = storageNodes(30);
-    const text = new SeedReplies(deps).getNode();
+    const text = getNodeOf(30);
     assert.ok(bytes(text) > SEED_BODY_MAX, `${bytes(text)} bytes`);
     const reply = JSON.parse(text);
     assert.deepEqual(Object.keys(reply), Array.from({ length: 30 }, (_, i) => `storage_node${i}`));
