@@ -29,11 +29,12 @@ function pidFiles(spec: NodeSpec): string[] {
 
 /**
  * Any HTTP answer below 500 means the program is up (cluster_mgr answers 4xx to a bare GET). A
- * plain http:// URL gets one GET on a connection of its own (./http-health-session.ts, whose
- * kept-alive session the periodic probes use): fetch cost node-mgr about 1.4 ms of CPU per probe (a pool per origin whose keep-alive had lapsed
- * by the next probe, a Request, web streams, abort signals), which with 200 nodes probed every
- * 5 s was most of node-mgr's idle CPU; this costs about a third of it. https:// goes through
- * node's https client, the certificate checked as fetch did.
+ * plain http:// URL gets one GET on a connection of its own (getStatusOnce in
+ * ./http-health-session.ts, whose kept-alive session the periodic probes use): fetch cost node-mgr
+ * about 1.4 ms of CPU per probe (a pool per origin whose keep-alive had lapsed by the next probe, a
+ * Request, web streams, abort signals), which with 200 nodes probed every 5 s was most of
+ * node-mgr's idle CPU; this costs about a third of it. https:// goes through node's https client,
+ * the certificate checked as fetch did.
  */
 function healthAnswers(spec: NodeSpec, url: string, timeoutMs: number, signal: AbortSignal): Promise<void> {
   const target = new URL(url);
